@@ -1,0 +1,197 @@
+#include "common/text.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <ctime>
+
+namespace sb {
+namespace {
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
+  return out;
+}
+
+// Splits "12.5MiB" into 12.5 and "mib".
+bool SplitNumberUnit(std::string_view text, double* number, std::string* unit) {
+  std::string t = Trim(text);
+  size_t i = 0;
+  while (i < t.size() && (std::isdigit(static_cast<unsigned char>(t[i])) || t[i] == '.')) ++i;
+  if (i == 0) return false;
+  try {
+    size_t used = 0;
+    *number = std::stod(t.substr(0, i), &used);
+    if (used != i) return false;
+  } catch (...) {
+    return false;
+  }
+  *unit = Lower(Trim(std::string_view(t).substr(i)));
+  return *number >= 0 && std::isfinite(*number);
+}
+
+}  // namespace
+
+Result<uint64_t> ParseByteSize(std::string_view text) {
+  double n = 0;
+  std::string unit;
+  if (!SplitNumberUnit(text, &n, &unit)) {
+    return Status::InvalidArgument(fmt::format("invalid byte size \"{}\"; hint: use e.g. 5MiB or 1GiB", text));
+  }
+  static const struct {
+    const char* name;
+    double factor;
+  } kUnits[] = {{"", 1},           {"b", 1},          {"k", 1024.0},         {"kib", 1024.0},
+                {"kb", 1000.0},    {"m", 1048576.0},  {"mib", 1048576.0},    {"mb", 1e6},
+                {"g", 1073741824.0}, {"gib", 1073741824.0}, {"gb", 1e9},     {"t", 1099511627776.0},
+                {"tib", 1099511627776.0}, {"tb", 1e12}};
+  for (const auto& u : kUnits) {
+    if (unit == u.name) return static_cast<uint64_t>(std::llround(n * u.factor));
+  }
+  return Status::InvalidArgument(fmt::format("invalid byte size \"{}\": unknown unit \"{}\"", text, unit));
+}
+
+std::string FormatByteSize(uint64_t bytes) {
+  static const char* kNames[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes);
+  int i = 0;
+  while (v >= 1024.0 && i < 4) {
+    v /= 1024.0;
+    ++i;
+  }
+  if (i == 0) return fmt::format("{} B", bytes);
+  return fmt::format("{:.1f} {}", v, kNames[i]);
+}
+
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  double n = 0;
+  std::string unit;
+  if (!SplitNumberUnit(text, &n, &unit)) {
+    return Status::InvalidArgument(fmt::format("invalid duration \"{}\"; hint: use e.g. 10s, 5m, 2h or 7d", text));
+  }
+  static const struct {
+    const char* name;
+    double ms;
+  } kUnits[] = {{"ms", 1},          {"", 1000},          {"s", 1000},       {"sec", 1000},
+                {"m", 60000},       {"min", 60000},      {"h", 3600000},    {"hour", 3600000},
+                {"d", 86400000},    {"day", 86400000},   {"days", 86400000}, {"w", 604800000}};
+  for (const auto& u : kUnits) {
+    if (unit == u.name) return std::chrono::milliseconds(std::llround(n * u.ms));
+  }
+  return Status::InvalidArgument(fmt::format("invalid duration \"{}\": unknown unit \"{}\"", text, unit));
+}
+
+std::string FormatDuration(std::chrono::milliseconds d) {
+  auto ms = d.count();
+  if (ms % 86400000 == 0 && ms != 0) return fmt::format("{}d", ms / 86400000);
+  if (ms % 3600000 == 0 && ms != 0) return fmt::format("{}h", ms / 3600000);
+  if (ms % 60000 == 0 && ms != 0) return fmt::format("{}m", ms / 60000);
+  if (ms % 1000 == 0) return fmt::format("{}s", ms / 1000);
+  return fmt::format("{}ms", ms);
+}
+
+std::string FormatRfc3339(SystemTime t) {
+  auto secs = std::chrono::time_point_cast<std::chrono::seconds>(t);
+  if (secs > t) secs -= std::chrono::seconds(1);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - secs).count();
+  std::time_t tt = std::chrono::system_clock::to_time_t(secs);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  if (ms == 0) {
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                       tm.tm_hour, tm.tm_min, tm.tm_sec);
+  }
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+}
+
+std::string FormatCompactTime(SystemTime t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(std::chrono::time_point_cast<std::chrono::seconds>(t));
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  return fmt::format("{:04}{:02}{:02}T{:02}{:02}{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
+}
+
+Result<SystemTime> ParseRfc3339(std::string_view text) {
+  std::string s = Trim(text);
+  auto bad = [&] {
+    return Status::InvalidArgument(
+        fmt::format("invalid time \"{}\"; hint: use RFC 3339, e.g. 2026-11-25T02:33:28Z", text));
+  };
+  int y, mo, d, h = 0, mi = 0;
+  double sec = 0;
+  int consumed = 0;
+  if (std::sscanf(s.c_str(), "%4d-%2d-%2d%n", &y, &mo, &d, &consumed) != 3 || consumed != 10) return bad();
+  size_t pos = 10;
+  if (pos < s.size() && (s[pos] == 'T' || s[pos] == 't' || s[pos] == ' ')) {
+    int c2 = 0;
+    if (std::sscanf(s.c_str() + pos + 1, "%2d:%2d:%lf%n", &h, &mi, &sec, &c2) != 3) return bad();
+    pos += 1 + c2;
+  }
+  int offset_min = 0;
+  if (pos < s.size()) {
+    std::string zone = s.substr(pos);
+    if (zone == "Z" || zone == "z") {
+    } else if ((zone[0] == '+' || zone[0] == '-') && zone.size() >= 3) {
+      int oh = 0, om = 0;
+      if (std::sscanf(zone.c_str() + 1, "%2d:%2d", &oh, &om) < 1) return bad();
+      offset_min = (oh * 60 + om) * (zone[0] == '-' ? -1 : 1);
+    } else {
+      return bad();
+    }
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec >= 61) return bad();
+  std::tm tm{};
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = 0;
+  std::time_t tt = timegm(&tm);
+  auto tp = std::chrono::system_clock::from_time_t(tt) +
+            std::chrono::microseconds(std::llround(sec * 1e6)) - std::chrono::minutes(offset_min);
+  return std::chrono::time_point_cast<SystemTime::duration>(tp);
+}
+
+std::string HexEncode(std::string_view bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(kDigits[c >> 4]);
+    out.push_back(kDigits[c & 15]);
+  }
+  return out;
+}
+
+Result<std::string> HexDecode(std::string_view hex) {
+  if (hex.size() % 2 != 0) return Status::InvalidArgument("invalid hex: odd length");
+  std::string out(hex.size() / 2, '\0');
+  for (size_t i = 0; i < out.size(); ++i) {
+    unsigned v = 0;
+    auto r = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, v, 16);
+    if (r.ec != std::errc() || r.ptr != hex.data() + 2 * i + 2) return Status::InvalidArgument("invalid hex digit");
+    out[i] = static_cast<char>(v);
+  }
+  return out;
+}
+
+std::string Trim(std::string_view s) {
+  size_t b = 0, e = s.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
+  return std::string(s.substr(b, e - b));
+}
+
+bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool EndsWith(std::string_view s, std::string_view x) {
+  return s.size() >= x.size() && s.substr(s.size() - x.size()) == x;
+}
+
+}  // namespace sb

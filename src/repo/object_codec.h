@@ -1,0 +1,62 @@
+// Object codec: turns plaintext into the bytes stored in the repository and
+// back. Every stored object is: header (magic, format version, flags, sizes,
+// nonce) + zstd frame + (optionally) AES-256-GCM ciphertext and tag. The
+// object's repository key is bound in as GCM associated data so an encrypted
+// object cannot be swapped for another one. Byte layout: doc/repository.md.
+// Thread-safety: stateless functions; EncryptionKey is immutable after load.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace sb {
+
+// A 256-bit symmetric key. key_id is a non-secret fingerprint (hex of
+// HMAC-SHA256(key, "smartbackup key id")[:8]) recorded in manifests so a
+// wrong key is reported as such rather than as corruption.
+class EncryptionKey {
+ public:
+  // Key file: 64 hex characters, or 32 raw bytes, or base64 of 32 bytes
+  // (whitespace around ignored). Refuses group/world-readable files? No:
+  // only warns; refuses anything that is not exactly 32 bytes of key.
+  static Result<EncryptionKey> LoadFromFile(const std::string& path);
+  static EncryptionKey FromBytes(const std::array<uint8_t, 32>& bytes);
+  static EncryptionKey Generate();  // from OpenSSL's RAND_bytes
+
+  const std::array<uint8_t, 32>& bytes() const { return bytes_; }
+  const std::string& key_id() const { return key_id_; }
+
+ private:
+  std::array<uint8_t, 32> bytes_{};
+  std::string key_id_;
+};
+
+struct EncodeOptions {
+  int zstd_level = 3;
+  const EncryptionKey* key = nullptr;  // null: not encrypted
+};
+
+struct EncodedObject {
+  std::string bytes;   // what goes to storage
+  std::string sha256;  // hex SHA-256 of bytes (recorded in the manifest)
+  uint64_t raw_size;   // plaintext size
+};
+
+Result<EncodedObject> EncodeObject(std::string_view plain, std::string_view object_key, const EncodeOptions& options);
+
+// Checks the header, decrypts (key required iff the object is encrypted;
+// a key with the wrong id gives kPermissionDenied "wrong encryption key"),
+// authenticates, decompresses, and checks raw size. Tampering or bit rot
+// gives kCorruption naming object_key. Does not check sha256; callers that
+// hold the manifest's checksum compare it with Sha256Hex(stored) first.
+Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const EncryptionKey* key);
+
+// Hex SHA-256 of data.
+std::string Sha256Hex(std::string_view data);
+
+}  // namespace sb

@@ -1,0 +1,16 @@
+#include "storage/storage.h"
+
+namespace sb {
+
+Result<std::vector<ObjectInfo>> ListAll(Storage& storage, std::string_view prefix) {
+  std::vector<ObjectInfo> all;
+  std::string token;
+  do {
+    ASSIGN_OR_RETURN(ListPage page, storage.List(prefix, token));
+    for (auto& o : page.objects) all.push_back(std::move(o));
+    token = std::move(page.next_token);
+  } while (!token.empty());
+  return all;
+}
+
+}  // namespace sb

@@ -1,0 +1,25 @@
+// Opens a Storage from a URL: "file:///abs/path" or "azure://container[/prefix]".
+// Azure credentials come from the environment as Azure's own tools take them:
+// AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with
+// AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN (AZURE_STORAGE_BLOB_ENDPOINT
+// optionally overrides the endpoint). Wraps drivers in the retry decorator.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "storage/storage.h"
+
+namespace sb {
+
+struct StorageUrl {
+  enum class Scheme { kFile, kAzure, kMemory } scheme;
+  std::string path;       // file: absolute directory
+  std::string container;  // azure
+  std::string prefix;     // azure: key prefix inside the container, no slashes at the ends
+};
+
+Result<StorageUrl> ParseStorageUrl(const std::string& url);
+Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url);
+
+}  // namespace sb
