@@ -40,6 +40,10 @@ struct BaseBackupOptions {
   bool fast_checkpoint = true;
   bool include_wal = true;  // WAL from start to end inside base.tar's pg_wal/
   bool verify_checksums = true;
+  // Ask for a tablespace_map file in base.tar instead of pg_tblspc/ symlinks
+  // (what tar-format backups need: the symlinks are recreated, possibly
+  // relocated, at restore).
+  bool tablespace_map = true;
 };
 
 struct BaseBackupResult {

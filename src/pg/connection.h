@@ -14,6 +14,7 @@
 #include "pg/lsn.h"
 
 typedef struct pg_conn PGconn;
+typedef struct pg_result PGresult;
 
 namespace sb {
 
@@ -34,10 +35,23 @@ class PgConnection {
   PGconn* raw() { return conn_; }
   // host/port/user for messages, never the password.
   std::string Describe() const;
+  // "127.0.0.1:5432" (host or socket directory, then port).
+  std::string HostPort() const;
+  bool replication() const { return replication_; }
+
+  // The one place server errors become Status: res is a failed result (or
+  // null when the connection itself failed); `what` names the operation,
+  // e.g. "BASE_BACKUP". SQLSTATE decides the code (42501/28xxx → permission
+  // denied, 53xxx/57P0x/08xxx or a lost connection → unavailable, XX001 →
+  // corruption, ...); the message is one line naming the server.
+  Status ErrorFromResult(const PGresult* res, const std::string& what) const;
+  // Same, from PQerrorMessage (e.g. after PQgetCopyData returned -2).
+  Status ErrorFromConnection(const std::string& what) const;
 
  private:
-  explicit PgConnection(PGconn* conn) : conn_(conn) {}
+  PgConnection(PGconn* conn, bool replication) : conn_(conn), replication_(replication) {}
   PGconn* conn_;
+  bool replication_ = false;
 };
 
 struct ServerInfo {
@@ -54,6 +68,18 @@ struct ServerInfo {
 
 // Reads ServerInfo over a regular connection (needs pg_read_all_settings or
 // pg_monitor for archive_command; falls back to "" with a warning otherwise).
+// timeline comes from pg_walfile_name(pg_current_wal_lsn()) on a primary
+// (exact) and from the last checkpoint/restartpoint on a standby (may lag a
+// promotion); use IdentifySystem when the exact timeline matters.
 Result<ServerInfo> ReadServerInfo(PgConnection& conn);
+
+// IDENTIFY_SYSTEM's answer: exact values straight from the walsender.
+struct SystemIdentity {
+  uint64_t system_identifier = 0;
+  uint32_t timeline = 0;
+  Lsn xlogpos;  // current flush (primary) or replay (standby) position
+};
+// Runs IDENTIFY_SYSTEM; conn must be a replication connection.
+Result<SystemIdentity> IdentifySystem(PgConnection& replication_conn);
 
 }  // namespace sb

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -58,5 +59,27 @@ Result<std::string> DecodeObject(std::string_view stored, std::string_view objec
 
 // Hex SHA-256 of data.
 std::string Sha256Hex(std::string_view data);
+
+// --- Additions beyond the agreed interface (object_codec.cc owner) ---
+
+// Fixed header size of format version 1 (see doc/repository-object-format.md).
+inline constexpr size_t kObjectHeaderSize = 44;
+// Largest plaintext an object may hold; decode refuses headers claiming more
+// so a corrupt size can never drive a huge allocation.
+inline constexpr uint64_t kMaxObjectRawSize = uint64_t{1} << 30;
+
+// What an object's header says, for verify/inspection without a key.
+struct ObjectHeaderInfo {
+  uint8_t format_version = 0;
+  bool compressed = false;
+  bool encrypted = false;
+  uint64_t raw_size = 0;
+  uint64_t payload_size = 0;  // bytes between header and tag
+  std::string key_id;         // hex; empty when not encrypted
+};
+
+// Validates the header and the total length (the same checks DecodeObject
+// starts with); kCorruption naming object_key on any inconsistency.
+Result<ObjectHeaderInfo> ParseObjectHeader(std::string_view stored, std::string_view object_key);
 
 }  // namespace sb

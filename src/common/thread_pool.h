@@ -1,0 +1,38 @@
+// ThreadPool: a fixed set of workers with a bounded queue. Submit blocks while
+// the queue is full, which is how pipelines keep memory bounded.
+// Thread-safety: Submit and Wait may be called from any thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace sb {
+
+class ThreadPool {
+ public:
+  ThreadPool(int threads, int max_queued);
+  ~ThreadPool();  // waits for queued work
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  void Submit(std::function<void()> task);
+  // Blocks until every submitted task has finished.
+  void Wait();
+
+ private:
+  void WorkerLoop();
+  std::mutex mu_;
+  std::condition_variable work_cv_;   // workers wait for tasks
+  std::condition_variable space_cv_;  // submitters wait for room / Wait waits for idle
+  std::deque<std::function<void()>> queue_;
+  int max_queued_;
+  int running_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace sb

@@ -1,0 +1,203 @@
+#include "engine/restore/restore.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+#include <future>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "common/logging.h"
+#include "common/text.h"
+#include "engine/restore/tar_extractor.h"
+
+namespace sb {
+namespace fs = std::filesystem;
+namespace {
+
+// The directory must be absent or empty; it is created (0700) when absent.
+Status PrepareEmptyDir(const std::string& dir, bool* created) {
+  std::error_code ec;
+  *created = false;
+  if (fs::exists(dir, ec)) {
+    if (!fs::is_directory(dir, ec)) {
+      return Status::InvalidArgument(fmt::format("restore target \"{}\" exists and is not a directory", dir));
+    }
+    if (!fs::is_empty(dir, ec)) {
+      return Status::FailedPrecondition(fmt::format(
+          "restore target \"{}\" is not empty; hint: restore into an empty or new directory", dir));
+    }
+  } else {
+    if (!fs::create_directories(dir, ec) || ec) {
+      return Status::IoError(fmt::format("cannot create restore target \"{}\": {}", dir, ec.message()));
+    }
+    *created = true;
+  }
+  if (::chmod(dir.c_str(), 0700) != 0) {
+    return Status::IoError(fmt::format("cannot set mode 0700 on \"{}\"", dir));
+  }
+  return Status::Ok();
+}
+
+void ClearDir(const std::string& dir, bool remove_itself) {
+  std::error_code ec;
+  if (remove_itself) {
+    fs::remove_all(dir, ec);
+    return;
+  }
+  for (const auto& e : fs::directory_iterator(dir, ec)) fs::remove_all(e.path(), ec);
+}
+
+Status SyncFilesystem(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError(fmt::format("cannot open \"{}\" to sync it", dir));
+  int rc = ::syncfs(fd);
+  ::close(fd);
+  if (rc != 0) return Status::IoError(fmt::format("cannot sync the filesystem of \"{}\"", dir));
+  return Status::Ok();
+}
+
+struct Destination {
+  std::string dir;
+  bool created = false;
+};
+
+Status RestoreArchives(Repository& repo, const BackupManifest& m, const RestoreOptions& options,
+                       const std::map<uint32_t, Destination>& dests, int workers) {
+  auto rewrite = [&](const std::string& path, const std::string& target) -> std::string {
+    // base.tar holds pg_tblspc/<oid> → original location; point it at the restored place.
+    if (StartsWith(path, "pg_tblspc/")) {
+      uint32_t oid = static_cast<uint32_t>(std::strtoul(path.c_str() + 10, nullptr, 10));
+      auto it = dests.find(oid);
+      if (it != dests.end()) return it->second.dir;
+    }
+    return target;
+  };
+  for (const auto& archive : m.archives) {
+    const auto& dest = dests.at(archive.tablespace_oid);
+    TarExtractor tar(dest.dir, archive.name, rewrite);
+    // A sliding window of fetches keeps `workers` objects in flight while
+    // the extractor consumes them in order.
+    std::deque<std::future<Result<std::string>>> window;
+    size_t next = 0;
+    while (next < archive.chunks.size() || !window.empty()) {
+      while (next < archive.chunks.size() && window.size() < static_cast<size_t>(workers) + 1) {
+        const ObjectRef* ref = &archive.chunks[next++];
+        window.push_back(std::async(std::launch::async,
+                                    [&repo, ref, key = options.key] { return FetchObject(repo.storage(), *ref, key); }));
+      }
+      auto data = window.front().get();
+      window.pop_front();
+      if (!data.ok()) {
+        for (auto& f : window) f.wait();
+        return data.status();
+      }
+      RETURN_IF_ERROR(tar.Feed(*data));
+    }
+    RETURN_IF_ERROR(tar.Finish());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::string> FetchObject(Storage& storage, const ObjectRef& ref, const EncryptionKey* key) {
+  auto stored = storage.Get(ref.key);
+  if (!stored.ok()) {
+    if (stored.status().IsNotFound()) {
+      return Status::NotFound(fmt::format("object \"{}\" is missing from the repository; hint: run verify", ref.key));
+    }
+    return stored.status();
+  }
+  if (Sha256Hex(*stored) != ref.sha256) {
+    return Status::Corruption(fmt::format("object \"{}\" is corrupt (sha256 mismatch); hint: run verify", ref.key));
+  }
+  return DecodeObject(*stored, ref.key, key);
+}
+
+Result<BackupManifest> ChooseBackup(Repository& repo, const std::string& database, const std::string& backup_id) {
+  ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(database));
+  for (const auto& s : listing.unreadable) log::Warn("{}", s.message());
+  const BackupManifest* chosen = nullptr;
+  for (const auto& m : listing.backups) {
+    if (!backup_id.empty() ? m.backup_id == backup_id : m.type != BackupType::kLog) chosen = &m;
+  }
+  if (chosen) return *chosen;
+  if (!backup_id.empty()) {
+    return Status::NotFound(fmt::format(
+        "backup \"{}\" of database \"{}\" does not exist in {}; hint: list them with available-backups", backup_id,
+        database, repo.storage().Describe()));
+  }
+  return Status::NotFound(fmt::format("no complete full backup of database \"{}\" in {}; hint: check --db and --repo",
+                                      database, repo.storage().Describe()));
+}
+
+Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& options) {
+  RETURN_IF_ERROR(Repository::ValidateDatabaseName(options.database));
+  if (options.target_dir.empty() || options.target_dir[0] != '/') {
+    return Status::InvalidArgument(
+        fmt::format("restore target \"{}\" must be an absolute path", options.target_dir));
+  }
+  ASSIGN_OR_RETURN(BackupManifest m, ChooseBackup(repo, options.database, options.backup_id));
+  if (m.type == BackupType::kLog) {
+    return Status::InvalidArgument(fmt::format("backup \"{}\" is a log backup, not a full backup", m.backup_id));
+  }
+  // Refuse before writing anything when the key cannot work.
+  if (!m.encryption_key_id.empty()) {
+    if (!options.key) {
+      return Status::PermissionDenied(
+          fmt::format("backup \"{}\" is encrypted; hint: pass --key-file with its key (key id {})", m.backup_id,
+                      m.encryption_key_id));
+    }
+    if (options.key->key_id() != m.encryption_key_id) {
+      return Status::PermissionDenied(fmt::format("wrong encryption key for backup \"{}\" (key id {}, backup needs {})",
+                                                  m.backup_id, options.key->key_id(), m.encryption_key_id));
+    }
+  }
+
+  std::map<uint32_t, Destination> dests;
+  for (const auto& a : m.archives) {
+    Destination d;
+    if (a.tablespace_oid == 0) {
+      d.dir = options.target_dir;
+    } else {
+      auto it = options.tablespace_map.find(a.tablespace_oid);
+      d.dir = it != options.tablespace_map.end() ? it->second : a.location;
+    }
+    dests[a.tablespace_oid] = d;
+  }
+  if (!dests.count(0)) dests[0] = Destination{options.target_dir};
+  std::vector<uint32_t> prepared;
+  auto undo = [&] {
+    for (uint32_t oid : prepared) ClearDir(dests[oid].dir, dests[oid].created);
+  };
+  for (auto& [oid, d] : dests) {
+    Status s = PrepareEmptyDir(d.dir, &d.created);
+    if (!s.ok()) {
+      undo();
+      if (oid != 0) {
+        return s.WithContext(fmt::format("tablespace {}: hint: relocate it with --tablespace-map {}=DIR", oid, oid));
+      }
+      return s;
+    }
+    prepared.push_back(oid);
+  }
+
+  int workers = options.parallelism > 0 ? options.parallelism
+                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  log::Info("restoring backup {} of \"{}\" into {}", m.backup_id, m.database, options.target_dir);
+  Status s = RestoreArchives(repo, m, options, dests, workers);
+  if (s.ok()) s = SyncFilesystem(options.target_dir);
+  if (!s.ok()) {
+    undo();
+    return s.WithContext(fmt::format("restore of backup \"{}\" failed", m.backup_id));
+  }
+  return m;
+}
+
+}  // namespace sb

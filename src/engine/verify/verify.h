@@ -1,0 +1,42 @@
+// Verify: re-reads every object of every complete backup and checks it
+// against its manifest (presence, size, SHA-256) and, where possible, decodes
+// it (zstd; GCM authentication when the key is given). Reports every problem
+// found rather than stopping at the first. Read-only.
+// Thread-safety: reentrant.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "repo/object_codec.h"
+#include "repo/repository.h"
+
+namespace sb {
+
+struct VerifyProblem {
+  std::string database;
+  std::string backup_id;  // empty for repository-level problems
+  std::string key;        // the object concerned
+  std::string kind;       // "missing" | "corrupt" | "unreadable" | "manifest"
+  std::string detail;     // one line
+};
+
+struct VerifyReport {
+  int databases = 0;
+  int backups_checked = 0;
+  uint64_t objects_checked = 0;
+  uint64_t bytes_checked = 0;
+  std::vector<VerifyProblem> problems;
+  bool ok() const { return problems.empty(); }
+};
+
+struct VerifyOptions {
+  std::optional<std::string> database;  // all when unset
+  const EncryptionKey* key = nullptr;
+  int parallelism = 0;
+};
+
+Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options);
+
+}  // namespace sb

@@ -1,0 +1,192 @@
+#include "repo/repository.h"
+
+#include <fmt/core.h>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/text.h"
+
+namespace sb {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kDescriptorKey = "smartbackup-repo.json";
+constexpr const char* kDescriptorFormat = "smartbackup-repository";
+
+Status CheckDescriptor(const std::string& text, const std::string& where) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("format", "") != kDescriptorFormat) {
+    return Status::FailedPrecondition(
+        fmt::format("{} is not a smartbackup repository (\"{}\" is unreadable); hint: check the storage URL", where,
+                    kDescriptorKey));
+  }
+  int version = j.value("version", 0);
+  if (version > Repository::kFormatVersion) {
+    return Status::FailedPrecondition(
+        fmt::format("repository {} has format version {}, newer than this smartbackup supports ({}); hint: upgrade "
+                    "smartbackup",
+                    where, version, Repository::kFormatVersion));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<Storage> storage, bool create, Clock* clock) {
+  const std::string where = storage->Describe();
+  auto existing = storage->Get(kDescriptorKey);
+  if (existing.ok()) {
+    RETURN_IF_ERROR(CheckDescriptor(*existing, where));
+  } else if (existing.status().IsNotFound()) {
+    if (!create) {
+      return Status::NotFound(
+          fmt::format("no smartbackup repository at {}; hint: check --repo, or take a backup first", where));
+    }
+    json j = {{"format", kDescriptorFormat}, {"version", kFormatVersion}, {"created", FormatRfc3339(clock->Now())}};
+    Status s = storage->Put(kDescriptorKey, j.dump(1) + "\n", {.if_absent = true});
+    if (!s.ok() && !s.IsAlreadyExists()) return s.WithContext("cannot create repository at " + where);
+  } else {
+    return existing.status().WithContext("cannot open repository at " + where);
+  }
+  return std::unique_ptr<Repository>(new Repository(std::move(storage), clock));
+}
+
+Status Repository::ValidateDatabaseName(const std::string& db) {
+  bool ok = !db.empty() && db.size() <= 63 && db != "." && db != "..";
+  for (char c : db) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) ok = false;
+  }
+  if (ok) return Status::Ok();
+  return Status::InvalidArgument(
+      fmt::format("invalid database name \"{}\"; hint: use 1-63 letters, digits, '_', '-' or '.'", db));
+}
+
+std::string Repository::ManifestKey(const std::string& db, const std::string& container, const std::string& id) {
+  return fmt::format("db/{}/backups/{}/{}.json", db, container, id);
+}
+
+std::string Repository::DataPrefix(const std::string& db, const std::string& container, const std::string& id) {
+  return fmt::format("db/{}/data/{}/{}/", db, container, id);
+}
+
+std::string Repository::ContainerKey(const std::string& db, const std::string& container) {
+  return fmt::format("db/{}/containers/{}.json", db, container);
+}
+
+std::string Repository::NewBackupId(SystemTime start, BackupType type) {
+  unsigned char rnd[2];
+  RAND_bytes(rnd, sizeof rnd);
+  char letter = type == BackupType::kFull ? 'F' : type == BackupType::kCopyOnly ? 'C' : 'L';
+  return fmt::format("{}-{}-{:02x}{:02x}", FormatCompactTime(start), letter, rnd[0], rnd[1]);
+}
+
+Result<std::vector<std::string>> Repository::ListDatabases() {
+  ASSIGN_OR_RETURN(auto objects, ListAll(*storage_, "db/"));
+  std::set<std::string> names;
+  for (const auto& o : objects) {
+    // db/<name>/containers/… marks a database even before its first backup completes.
+    auto rest = std::string_view(o.key).substr(3);
+    auto slash = rest.find('/');
+    if (slash == std::string_view::npos) continue;
+    if (rest.substr(slash + 1).substr(0, 11) == "containers/") names.insert(std::string(rest.substr(0, slash)));
+  }
+  return std::vector<std::string>(names.begin(), names.end());
+}
+
+Result<std::vector<ContainerInfo>> Repository::ListContainers(const std::string& db) {
+  RETURN_IF_ERROR(ValidateDatabaseName(db));
+  ASSIGN_OR_RETURN(auto objects, ListAll(*storage_, fmt::format("db/{}/containers/", db)));
+  std::vector<ContainerInfo> out;
+  for (const auto& o : objects) {
+    if (!EndsWith(o.key, ".json")) continue;
+    ASSIGN_OR_RETURN(std::string text, storage_->Get(o.key));
+    json j = json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      return Status::Corruption(fmt::format("container descriptor \"{}\" is corrupt; hint: run verify", o.key));
+    }
+    ContainerInfo info;
+    try {
+      info.name = j.at("name").get<std::string>();
+      info.system_identifier = std::stoull(j.at("system_identifier").get<std::string>());
+      info.timeline = j.at("timeline").get<uint32_t>();
+      auto created = ParseRfc3339(j.at("created").get<std::string>());
+      if (created.ok()) info.created = *created;
+      info.reason = j.value("reason", "");
+    } catch (const std::exception& e) {
+      return Status::Corruption(fmt::format("container descriptor \"{}\" is corrupt ({})", o.key, e.what()));
+    }
+    out.push_back(std::move(info));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.created != b.created ? a.created < b.created : a.name < b.name;
+  });
+  return out;
+}
+
+Result<ContainerInfo> Repository::EnsureContainer(const std::string& db, uint64_t sysid, uint32_t timeline,
+                                                  const std::string& reason, bool force_new) {
+  ASSIGN_OR_RETURN(auto containers, ListContainers(db));
+  const std::string base = fmt::format("{}-{:08X}", sysid, timeline);
+  int same_lineage = 0;
+  const ContainerInfo* newest = nullptr;
+  for (const auto& c : containers) {
+    if (c.system_identifier == sysid && c.timeline == timeline) {
+      ++same_lineage;
+      newest = &c;  // sorted by creation: the last match is the newest
+    }
+  }
+  if (newest && !force_new) return *newest;
+  for (int n = same_lineage + 1;; ++n) {
+    ContainerInfo info{.name = n == 1 ? base : fmt::format("{}-{}", base, n),
+                       .system_identifier = sysid,
+                       .timeline = timeline,
+                       .created = clock_->Now(),
+                       .reason = reason};
+    json j = {{"name", info.name},
+              {"system_identifier", std::to_string(sysid)},
+              {"timeline", timeline},
+              {"created", FormatRfc3339(info.created)},
+              {"reason", reason}};
+    Status s = storage_->Put(ContainerKey(db, info.name), j.dump(1) + "\n", {.if_absent = true});
+    if (s.ok()) return info;
+    if (!s.IsAlreadyExists()) return s.WithContext("cannot create container for database \"" + db + "\"");
+    // Another writer took that name first (or an older one exists): try the next.
+  }
+}
+
+Result<BackupListing> Repository::ListBackups(const std::string& db) {
+  RETURN_IF_ERROR(ValidateDatabaseName(db));
+  ASSIGN_OR_RETURN(auto objects, ListAll(*storage_, fmt::format("db/{}/backups/", db)));
+  BackupListing listing;
+  for (const auto& o : objects) {
+    if (!EndsWith(o.key, ".json")) continue;
+    auto m = ReadManifest(o.key);
+    if (m.ok()) {
+      listing.backups.push_back(std::move(m).value());
+    } else if (m.status().code() == StatusCode::kCorruption || m.status().code() == StatusCode::kFailedPrecondition) {
+      listing.unreadable.push_back(m.status());
+    } else {
+      return m.status();
+    }
+  }
+  std::sort(listing.backups.begin(), listing.backups.end(), [](const auto& a, const auto& b) {
+    return a.start_time != b.start_time ? a.start_time < b.start_time : a.backup_id < b.backup_id;
+  });
+  return listing;
+}
+
+Result<BackupManifest> Repository::ReadManifest(const std::string& key) {
+  ASSIGN_OR_RETURN(std::string text, storage_->Get(key));
+  return BackupManifest::FromJson(text, key);
+}
+
+Status Repository::WriteManifest(const BackupManifest& m) {
+  const std::string key = ManifestKey(m.database, m.container, m.backup_id);
+  return storage_->Put(key, m.ToJson(), {.if_absent = true}).WithContext("cannot write backup manifest \"" + key + "\"");
+}
+
+}  // namespace sb

@@ -1,0 +1,68 @@
+// Repository: the format of doc/repository.md on top of a Storage — object
+// naming, the repository and container descriptors, and backup manifests.
+// It never caches: the storage is the source of truth, so several processes
+// (cron, agent, restore) may use one repository at once.
+// Thread-safety: all methods may be called concurrently.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "repo/manifest.h"
+#include "storage/storage.h"
+
+namespace sb {
+
+struct ContainerInfo {
+  std::string name;
+  uint64_t system_identifier = 0;
+  uint32_t timeline = 0;
+  SystemTime created;
+  std::string reason;  // why it began: "first backup", "promotion", …
+};
+
+struct BackupListing {
+  std::vector<BackupManifest> backups;  // complete backups, oldest first
+  std::vector<Status> unreadable;       // manifests that exist but fail their checks
+};
+
+class Repository {
+ public:
+  static constexpr int kFormatVersion = 1;
+
+  // Opens the repository at `storage`. With create, writes the descriptor if
+  // it is missing; without, a missing descriptor is kNotFound.
+  static Result<std::unique_ptr<Repository>> Open(std::unique_ptr<Storage> storage, bool create,
+                                                  Clock* clock = Clock::Real());
+
+  Storage& storage() { return *storage_; }
+  Clock* clock() { return clock_; }
+
+  static Status ValidateDatabaseName(const std::string& db);
+  static std::string ManifestKey(const std::string& db, const std::string& container, const std::string& backup_id);
+  static std::string DataPrefix(const std::string& db, const std::string& container, const std::string& backup_id);
+  static std::string ContainerKey(const std::string& db, const std::string& container);
+  // "<YYYYMMDDTHHMMSSZ>-<F|C|L>-<4 hex>"
+  static std::string NewBackupId(SystemTime start, BackupType type);
+
+  Result<std::vector<std::string>> ListDatabases();
+  Result<std::vector<ContainerInfo>> ListContainers(const std::string& db);
+  // The newest container of db for this system identifier and timeline, or
+  // a new one (named "<sysid>-<tli:08X>", then "-2", "-3", …) when there is
+  // none or force_new is set.
+  Result<ContainerInfo> EnsureContainer(const std::string& db, uint64_t system_identifier, uint32_t timeline,
+                                        const std::string& reason, bool force_new = false);
+
+  Result<BackupListing> ListBackups(const std::string& db);
+  Result<BackupManifest> ReadManifest(const std::string& key);
+  // Put-if-absent: a backup's manifest is written exactly once, last.
+  Status WriteManifest(const BackupManifest& manifest);
+
+ private:
+  Repository(std::unique_ptr<Storage> storage, Clock* clock) : storage_(std::move(storage)), clock_(clock) {}
+  std::unique_ptr<Storage> storage_;
+  Clock* clock_;
+};
+
+}  // namespace sb

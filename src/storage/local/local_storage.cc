@@ -1,0 +1,500 @@
+#include "storage/local/local_storage.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <utility>
+#include <vector>
+
+namespace sb {
+
+namespace {
+
+constexpr std::string_view kTempPrefix = ".tmp.";
+constexpr int kDirRaceAttempts = 5;  // Put vs a concurrent Delete removing the parent dir
+
+std::string ErrText(int err) {
+  std::string s = std::strerror(err);
+  if (!s.empty()) s[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(s[0])));
+  return s;
+}
+
+std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+// Closes fd on scope exit unless released.
+class FdGuard {
+ public:
+  explicit FdGuard(int fd) : fd_(fd) {}
+  ~FdGuard() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  FdGuard(const FdGuard&) = delete;
+  FdGuard& operator=(const FdGuard&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string UniqueTempName() {
+  static std::atomic<uint64_t> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::string(kTempPrefix) + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1)) + "." +
+         std::to_string(rng() % 1000000007ULL);
+}
+
+Status WriteAll(int fd, std::string_view data, const std::string& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return LocalStorage::ErrnoToStatus(errno, "write", path);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+// Reads [offset, offset+length) of an open file, stopping early at end of file.
+Status PreadAll(int fd, uint64_t offset, uint64_t length, const std::string& path, std::string* out) {
+  out->resize(length);
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = ::pread(fd, out->data() + done, length - done, static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return LocalStorage::ErrnoToStatus(errno, "read", path);
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  out->resize(done);
+  return Status::Ok();
+}
+
+Status FsyncDir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return LocalStorage::ErrnoToStatus(errno, "open directory", dir);
+  FdGuard guard(fd);
+  if (::fsync(fd) != 0 && errno != EINVAL) return LocalStorage::ErrnoToStatus(errno, "fsync directory", dir);
+  return Status::Ok();
+}
+
+int64_t MtimeOf(const struct stat& st) { return static_cast<int64_t>(st.st_mtim.tv_sec); }
+
+// Reads the "owner=…\npid=…\nhost=…" a lease holder wrote, for the busy message.
+std::string DescribeHolder(int fd) {
+  std::string content;
+  if (!PreadAll(fd, 0, 4096, "", &content).ok()) return "another process";
+  std::string owner, pid, host;
+  size_t pos = 0;
+  while (pos < content.size()) {
+    size_t eol = content.find('\n', pos);
+    if (eol == std::string::npos) eol = content.size();
+    std::string_view line(content.data() + pos, eol - pos);
+    if (line.starts_with("owner=")) owner = line.substr(6);
+    if (line.starts_with("pid=")) pid = line.substr(4);
+    if (line.starts_with("host=")) host = line.substr(5);
+    pos = eol + 1;
+  }
+  if (owner.empty() && pid.empty()) return "another process";
+  std::string s = owner.empty() ? "an unnamed owner" : owner;
+  if (!pid.empty()) s += " (pid " + pid + (host.empty() ? "" : " on " + host) + ")";
+  return s;
+}
+
+class LocalLease final : public Lease {
+ public:
+  LocalLease(int fd, std::string key, std::string path) : fd_(fd), key_(std::move(key)), path_(std::move(path)) {}
+  ~LocalLease() override { (void)Release(); }
+
+  Status Renew() override {
+    std::lock_guard lock(mu_);
+    if (fd_ < 0) return Status::FailedPrecondition("lease on " + Quote(key_) + " was already released");
+    // The lock cannot expire; check that nobody replaced or removed the file under us.
+    struct stat held {}, now {};
+    if (::fstat(fd_, &held) != 0) return LocalStorage::ErrnoToStatus(errno, "stat", path_);
+    if (::stat(path_.c_str(), &now) != 0 || now.st_ino != held.st_ino || now.st_dev != held.st_dev) {
+      return Status::FailedPrecondition("lease on " + Quote(key_) + " was lost: " + Quote(path_) +
+                                        " was replaced or removed while locked");
+    }
+    return Status::Ok();
+  }
+
+  Status Release() override {
+    std::lock_guard lock(mu_);
+    if (fd_ < 0) return Status::Ok();
+    // Closing the last descriptor of the open file description drops the flock.
+    int fd = std::exchange(fd_, -1);
+    if (::close(fd) != 0) return LocalStorage::ErrnoToStatus(errno, "close", path_);
+    return Status::Ok();
+  }
+
+ private:
+  std::mutex mu_;
+  int fd_;
+  std::string key_;
+  std::string path_;
+};
+
+}  // namespace
+
+Status LocalStorage::ErrnoToStatus(int err, std::string_view op, const std::string& path) {
+  std::string msg = std::string(op) + " " + Quote(path) + " failed: " + ErrText(err);
+  switch (err) {
+    case ENOENT:
+      return Status::NotFound(std::move(msg));
+    case EEXIST:
+      return Status::AlreadyExists(std::move(msg));
+    case EACCES:
+    case EPERM:
+      return Status::PermissionDenied(msg + "; hint: check the owner and mode of the directory and the user smartbackup runs as");
+    case EROFS:
+      return Status::PermissionDenied(msg + "; hint: the file system is mounted read-only");
+    case ENOSPC:
+    case EDQUOT:
+      return Status::IoError(msg + "; hint: disk full, free space (or raise the quota) on the file system holding " +
+                             Quote(path));
+    case ENOTDIR:
+    case EISDIR:
+    case ENOTEMPTY:
+      return Status::FailedPrecondition(
+          msg + "; hint: a key cannot be both an object and the parent of other objects in file storage");
+    case ENAMETOOLONG:
+    case ELOOP:
+      return Status::InvalidArgument(std::move(msg));
+    case EINTR:
+    case EAGAIN:
+    case ETIMEDOUT:
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+      return Status::Unavailable(std::move(msg));
+    default:  // EIO, ESTALE, …
+      return Status::IoError(std::move(msg));
+  }
+}
+
+Status LocalStorage::ValidateKey(std::string_view key) {
+  auto bad = [&](const char* why) { return Status::InvalidArgument("invalid object key " + Quote(key) + ": " + why); };
+  if (key.empty()) return bad("must not be empty");
+  if (key.front() == '/') return bad("must be relative (no leading '/')");
+  if (key.back() == '/') return bad("must not end with '/'");
+  if (key.find('\0') != std::string_view::npos) return bad("must not contain NUL bytes");
+  size_t pos = 0;
+  while (pos <= key.size()) {
+    size_t slash = key.find('/', pos);
+    if (slash == std::string_view::npos) slash = key.size();
+    std::string_view part = key.substr(pos, slash - pos);
+    if (part.empty()) return bad("must not contain empty components (\"//\")");
+    if (part == "." || part == "..") return bad("must not contain \".\" or \"..\" components");
+    if (part.starts_with(kTempPrefix)) return bad("components must not start with \".tmp.\" (reserved for temp files)");
+    pos = slash + 1;
+  }
+  return Status::Ok();
+}
+
+LocalStorage::LocalStorage(std::string root_dir) : root_(std::move(root_dir)) {
+  while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+}
+
+Result<std::unique_ptr<LocalStorage>> LocalStorage::Open(const std::string& root_dir) {
+  if (root_dir.empty()) return Status::InvalidArgument("local storage root directory must not be empty");
+  std::error_code ec;
+  std::filesystem::create_directories(root_dir, ec);
+  if (ec) {
+    return ErrnoToStatus(ec.value(), "create directory", root_dir)
+        .WithContext("cannot create the storage root directory");
+  }
+  struct stat st {};
+  if (::stat(root_dir.c_str(), &st) != 0) return ErrnoToStatus(errno, "stat", root_dir);
+  if (!S_ISDIR(st.st_mode)) {
+    return Status::FailedPrecondition("storage root " + Quote(root_dir) + " exists but is not a directory");
+  }
+  return std::make_unique<LocalStorage>(root_dir);
+}
+
+std::string LocalStorage::PathOf(std::string_view key) const {
+  if (root_ == "/") return "/" + std::string(key);
+  return root_ + "/" + std::string(key);
+}
+
+Status LocalStorage::MakeParentDirs(std::string_view key) {
+  size_t last = key.rfind('/');
+  if (last == std::string_view::npos) return Status::Ok();
+  std::string full_dir = PathOf(key.substr(0, last));
+  struct stat st {};
+  if (::stat(full_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return Status::Ok();  // common case
+
+  std::string parent = root_;
+  size_t pos = 0;
+  while (pos < last) {
+    size_t slash = key.find('/', pos);
+    std::string dir = PathOf(key.substr(0, slash));
+    if (::mkdir(dir.c_str(), 0750) == 0) {
+      // The new entry must survive a crash, or the object's own fsync is moot.
+      RETURN_IF_ERROR(FsyncDir(parent));
+    } else if (errno == EEXIST) {
+      if (::stat(dir.c_str(), &st) != 0) return ErrnoToStatus(errno, "stat", dir);
+      if (!S_ISDIR(st.st_mode)) return ErrnoToStatus(ENOTDIR, "create directory", dir);
+    } else {
+      return ErrnoToStatus(errno, "create directory", dir);
+    }
+    parent = dir;
+    pos = slash + 1;
+  }
+  return Status::Ok();
+}
+
+Status LocalStorage::Put(std::string_view key, std::string_view data, const PutOptions& options) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  const std::string path = PathOf(key);
+  const std::string dir = DirName(path);
+
+  std::string tmp;
+  int fd = -1;
+  for (int attempt = 1;; ++attempt) {
+    Status s = MakeParentDirs(key);
+    if (s.IsNotFound() && attempt < kDirRaceAttempts) continue;  // a Delete pruned a parent meanwhile
+    RETURN_IF_ERROR(s);
+    tmp = dir + "/" + UniqueTempName();
+    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd >= 0) break;
+    if (errno == ENOENT && attempt < kDirRaceAttempts) continue;
+    return ErrnoToStatus(errno, "create", tmp);
+  }
+
+  // From here on the temp file exists; remove it on every failure path.
+  bool tmp_exists = true;
+  struct TmpCleanup {
+    const std::string& tmp;
+    bool& exists;
+    ~TmpCleanup() {
+      if (exists) ::unlink(tmp.c_str());
+    }
+  } cleanup{tmp, tmp_exists};
+
+  {
+    FdGuard guard(fd);
+    RETURN_IF_ERROR(WriteAll(fd, data, tmp));
+    if (::fsync(fd) != 0) return ErrnoToStatus(errno, "fsync", tmp);
+    if (::close(guard.release()) != 0) return ErrnoToStatus(errno, "close", tmp);
+  }
+
+  if (options.if_absent) {
+    // link() never replaces an existing name, which makes the check-and-create atomic.
+    if (::link(tmp.c_str(), path.c_str()) != 0) {
+      if (errno == EEXIST) return Status::AlreadyExists("object " + Quote(key) + " already exists in " + Describe());
+      return ErrnoToStatus(errno, "link", path);
+    }
+    ::unlink(tmp.c_str());
+    tmp_exists = false;
+  } else {
+    if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoToStatus(errno, "rename to", path);
+    tmp_exists = false;
+  }
+  return FsyncDir(dir);
+}
+
+Result<std::string> LocalStorage::Get(std::string_view key) {
+  return GetRange(key, 0, UINT64_MAX);
+}
+
+Result<std::string> LocalStorage::GetRange(std::string_view key, uint64_t offset, uint64_t length) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  const std::string path = PathOf(key);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoToStatus(errno == ENOTDIR ? ENOENT : errno, "open", path);
+  FdGuard guard(fd);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoToStatus(errno, "stat", path);
+  if (!S_ISREG(st.st_mode)) return Status::NotFound("object " + Quote(key) + " not found: " + Quote(path) + " is not a file");
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (offset >= size) return std::string();
+  std::string out;
+  // A file is never modified in place (Put renames a new one over it), so the size holds.
+  RETURN_IF_ERROR(PreadAll(fd, offset, std::min(length, size - offset), path, &out));
+  return out;
+}
+
+Result<ObjectInfo> LocalStorage::Stat(std::string_view key) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  const std::string path = PathOf(key);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno == ENOTDIR ? ENOENT : errno, "stat", path);
+  if (!S_ISREG(st.st_mode)) return Status::NotFound("object " + Quote(key) + " not found: " + Quote(path) + " is not a file");
+  return ObjectInfo{std::string(key), static_cast<uint64_t>(st.st_size), MtimeOf(st)};
+}
+
+namespace {
+
+struct ListWalk {
+  std::string_view prefix;
+  std::string_view token;
+  size_t want;  // max_results + 1, to learn whether another page exists
+  std::vector<ObjectInfo> out;
+};
+
+// Visits dir_path (holding keys that start with key_dir, "" or "x/y/") in
+// lexicographic key order. Entries sort by name, with "/" appended to
+// directory names, so "a/x-y" < "a/x/z" < "a/x0" come out as the keys compare.
+Status WalkDir(const std::string& dir_path, const std::string& key_dir, ListWalk& walk) {
+  int dfd = ::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return Status::Ok();  // nothing there (or removed meanwhile)
+    return LocalStorage::ErrnoToStatus(errno, "open directory", dir_path);
+  }
+  DIR* d = ::fdopendir(dfd);
+  if (d == nullptr) {
+    int err = errno;
+    ::close(dfd);
+    return LocalStorage::ErrnoToStatus(err, "open directory", dir_path);
+  }
+  struct Entry {
+    std::string sort_name;
+    bool is_dir;
+    uint64_t size;
+    int64_t mtime;
+  };
+  std::vector<Entry> entries;
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name == "." || name == ".." || name.starts_with(kTempPrefix)) continue;
+    struct stat st {};
+    if (::fstatat(dfd, e->d_name, &st, 0) != 0) continue;  // vanished meanwhile
+    bool is_dir = S_ISDIR(st.st_mode);
+    if (!is_dir && !S_ISREG(st.st_mode)) continue;
+    entries.push_back({std::string(name) + (is_dir ? "/" : ""), is_dir, static_cast<uint64_t>(st.st_size), MtimeOf(st)});
+    errno = 0;
+  }
+  int read_err = errno;
+  ::closedir(d);
+  if (read_err != 0) return LocalStorage::ErrnoToStatus(read_err, "read directory", dir_path);
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.sort_name < b.sort_name; });
+
+  for (const Entry& e : entries) {
+    if (walk.out.size() >= walk.want) break;
+    std::string full = key_dir + e.sort_name;
+    if (e.is_dir) {
+      // Keys inside all start with full: descend only if some may match the prefix
+      // and some may sort after the token.
+      std::string_view f = full;
+      if (!f.starts_with(walk.prefix) && !walk.prefix.starts_with(f)) continue;
+      if (!walk.token.empty() && f < walk.token && !walk.token.starts_with(f)) continue;
+      std::string sub = dir_path + "/" + e.sort_name;
+      sub.pop_back();
+      RETURN_IF_ERROR(WalkDir(sub, full, walk));
+    } else {
+      if (!std::string_view(full).starts_with(walk.prefix)) continue;
+      if (!walk.token.empty() && std::string_view(full) <= walk.token) continue;
+      walk.out.push_back(ObjectInfo{std::move(full), e.size, e.mtime});
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ListPage> LocalStorage::List(std::string_view prefix, std::string_view page_token, int max_results) {
+  if (max_results <= 0) return Status::InvalidArgument("list max_results must be positive");
+  size_t slash = prefix.rfind('/');
+  std::string key_dir = slash == std::string_view::npos ? "" : std::string(prefix.substr(0, slash + 1));
+  if (!key_dir.empty()) {
+    Status s = ValidateKey(std::string_view(key_dir).substr(0, key_dir.size() - 1));
+    if (!s.ok()) return Status::InvalidArgument("invalid list prefix " + Quote(prefix) + ": " + s.message());
+  }
+  ListWalk walk{prefix, page_token, static_cast<size_t>(max_results) + 1, {}};
+  std::string dir_path = key_dir.empty() ? root_ : PathOf(std::string_view(key_dir).substr(0, key_dir.size() - 1));
+  RETURN_IF_ERROR(WalkDir(dir_path, key_dir, walk));
+  ListPage page;
+  if (walk.out.size() > static_cast<size_t>(max_results)) {
+    walk.out.resize(max_results);
+    page.next_token = walk.out.back().key;
+  }
+  page.objects = std::move(walk.out);
+  return page;
+}
+
+void LocalStorage::RemoveEmptyParents(std::string_view key) {
+  // Best effort: rmdir fails harmlessly (ENOTEMPTY) as soon as a directory is in use.
+  size_t last = key.rfind('/');
+  while (last != std::string_view::npos) {
+    key = key.substr(0, last);
+    if (::rmdir(PathOf(key).c_str()) != 0) return;
+    last = key.rfind('/');
+  }
+}
+
+Status LocalStorage::Delete(std::string_view key) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  const std::string path = PathOf(key);
+  if (::unlink(path.c_str()) != 0) {
+    // Missing, a parent is a file, or the key names a directory: no such object.
+    if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR) return Status::Ok();
+    return ErrnoToStatus(errno, "delete", path);
+  }
+  RETURN_IF_ERROR(FsyncDir(DirName(path)));
+  RemoveEmptyParents(key);
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Lease>> LocalStorage::AcquireLease(std::string_view key, const LeaseOptions& options) {
+  RETURN_IF_ERROR(ValidateKey(key));
+  const std::string path = PathOf(key);
+  for (int attempt = 1;; ++attempt) {
+    Status s = MakeParentDirs(key);
+    if (s.IsNotFound() && attempt < kDirRaceAttempts) continue;
+    RETURN_IF_ERROR(s);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+      if (errno == ENOENT && attempt < kDirRaceAttempts) continue;
+      return ErrnoToStatus(errno, "open lease file", path);
+    }
+    FdGuard guard(fd);
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      if (errno == EWOULDBLOCK) {
+        return Status::AlreadyExists("lease on " + Quote(key) + " is held by " + DescribeHolder(fd));
+      }
+      return ErrnoToStatus(errno, "lock", path);
+    }
+    // We locked an inode; make sure the path still names it (a Delete may have
+    // unlinked it between our open and flock, and a new file may be there now).
+    struct stat held {}, now {};
+    if (::fstat(fd, &held) != 0) return ErrnoToStatus(errno, "stat", path);
+    if (::stat(path.c_str(), &now) != 0 || now.st_ino != held.st_ino || now.st_dev != held.st_dev) {
+      if (attempt < kDirRaceAttempts) continue;
+      return Status::Unavailable("lease file " + Quote(path) + " keeps being replaced; try again");
+    }
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    std::string info = "owner=" + options.owner + "\npid=" + std::to_string(::getpid()) + "\nhost=" + host + "\n";
+    if (::ftruncate(fd, 0) != 0) return ErrnoToStatus(errno, "truncate", path);
+    RETURN_IF_ERROR(WriteAll(fd, info, path));
+    return std::unique_ptr<Lease>(std::make_unique<LocalLease>(guard.release(), std::string(key), path));
+  }
+}
+
+std::string LocalStorage::Describe() const { return "file://" + root_; }
+
+}  // namespace sb

@@ -1,0 +1,29 @@
+#include "support/smartbackup_cli.h"
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+namespace sb::test {
+
+CommandResult RunSmartbackup(const std::string& args, const std::map<std::string, std::string>& env) {
+  std::string cmd = "env";
+  for (const auto& [k, v] : env) cmd += " " + ShellQuote(k + "=" + v);
+  cmd += " " + ShellQuote(SMARTBACKUP_BINARY) + " " + args;
+  return RunAsPostgres(cmd);
+}
+
+std::string TableMd5(PgCluster& cluster, const std::string& table, const std::string& order_by) {
+  return cluster.Psql("SELECT md5(string_agg(t::text, '|' ORDER BY " + order_by + ")) || ':' || count(*) FROM " +
+                      table + " t");
+}
+
+void WritePostgresFile(const std::string& path, const std::string& contents) {
+  {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f << contents;
+  }
+  RunCommand("chown postgres " + ShellQuote(path) + " 2>/dev/null; chmod 600 " + ShellQuote(path));
+}
+
+}  // namespace sb::test
