@@ -279,7 +279,9 @@ Status PgConnection::ErrorFromResult(const PGresult* res, const std::string& wha
   } else if (code == StatusCode::kCorruption) {
     hint = "the server found corrupt data; check its log for the affected files";
   } else if (code == StatusCode::kPermissionDenied) {
-    hint = server_hint ? server_hint : "grant the role the privilege named above (or pg_monitor)";
+    hint = server_hint ? server_hint
+                       : fmt::format("grant {} the missing privilege (e.g. GRANT pg_monitor TO {})",
+                                     user.empty() ? "the role" : user, user.empty() ? "<role>" : user);
   } else if (server_hint) {
     hint = server_hint;
   }
@@ -375,9 +377,16 @@ Result<ServerInfo> ReadServerInfo(PgConnection& conn) {
   }
 
   // archive_command is readable only by superusers and pg_read_all_settings.
-  auto ac = conn.Query("SELECT current_setting('archive_command')");
+  // With archive_mode off the server shows "(disabled)" instead of the
+  // command; reset_val still holds what is configured.
+  auto ac = conn.Query(
+      "SELECT current_setting('archive_command'), "
+      "(SELECT reset_val FROM pg_catalog.pg_settings WHERE name = 'archive_command')");
   if (ac.ok()) {
-    if (!ac->empty() && !(*ac)[0].empty()) info.archive_command = (*ac)[0][0].value_or("");
+    if (!ac->empty() && (*ac)[0].size() == 2) {
+      info.archive_command = (*ac)[0][0].value_or("");
+      if (info.archive_command == "(disabled)") info.archive_command = (*ac)[0][1].value_or("");
+    }
   } else if (ac.status().code() == StatusCode::kPermissionDenied) {
     log::Warn("cannot read archive_command on PostgreSQL at {} (treating it as empty); hint: GRANT "
               "pg_read_all_settings TO the backup role",

@@ -1,4 +1,4 @@
-#include "test/support/azurite.h"
+#include "support/azurite.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -99,8 +101,10 @@ bool AzuriteServer::SkipRequested() {
 
 const std::string& AzuriteServer::StartError() { return LastError(); }
 
+std::string AzuriteServer::FindBinary() { return FindOnPath("azurite-blob"); }
+
 std::unique_ptr<AzuriteServer> AzuriteServer::Start() {
-  std::string binary = FindOnPath("azurite-blob");
+  std::string binary = FindBinary();
   if (binary.empty()) {
     LastError() =
         "azurite-blob not found on PATH; hint: install Azurite (npm install -g azurite) or set "

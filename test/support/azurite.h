@@ -32,6 +32,8 @@ class AzuriteServer {
   static const std::string& StartError();
   // SMARTBACKUP_SKIP_AZURE=1: tests may skip when Azurite cannot start.
   static bool SkipRequested();
+  // Full path of azurite-blob on PATH, or "" when it is not installed.
+  static std::string FindBinary();
 
   ~AzuriteServer();
   AzuriteServer(const AzuriteServer&) = delete;

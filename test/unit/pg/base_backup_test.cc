@@ -95,6 +95,18 @@ class FailingSink : public BaseBackupSink {
   int calls_ = 0;
 };
 
+class DiscardSink : public BaseBackupSink {
+ public:
+  Status OnArchiveStart(const std::string&, const TablespaceInfo&) override { return Status::Ok(); }
+  Status OnArchiveData(std::string_view b) override {
+    bytes_ += b.size();
+    return Status::Ok();
+  }
+  Status OnArchiveEnd() override { return Status::Ok(); }
+  Status OnManifestData(std::string_view) override { return Status::Ok(); }
+  uint64_t bytes_ = 0;
+};
+
 // A directory owned by postgres, removed at scope end.
 struct TempDir {
   explicit TempDir(const std::string& tag) : path(test::MakeTempDirForPostgres(tag)) {}
@@ -274,6 +286,68 @@ TEST_F(BaseBackupTest, RoleWithoutReplicationIsPermissionDenied) {
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied) << r.status().message();
   EXPECT_TRUE(Has(r.status().message(), "REPLICATION")) << r.status().message();
   EXPECT_TRUE(Has(r.status().message(), "nrep")) << r.status().message();
+}
+
+TEST_F(BaseBackupTest, ChecksumFailureIsCorruption) {
+  cluster_->Psql("CREATE TABLE corrupt_me AS SELECT g FROM generate_series(1, 1000) g");
+  cluster_->Psql("CHECKPOINT");
+  std::string file = cluster_->data_dir() + "/" + cluster_->Psql("SELECT pg_relation_filepath('corrupt_me')");
+  // Garbage in the middle of block 0: its checksum no longer matches.
+  test::CommandResult dd = RunAsPostgres("printf 'garbage-garbage-' | dd of=" + ShellQuote(file) +
+                                         " bs=1 seek=4000 conv=notrunc status=none");
+  ASSERT_EQ(dd.exit_code, 0) << dd.err;
+
+  DiscardSink sink;
+  auto r = RunBaseBackup(cluster_->conninfo(), {}, sink);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kCorruption) << r.status().message();
+  EXPECT_TRUE(Has(r.status().message(), "checksum")) << r.status().message();
+
+  DiscardSink unverified;
+  auto skip = RunBaseBackup(cluster_->conninfo(), {.verify_checksums = false}, unverified);
+  EXPECT_TRUE(skip.ok()) << skip.status().message();
+  cluster_->Psql("DROP TABLE corrupt_me");
+  ExpectNoSlotsEventually();
+}
+
+// Our own backup, extracted and started with standby.signal, becomes a
+// streaming standby; server info and a backup taken from it work too.
+TEST_F(BaseBackupTest, StandbyFromOwnBackupAndBackupFromStandby) {
+  TempDir out("bb-out-sb");
+  TarDirSink sink(out.path);
+  auto r = RunBaseBackup(cluster_->conninfo(), {}, sink);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  TempDir standby_dir("bb-standby");
+  test::CommandResult x =
+      RunAsPostgres("tar xf " + ShellQuote(out.path + "/base.tar") + " -C " + ShellQuote(standby_dir.path) +
+                    " && touch " + ShellQuote(standby_dir.path + "/standby.signal") + " && echo " +
+                    ShellQuote("primary_conninfo = '" + cluster_->conninfo() + "'") + " >> " +
+                    ShellQuote(standby_dir.path + "/postgresql.auto.conf"));
+  ASSERT_EQ(x.exit_code, 0) << x.err;
+  auto standby = PgCluster::Adopt(standby_dir.path);
+  ASSERT_NE(standby, nullptr);
+
+  auto conn = PgConnection::Connect(standby->conninfo(), false);
+  ASSERT_TRUE(conn.ok()) << conn.status().message();
+  auto info = ReadServerInfo(**conn);
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_TRUE(info->in_recovery);
+  EXPECT_EQ(info->system_identifier, r->system_identifier);
+  EXPECT_EQ(info->timeline, 1u);
+  EXPECT_GE(info->current_lsn, r->end_lsn);
+
+  cluster_->Psql("CREATE TABLE on_standby AS SELECT generate_series(1, 100) AS id; CHECKPOINT");
+  TempDir out2("bb-out-from-sb");
+  TarDirSink sink2(out2.path);
+  auto from_standby = RunBaseBackup(standby->conninfo(), {}, sink2);
+  ASSERT_TRUE(from_standby.ok()) << from_standby.status().message();
+  EXPECT_EQ(from_standby->system_identifier, r->system_identifier);
+  EXPECT_LE(from_standby->start_lsn, from_standby->end_lsn);
+  EXPECT_TRUE(Has(sink2.manifest_, "PostgreSQL-Backup-Manifest-Version"));
+  EXPECT_TRUE(Contains(TarMembers(out2.path + "/base.tar"), "global/pg_control"));
+  standby.reset();
+  cluster_->Psql("DROP TABLE on_standby");
+  ExpectNoSlotsEventually();
 }
 
 TEST_F(BaseBackupTest, LabelMustBeOneLine) {

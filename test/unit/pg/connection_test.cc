@@ -3,6 +3,7 @@
 #include "pg/connection.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -125,6 +126,23 @@ TEST_F(PgConnectionTest, ReadServerInfoOnPrimary) {
   EXPECT_EQ(info->archive_mode, "off");
   EXPECT_EQ(info->archive_command, "");
   EXPECT_GT(info->current_lsn.value, 0u);
+}
+
+TEST_F(PgConnectionTest, ReadServerInfoShowsArchiveCommandEvenWhenArchivingIsOff) {
+  cluster_->Psql("ALTER SYSTEM SET archive_command = 'test ! -f /x/%f'");
+  cluster_->Psql("SELECT pg_reload_conf()");
+  auto conn = PgConnection::Connect(cluster_->conninfo(), false);
+  ASSERT_TRUE(conn.ok()) << conn.status().message();
+  std::string seen;
+  for (int i = 0; i < 50 && seen.empty(); ++i) {  // the reload is asynchronous
+    auto info = ReadServerInfo(**conn);
+    ASSERT_TRUE(info.ok()) << info.status().message();
+    seen = info->archive_command;
+    if (seen.empty()) usleep(100 * 1000);
+  }
+  EXPECT_EQ(seen, "test ! -f /x/%f");
+  cluster_->Psql("ALTER SYSTEM RESET archive_command");
+  cluster_->Psql("SELECT pg_reload_conf()");
 }
 
 TEST_F(PgConnectionTest, ReadServerInfoWithoutPrivilegesStillWorks) {

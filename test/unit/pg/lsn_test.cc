@@ -80,7 +80,9 @@ TEST(WalSegmentNameTest, RejectsNonSegments) {
                           "000000010000000000000100"}) {  // segment 0x100 does not exist at 16 MiB
     auto r = ParseWalSegmentName(bad, k16M);
     EXPECT_FALSE(r.ok()) << bad;
-    if (!r.ok()) EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    }
   }
   EXPECT_FALSE(ParseWalSegmentName("000000010000000000000003", 12345).ok());
   EXPECT_FALSE(ParseWalSegmentName("000000010000000000000003", 0).ok());

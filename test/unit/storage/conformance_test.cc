@@ -78,23 +78,24 @@ std::string RandomBytes(size_t n, uint64_t seed) {
   return s;
 }
 
-#define ASSERT_OK(expr)                                                       \
-  do {                                                                        \
-    auto&& sb_s_ = (expr);                                                    \
-    ASSERT_TRUE(sb_s_.ok()) << #expr << ": " << StatusOf(sb_s_).ToString(); \
-  } while (0)
-
-#define EXPECT_CODE(expr, code_)                                              \
-  do {                                                                        \
-    auto&& sb_r_ = (expr);                                                    \
-    EXPECT_EQ(StatusOf(sb_r_).code(), (code_)) << #expr << ": " << StatusOf(sb_r_).ToString(); \
-  } while (0)
-
 const Status& StatusOf(const Status& s) { return s; }
 template <typename T>
 const Status& StatusOf(const Result<T>& r) {
   return r.status();
 }
+
+// Both copy the status out, so temporaries may be passed.
+#define ASSERT_OK(expr)                                               \
+  do {                                                                \
+    const ::sb::Status sb_s_ = StatusOf(expr);                        \
+    ASSERT_TRUE(sb_s_.ok()) << #expr << ": " << sb_s_.ToString();     \
+  } while (0)
+
+#define EXPECT_CODE(expr, code_)                                              \
+  do {                                                                        \
+    const ::sb::Status sb_s_ = StatusOf(expr);                                \
+    EXPECT_EQ(sb_s_.code(), (code_)) << #expr << ": " << sb_s_.ToString();    \
+  } while (0)
 
 }  // namespace
 
