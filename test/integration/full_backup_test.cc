@@ -156,6 +156,31 @@ TEST_F(FullBackupTest, AzurePlainRoundTrip) {
   ExpectRestoredEqualsSource(Target("r"));
 }
 
+TEST_F(FullBackupTest, TablespaceIsRestoredToAMappedDirectory) {
+  const std::string space = work_ + "/space";
+  RunAsPostgres("mkdir -m 700 " + space);
+  cluster_->Psql("CREATE TABLESPACE extra LOCATION '" + space + "'");
+  cluster_->Psql("CREATE TABLE spaced TABLESPACE extra AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 5000) g");
+  const std::string spaced_md5 = TableMd5(*cluster_, "spaced", "id");
+  const std::string oid = cluster_->Psql("SELECT oid FROM pg_tablespace WHERE spcname = 'extra'");
+
+  auto b = RunSmartbackup("backup --pg " + ShellQuote(cluster_->conninfo()) + " --repo " + Repo() + " --db main");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  // The original location is in use by the source: restoring there is refused with the way out.
+  auto busy = RunSmartbackup("restore --repo " + Repo() + " --db main --target-dir " + Target("r1"));
+  EXPECT_NE(busy.exit_code, 0);
+  EXPECT_NE(busy.err.find("--tablespace-map " + oid + "="), std::string::npos) << busy.err;
+  EXPECT_FALSE(fs::exists(Target("r1")));
+
+  auto r = RunSmartbackup("restore --repo " + Repo() + " --db main --target-dir " + Target("r2") +
+                          " --tablespace-map " + oid + "=" + work_ + "/space2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(fs::read_symlink(Target("r2") + "/pg_tblspc/" + oid), fs::path(work_ + "/space2"));
+  restored_ = PgCluster::Adopt(Target("r2"));
+  EXPECT_EQ(TableMd5(*restored_, "spaced", "id"), spaced_md5);
+  EXPECT_EQ(TableMd5(*restored_, "known", "id"), known_md5_);
+}
+
 TEST_F(FullBackupTest, FlippedByteIsReportedByVerifyAndRestore) {
   auto b = RunSmartbackup("backup --pg " + ShellQuote(cluster_->conninfo()) + " --repo " + Repo() +
                           " --db main --chunk-size 1MiB");

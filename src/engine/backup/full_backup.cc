@@ -171,7 +171,7 @@ Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& 
 
   ChunkUploadSink sink(repo, options, data_prefix, workers);
   auto result = RunBaseBackup(options.conninfo,
-                              {.label = "smartbackup " + m.backup_id, .fast_checkpoint = options.fast_checkpoint},
+                              {.label = "smartbackup " + m.backup_id, .fast_checkpoint = options.fast_checkpoint, .tablespace_map = false},
                               sink);
   Status finished = sink.Finish();  // always wait for the workers before touching the result
   if (!result.ok()) return fail(result.status());
