@@ -4,7 +4,9 @@
 #include <fmt/core.h>
 
 #include <chrono>
+#include <csignal>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
@@ -16,6 +18,10 @@
 #include "engine/backup/full_backup.h"
 #include "engine/restore/restore.h"
 #include "engine/verify/verify.h"
+#include "engine/wal/wal_archive.h"
+#include "engine/wal/wal_catalog.h"
+#include "engine/wal/wal_streamer.h"
+#include "pg/connection.h"
 #include "repo/object_codec.h"
 #include "repo/repository.h"
 #include "storage/storage_factory.h"
@@ -91,11 +97,54 @@ struct BackupArgs {
   std::string chunk_size = "8MiB";
 };
 
-void RunBackupVerb(const BackupArgs& a, const CommonFlags& flags) {
-  if (a.type == "log") {
-    Check(Status::InvalidArgument("log backups need WAL capture, which this build does not have yet; hint: use --type full"));
+// An on-demand log backup: seals the WAL captured so far (by stream or
+// wal-push) into log backups. In archive mode it first has PostgreSQL switch
+// to a new segment so the current one is archived.
+void RunLogBackupVerb(const BackupArgs& a, const CommonFlags& flags, const EncryptionKey* key) {
+  Check(Repository::ValidateDatabaseName(a.db));
+  auto conn = Check(PgConnection::Connect(a.pg, false));
+  auto info = Check(ReadServerInfo(*conn));
+  auto repo = OpenRepo(a.repo, /*create=*/true);
+  if (info.archive_command.find("wal-push") != std::string::npos && !info.in_recovery) {
+    auto rows = conn->Query("SELECT pg_walfile_name(pg_switch_wal())");
+    if (rows.ok() && !rows->empty() && (*rows)[0][0]) {
+      const std::string wanted = *(*rows)[0][0];
+      // Bounded wait for the archiver to hand that segment to wal-push.
+      for (int i = 0; i < 600; ++i) {
+        auto st = conn->Query("SELECT coalesce(last_archived_wal, '') >= '" + wanted + "' FROM pg_stat_archiver");
+        if (st.ok() && !st->empty() && (*st)[0][0] == std::optional<std::string>("t")) break;
+        ::usleep(100 * 1000);
+      }
+    }
   }
+  int sealed = 0;
+  for (const auto& c : Check(repo->ListContainers(a.db))) {
+    if (c.system_identifier != info.system_identifier) continue;
+    sealed += Check(SealLogBackups(*repo, a.db, c, info.wal_segment_size, key ? key->key_id() : "", {}, /*force=*/true));
+  }
+  if (sealed == 0) {
+    Check(Status::FailedPrecondition(fmt::format(
+        "no new WAL of database \"{}\" to back up since the last log backup; hint: check that WAL capture runs "
+        "(smartbackup stream, or archive_command = smartbackup wal-push)",
+        a.db)));
+  }
+  auto listing = Check(repo->ListBackups(a.db));
+  const BackupManifest* newest = nullptr;
+  for (const auto& m : listing.backups) {
+    if (m.type == BackupType::kLog && (!newest || m.finish_time >= newest->finish_time)) newest = &m;
+  }
+  if (flags.format() == Output::kJson) {
+    std::cout << BackupJson(*newest, "available").dump(2) << "\n";
+  } else {
+    std::cout << fmt::format("log backup {} complete: timeline {} {}..{}\n", newest->backup_id, newest->timeline,
+                             newest->start_lsn, newest->end_lsn)
+              << Repository::ManifestKey(newest->database, newest->container, newest->backup_id) << "\n";
+  }
+}
+
+void RunBackupVerb(const BackupArgs& a, const CommonFlags& flags) {
   auto key = LoadKey(a.key_file);
+  if (a.type == "log") return RunLogBackupVerb(a, flags, key ? &*key : nullptr);
   auto repo = OpenRepo(a.repo, /*create=*/true);
   auto started = std::chrono::steady_clock::now();
   auto m = Check(RunFullBackup(*repo, {.conninfo = a.pg,
@@ -118,6 +167,14 @@ void RunBackupVerb(const BackupArgs& a, const CommonFlags& flags) {
   }
 }
 
+// Absolute path of this binary, for the restore_command a restore writes.
+std::string SelfPath() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "smartbackup";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
 struct RestoreArgs {
   std::string repo, db, target_dir, backup_id, key_file, time, lsn;
   bool latest = false;
@@ -126,12 +183,16 @@ struct RestoreArgs {
 };
 
 void RunRestoreVerb(const RestoreArgs& a, const CommonFlags& flags) {
-  if (!a.time.empty() || !a.lsn.empty()) {
-    Check(Status::InvalidArgument(
-        "point-in-time targets need log backups, which this build does not have yet; hint: use --latest"));
-  }
-  RestoreOptions options{.database = a.db, .target_dir = a.target_dir, .backup_id = a.backup_id,
+  RestoreOptions options{.database = a.db, .repo_url = a.repo, .key_file = a.key_file,
+                         .smartbackup_path = SelfPath(), .target_dir = a.target_dir, .backup_id = a.backup_id,
                          .parallelism = a.parallel};
+  if (!a.time.empty()) {
+    options.target.kind = RecoveryTarget::Kind::kTime;
+    options.target.time = Check(ParseRfc3339(a.time));
+  } else if (!a.lsn.empty()) {
+    options.target.kind = RecoveryTarget::Kind::kLsn;
+    options.target.lsn = Check(Lsn::Parse(a.lsn));
+  }
   for (const auto& entry : a.tablespace_map) {
     auto eq = entry.find('=');
     if (eq == std::string::npos) Check(Status::InvalidArgument("--tablespace-map takes OID=DIR, got \"" + entry + "\""));
@@ -172,6 +233,25 @@ void RunAvailableBackupsVerb(const ListArgs& a, const CommonFlags& flags) {
     auto listing = Check(repo->ListBackups(db));
     for (const auto& s : listing.unreadable) log::Warn("{}", s.message());
     for (const auto& m : listing.backups) rows.push_back(BackupJson(m, "available"));
+    auto catalog = WalCatalog::Load(*repo, db, std::nullopt);
+    if (catalog.ok()) {
+      for (const auto& gap : catalog->Gaps()) {
+        rows.push_back({{"database", db},
+                        {"system_identifier", std::to_string(catalog->system_identifier())},
+                        {"container", gap.container},
+                        {"backup_id", nullptr},
+                        {"type", "broken_chain"},
+                        {"timeline", gap.timeline},
+                        {"start_lsn", gap.start.ToString()},
+                        {"end_lsn", gap.end.ToString()},
+                        {"start_time", FormatRfc3339(gap.detected_after)},
+                        {"finish_time", FormatRfc3339(gap.detected_after)},
+                        {"expiration_time", nullptr},
+                        {"size_bytes", 0},
+                        {"stored_bytes", 0},
+                        {"status", "broken_chain"}});
+      }
+    }
   }
   if (flags.format() == Output::kJson) {
     std::cout << rows.dump(2) << "\n";
@@ -182,7 +262,8 @@ void RunAvailableBackupsVerb(const ListArgs& a, const CommonFlags& flags) {
                            "status");
   for (const auto& r : rows) {
     std::cout << fmt::format("{:<10} {:<26} {:<10} {:>3} {:<12} {:<12} {:<20} {:>10} {:>10} {}\n",
-                             r["database"].get<std::string>(), r["backup_id"].get<std::string>(),
+                             r["database"].get<std::string>(),
+                             r["backup_id"].is_null() ? "-" : r["backup_id"].get<std::string>(),
                              r["type"].get<std::string>(), r["timeline"].get<int>(),
                              r["start_lsn"].get<std::string>(), r["end_lsn"].get<std::string>(),
                              r["finish_time"].get<std::string>(), FormatByteSize(r["size_bytes"].get<uint64_t>()),
@@ -231,6 +312,73 @@ int RunVerifyVerb(const VerifyArgs& a, const CommonFlags& flags) {
     return 1;
   }
   return 0;
+}
+
+std::atomic<bool> g_stop{false};
+void OnStopSignal(int) { g_stop = true; }
+
+struct StreamArgs {
+  std::string pg, repo, db, slot, key_file;
+  std::string flush_interval = "5s", log_max_wal = "5MiB", log_max_age = "2h";
+};
+
+void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
+  auto key = LoadKey(a.key_file);
+  auto repo = OpenRepo(a.repo, /*create=*/true);
+  WalStreamerOptions o{.conninfo = a.pg,
+                       .database = a.db,
+                       .slot = a.slot,
+                       .key = key ? &*key : nullptr,
+                       .flush_interval = Check(ParseDuration(a.flush_interval)),
+                       .thresholds = {.max_wal = Check(ParseByteSize(a.log_max_wal)),
+                                      .max_age = Check(ParseDuration(a.log_max_age))},
+                       .stop = &g_stop};
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  Check(RunWalStreamer(*repo, o));
+  if (flags.format() == Output::kJson) std::cout << json{{"stopped", true}}.dump() << "\n";
+}
+
+struct WalPushArgs {
+  std::string path, repo, db, key_file;
+  std::string log_max_wal = "5MiB", log_max_age = "2h";
+};
+
+void RunWalPushVerb(const WalPushArgs& a, const CommonFlags& flags) {
+  auto key = LoadKey(a.key_file);
+  auto repo = OpenRepo(a.repo, /*create=*/true);
+  auto r = Check(WalPush(*repo, {.database = a.db,
+                                 .path = a.path,
+                                 .key = key ? &*key : nullptr,
+                                 .thresholds = {.max_wal = Check(ParseByteSize(a.log_max_wal)),
+                                                .max_age = Check(ParseDuration(a.log_max_age))}}));
+  log::Info("wal-push {}: {}", a.path, r.note);
+  if (flags.format() == Output::kJson) {
+    std::cout << json{{"key", r.key}, {"already_archived", r.already_archived}, {"note", r.note}}.dump() << "\n";
+  }
+}
+
+struct WalGetArgs {
+  std::string name, dest, repo, db, key_file;
+  uint64_t sysid = 0;
+};
+
+// Exit codes follow what restore_command needs: 1 = not in the repository
+// (recovery ends there), 255 = any other failure (recovery stops with an
+// error rather than ending early and silently losing data).
+int RunWalGetVerb(const WalGetArgs& a) {
+  auto key = LoadKey(a.key_file);
+  auto repo = OpenRepo(a.repo, /*create=*/false);
+  Status s = WalGet(*repo, {.database = a.db,
+                            .name = a.name,
+                            .dest = a.dest,
+                            .key = key ? &*key : nullptr,
+                            .system_identifier = a.sysid ? std::optional<uint64_t>(a.sysid) : std::nullopt});
+  if (s.ok()) return 0;
+  std::fprintf(stderr, "smartbackup: %s: %s\n", s.IsNotFound() ? "not found" : "error", s.message().c_str());
+  return s.IsNotFound() ? 1 : 255;
 }
 
 void RunGenerateKeyVerb(const std::string& out_path) {
@@ -296,6 +444,38 @@ int RunCli(int argc, char** argv) {
   v->add_option("--parallel", verify.parallel, "reader workers")->check(CLI::Range(1, 64));
   AddCommon(v, flags);
 
+  StreamArgs stream;
+  auto* st = app.add_subcommand("stream", "capture WAL over the replication protocol until SIGTERM/SIGINT");
+  st->add_option("--pg", stream.pg, "libpq connection string of the cluster")->required();
+  st->add_option("--repo", stream.repo, "repository URL")->required();
+  st->add_option("--db", stream.db, "database name in the repository")->required();
+  st->add_option("--slot", stream.slot, "replication slot (default smartbackup_<db>)");
+  st->add_option("--key-file", stream.key_file, "encrypt with this key");
+  st->add_option("--flush-interval", stream.flush_interval, "make received WAL durable at least this often");
+  st->add_option("--log-max-wal", stream.log_max_wal, "seal a log backup at this much WAL");
+  st->add_option("--log-max-age", stream.log_max_age, "seal a log backup at this age");
+  AddCommon(st, flags);
+
+  WalPushArgs push;
+  auto* wp = app.add_subcommand("wal-push", "archive one WAL file (archive_command = 'smartbackup wal-push %p ...')");
+  wp->add_option("path", push.path, "the WAL file (%p)")->required();
+  wp->add_option("--repo", push.repo, "repository URL")->required();
+  wp->add_option("--db", push.db, "database name in the repository")->required();
+  wp->add_option("--key-file", push.key_file, "encrypt with this key");
+  wp->add_option("--log-max-wal", push.log_max_wal, "seal a log backup at this much WAL");
+  wp->add_option("--log-max-age", push.log_max_age, "seal a log backup at this age");
+  AddCommon(wp, flags);
+
+  WalGetArgs get;
+  auto* wg = app.add_subcommand("wal-get", "fetch one WAL file (restore_command = 'smartbackup wal-get %f %p ...')");
+  wg->add_option("name", get.name, "the WAL file name (%f)")->required();
+  wg->add_option("dest", get.dest, "where to write it (%p)")->required();
+  wg->add_option("--repo", get.repo, "repository URL")->required();
+  wg->add_option("--db", get.db, "database name in the repository")->required();
+  wg->add_option("--sysid", get.sysid, "system identifier of the cluster being restored");
+  wg->add_option("--key-file", get.key_file, "key for encrypted WAL");
+  AddCommon(wg, flags);
+
   std::string key_out;
   auto* gk = app.add_subcommand("generate-key", "write a new random 256-bit key file (mode 0600)");
   gk->add_option("--out", key_out, "path of the new key file")->required();
@@ -323,6 +503,9 @@ int RunCli(int argc, char** argv) {
     else if (ab->parsed()) RunAvailableBackupsVerb(list, flags);
     else if (v->parsed()) return RunVerifyVerb(verify, flags);
     else if (gk->parsed()) RunGenerateKeyVerb(key_out);
+    else if (st->parsed()) RunStreamVerb(stream, flags);
+    else if (wp->parsed()) RunWalPushVerb(push, flags);
+    else if (wg->parsed()) return RunWalGetVerb(get);
   } catch (const VerbFailed& f) {
     std::fprintf(stderr, "smartbackup: error: %s\n", f.status.message().c_str());
     return 1;

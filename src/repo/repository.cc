@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <charconv>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -82,6 +83,57 @@ std::string Repository::NewBackupId(SystemTime start, BackupType type) {
   RAND_bytes(rnd, sizeof rnd);
   char letter = type == BackupType::kFull ? 'F' : type == BackupType::kCopyOnly ? 'C' : 'L';
   return fmt::format("{}-{}-{:02x}{:02x}", FormatCompactTime(start), letter, rnd[0], rnd[1]);
+}
+
+std::string Repository::WalPartKey(const std::string& db, const std::string& container, uint32_t timeline, Lsn start,
+                                   Lsn end) {
+  return fmt::format("db/{}/wal/{}/{:08X}/{:016X}-{:016X}", db, container, timeline, start.value, end.value);
+}
+
+std::string Repository::HistoryKey(const std::string& db, const std::string& container, uint32_t timeline) {
+  return fmt::format("db/{}/wal/{}/history/{:08X}.history", db, container, timeline);
+}
+
+std::optional<WalPart> Repository::ParseWalPartKey(std::string_view key) {
+  // db/<db>/wal/<container>/<tli:08X>/<start:016X>-<end:016X>
+  if (!StartsWith(key, "db/")) return std::nullopt;
+  const size_t tail = 8 + 1 + 16 + 1 + 16;
+  if (key.size() < tail + 10) return std::nullopt;
+  std::string_view rest = key.substr(key.size() - tail);
+  if (rest[8] != '/' || rest[25] != '-' || key[key.size() - tail - 1] != '/') return std::nullopt;
+  std::string_view head = key.substr(3, key.size() - tail - 4);  // <db>/wal/<container>
+  size_t wal = head.find("/wal/");
+  if (wal == std::string_view::npos) return std::nullopt;
+  auto hex = [](std::string_view s, uint64_t* out) {
+    auto r = std::from_chars(s.data(), s.data() + s.size(), *out, 16);
+    return r.ec == std::errc() && r.ptr == s.data() + s.size();
+  };
+  uint64_t tli = 0, start = 0, end = 0;
+  if (!hex(rest.substr(0, 8), &tli) || !hex(rest.substr(9, 16), &start) || !hex(rest.substr(26, 16), &end)) {
+    return std::nullopt;
+  }
+  if (end <= start) return std::nullopt;
+  return WalPart{.key = std::string(key),
+                 .container = std::string(head.substr(wal + 5)),
+                 .timeline = static_cast<uint32_t>(tli),
+                 .start = Lsn{start},
+                 .end = Lsn{end}};
+}
+
+Result<std::vector<WalPart>> Repository::ListWalParts(const std::string& db, const std::string& container) {
+  ASSIGN_OR_RETURN(auto objects, ListAll(*storage_, fmt::format("db/{}/wal/{}/", db, container)));
+  std::vector<WalPart> parts;
+  for (const auto& o : objects) {
+    auto p = ParseWalPartKey(o.key);
+    if (!p) continue;  // history files, temp files
+    p->stored_size = o.size;
+    p->mtime_unix = o.mtime_unix;
+    parts.push_back(std::move(*p));
+  }
+  std::sort(parts.begin(), parts.end(), [](const WalPart& a, const WalPart& b) {
+    return a.timeline != b.timeline ? a.timeline < b.timeline : a.start < b.start;
+  });
+  return parts;
 }
 
 Result<std::vector<std::string>> Repository::ListDatabases() {

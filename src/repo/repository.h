@@ -6,9 +6,11 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "common/lsn.h"
 #include "repo/manifest.h"
 #include "storage/storage.h"
 
@@ -20,6 +22,17 @@ struct ContainerInfo {
   uint32_t timeline = 0;
   SystemTime created;
   std::string reason;  // why it began: "first backup", "promotion", …
+};
+
+// One immutable object of raw WAL [start, end) on one timeline: what wal-push
+// and stream write. Log backups are manifests over consecutive parts.
+struct WalPart {
+  std::string key;
+  std::string container;
+  uint32_t timeline = 0;
+  Lsn start, end;
+  uint64_t stored_size = 0;
+  int64_t mtime_unix = 0;  // when it became durable
 };
 
 struct BackupListing {
@@ -46,7 +59,17 @@ class Repository {
   // "<YYYYMMDDTHHMMSSZ>-<F|C|L>-<4 hex>"
   static std::string NewBackupId(SystemTime start, BackupType type);
 
+  // db/<db>/wal/<container>/<tli:08X>/<start:016X>-<end:016X>
+  static std::string WalPartKey(const std::string& db, const std::string& container, uint32_t timeline, Lsn start,
+                                Lsn end);
+  // db/<db>/wal/<container>/history/<tli:08X>.history
+  // The part a key names, or nullopt if the key is not a WAL part.
+  static std::optional<WalPart> ParseWalPartKey(std::string_view key);
+  static std::string HistoryKey(const std::string& db, const std::string& container, uint32_t timeline);
+
   Result<std::vector<std::string>> ListDatabases();
+  // Every WAL part of the container, ordered by (timeline, start).
+  Result<std::vector<WalPart>> ListWalParts(const std::string& db, const std::string& container);
   Result<std::vector<ContainerInfo>> ListContainers(const std::string& db);
   // The newest container of db for this system identifier and timeline, or
   // a new one (named "<sysid>-<tli:08X>", then "-2", "-3", …) when there is

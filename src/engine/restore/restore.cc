@@ -5,7 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <tuple>
 #include <deque>
+#include <fstream>
 #include <filesystem>
 #include <future>
 #include <thread>
@@ -15,6 +18,7 @@
 #include "common/logging.h"
 #include "common/text.h"
 #include "engine/restore/tar_extractor.h"
+#include "engine/wal/wal_catalog.h"
 
 namespace sb {
 namespace fs = std::filesystem;
@@ -120,22 +124,128 @@ Result<std::string> FetchObject(Storage& storage, const ObjectRef& ref, const En
   return DecodeObject(*stored, ref.key, key);
 }
 
-Result<BackupManifest> ChooseBackup(Repository& repo, const std::string& database, const std::string& backup_id) {
-  ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(database));
-  for (const auto& s : listing.unreadable) log::Warn("{}", s.message());
-  const BackupManifest* chosen = nullptr;
-  for (const auto& m : listing.backups) {
-    if (!backup_id.empty() ? m.backup_id == backup_id : m.type != BackupType::kLog) chosen = &m;
+std::string RecoveryTarget::ToString() const {
+  switch (kind) {
+    case Kind::kLatest: return "latest";
+    case Kind::kTime: return "time " + FormatRfc3339(time);
+    case Kind::kLsn: return "lsn " + lsn.ToString();
   }
-  if (chosen) return *chosen;
-  if (!backup_id.empty()) {
-    return Status::NotFound(fmt::format(
-        "backup \"{}\" of database \"{}\" does not exist in {}; hint: list them with available-backups", backup_id,
-        database, repo.storage().Describe()));
-  }
-  return Status::NotFound(fmt::format("no complete full backup of database \"{}\" in {}; hint: check --db and --repo",
-                                      database, repo.storage().Describe()));
+  return "";
 }
+
+Result<RestorePlan> PlanRestore(Repository& repo, const std::string& database, const RecoveryTarget& target,
+                                const std::string& backup_id) {
+  ASSIGN_OR_RETURN(WalCatalog catalog, WalCatalog::Load(repo, database, std::nullopt));
+  if (catalog.bases().empty()) {
+    return Status::NotFound(fmt::format("no complete full backup of database \"{}\" in {}; hint: check --db and --repo",
+                                        database, repo.storage().Describe()));
+  }
+  auto windows = catalog.Windows();
+  auto holds = [&](const RestoreWindow& w) {
+    switch (target.kind) {
+      case RecoveryTarget::Kind::kLatest: return true;
+      case RecoveryTarget::Kind::kTime: return w.start_time <= target.time && target.time <= w.end_time;
+      case RecoveryTarget::Kind::kLsn: return w.start_lsn <= target.lsn && target.lsn <= w.end_lsn;
+    }
+    return false;
+  };
+  const RestoreWindow* best = nullptr;
+  for (const auto& w : windows) {
+    if (!backup_id.empty() && w.base_backup_id != backup_id) continue;
+    if (!holds(w)) continue;
+    // Latest: the window reaching furthest; otherwise the newest base that holds the target.
+    bool better = !best || (target.kind == RecoveryTarget::Kind::kLatest
+                                ? std::tie(w.end_timeline, w.end_lsn) >= std::tie(best->end_timeline, best->end_lsn)
+                                : w.start_lsn >= best->start_lsn);
+    if (better) {
+      best = &w;
+    }
+  }
+  if (!best) {
+    if (!backup_id.empty() && std::none_of(windows.begin(), windows.end(),
+                                           [&](const RestoreWindow& w) { return w.base_backup_id == backup_id; })) {
+      return Status::NotFound(fmt::format(
+          "backup \"{}\" of database \"{}\" does not exist in {}; hint: list them with available-backups", backup_id,
+          database, repo.storage().Describe()));
+    }
+    std::string list;
+    for (const auto& w : windows) {
+      if (!list.empty()) list += ", ";
+      list += fmt::format("{} ({}) .. {} ({})", FormatRfc3339(w.start_time), w.start_lsn.ToString(),
+                          FormatRfc3339(w.end_time), w.end_lsn.ToString());
+    }
+    return Status::InvalidArgument(fmt::format(
+        "recovery target {} of database \"{}\" is outside every restorable window: {}; hint: choose a target inside "
+        "one",
+        target.ToString(), database, list));
+  }
+  RestorePlan plan;
+  for (const auto& m : catalog.bases()) {
+    if (m.backup_id == best->base_backup_id) plan.base = m;
+  }
+  plan.needs_wal = target.kind != RecoveryTarget::Kind::kLatest || best->end_lsn > best->start_lsn ||
+                   best->end_timeline != best->start_timeline;
+  plan.target_note = fmt::format("{}; window {} .. {} (timeline {})", target.ToString(), best->start_lsn.ToString(),
+                                 best->end_lsn.ToString(), best->end_timeline);
+  return plan;
+}
+
+namespace {
+
+std::string QuoteConf(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "''";
+    else out.push_back(c);
+  }
+  return out + "'";
+}
+
+// PostgreSQL timestamptz input with microseconds: "2026-11-25 02:33:28.123456+00".
+std::string PgTimestamp(SystemTime t) {
+  auto secs = std::chrono::floor<std::chrono::seconds>(t);
+  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();
+  std::string base = FormatRfc3339(secs);  // "2026-11-25T02:33:28Z"
+  return fmt::format("{} {}.{:06}+00", base.substr(0, 10), base.substr(11, 8), micros);
+}
+
+std::string ShellQuoteArg(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\' || c == '$' || c == '`') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "\"";
+}
+
+// recovery.signal plus the settings that make `pg_ctl start` recover to the
+// target through smartbackup wal-get, then promote.
+Status WriteRecoveryConfig(const std::string& dir, const BackupManifest& base, const RestoreOptions& o) {
+  std::string command = ShellQuoteArg(o.smartbackup_path) + " wal-get %f %p --repo " + ShellQuoteArg(o.repo_url) +
+                        " --db " + ShellQuoteArg(o.database) + " --sysid " + std::to_string(base.system_identifier);
+  if (!o.key_file.empty()) command += " --key-file " + ShellQuoteArg(o.key_file);
+  std::string conf = "\n# Added by smartbackup restore of backup " + base.backup_id + ".\n";
+  conf += "restore_command = " + QuoteConf(command) + "\n";
+  conf += "recovery_target_timeline = 'latest'\n";
+  if (o.target.kind == RecoveryTarget::Kind::kTime) {
+    conf += "recovery_target_time = " + QuoteConf(PgTimestamp(o.target.time)) + "\n";
+  } else if (o.target.kind == RecoveryTarget::Kind::kLsn) {
+    conf += "recovery_target_lsn = " + QuoteConf(o.target.lsn.ToString()) + "\n";
+  }
+  if (o.target.kind != RecoveryTarget::Kind::kLatest) conf += "recovery_target_action = 'promote'\n";
+  // The copy must not push its own WAL into the source's archive.
+  conf += "archive_mode = 'off'\n";
+  std::ofstream auto_conf(dir + "/postgresql.auto.conf", std::ios::app);
+  auto_conf << conf;
+  auto_conf.close();
+  if (!auto_conf) return Status::IoError(fmt::format("cannot write \"{}/postgresql.auto.conf\"", dir));
+  std::ofstream signal(dir + "/recovery.signal");
+  signal.close();
+  if (!signal) return Status::IoError(fmt::format("cannot write \"{}/recovery.signal\"", dir));
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& options) {
   RETURN_IF_ERROR(Repository::ValidateDatabaseName(options.database));
@@ -143,7 +253,8 @@ Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& option
     return Status::InvalidArgument(
         fmt::format("restore target \"{}\" must be an absolute path", options.target_dir));
   }
-  ASSIGN_OR_RETURN(BackupManifest m, ChooseBackup(repo, options.database, options.backup_id));
+  ASSIGN_OR_RETURN(RestorePlan plan, PlanRestore(repo, options.database, options.target, options.backup_id));
+  const BackupManifest& m = plan.base;
   if (m.type == BackupType::kLog) {
     return Status::InvalidArgument(fmt::format("backup \"{}\" is a log backup, not a full backup", m.backup_id));
   }
@@ -192,6 +303,7 @@ Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& option
                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   log::Info("restoring backup {} of \"{}\" into {}", m.backup_id, m.database, options.target_dir);
   Status s = RestoreArchives(repo, m, options, dests, workers);
+  if (s.ok() && plan.needs_wal) s = WriteRecoveryConfig(options.target_dir, m, options);
   if (s.ok()) s = SyncFilesystem(options.target_dir);
   if (!s.ok()) {
     undo();

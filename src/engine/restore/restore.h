@@ -10,14 +10,28 @@
 #include <map>
 #include <string>
 
+#include "common/lsn.h"
 #include "repo/manifest.h"
 #include "repo/object_codec.h"
 #include "repo/repository.h"
 
 namespace sb {
 
+struct RecoveryTarget {
+  enum class Kind { kLatest, kTime, kLsn } kind = Kind::kLatest;
+  SystemTime time;
+  Lsn lsn;
+  std::string ToString() const;
+};
+
 struct RestoreOptions {
   std::string database;
+  RecoveryTarget target;
+  // What the restored cluster's restore_command needs to reach the repository
+  // again: the URL, the key file's path (never the key) and this binary.
+  std::string repo_url;
+  std::string key_file;
+  std::string smartbackup_path;
   std::string target_dir;
   std::string backup_id;  // empty: the newest complete full or copy-only backup
   const EncryptionKey* key = nullptr;
@@ -27,8 +41,17 @@ struct RestoreOptions {
 
 Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& options);
 
-// Choose the backup a restore would use; kNotFound with a hint when none.
-Result<BackupManifest> ChooseBackup(Repository& repo, const std::string& database, const std::string& backup_id);
+struct RestorePlan {
+  BackupManifest base;
+  bool needs_wal = false;   // false: the base backup alone reaches the target
+  std::string target_note;  // "latest: 0/5000060 on timeline 1 (2026-…)"
+};
+
+// Chooses the base backup for the target: the newest one whose restorable
+// window holds it. A target outside every window is refused with the windows
+// in the message. backup_id forces a base.
+Result<RestorePlan> PlanRestore(Repository& repo, const std::string& database, const RecoveryTarget& target,
+                                const std::string& backup_id);
 
 // Fetches an object, checks its SHA-256 against ref and decodes it.
 Result<std::string> FetchObject(Storage& storage, const ObjectRef& ref, const EncryptionKey* key);

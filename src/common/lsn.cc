@@ -1,4 +1,4 @@
-#include "pg/lsn.h"
+#include "common/lsn.h"
 
 #include <fmt/core.h>
 

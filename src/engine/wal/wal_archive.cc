@@ -1,0 +1,264 @@
+#include "engine/wal/wal_archive.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/core.h>
+
+#include "common/logging.h"
+#include "common/text.h"
+#include "engine/wal/wal_catalog.h"
+
+namespace sb {
+namespace {
+
+constexpr uint16_t kLongHeaderFlag = 0x0002;  // XLP_LONG_HEADER
+
+Result<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::NotFound(fmt::format("cannot open \"{}\": {}", path, std::strerror(errno)));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Status::IoError(fmt::format("cannot read \"{}\"", path));
+  return ss.str();
+}
+
+// Writes dest atomically: temp file, fsync, rename.
+Status WriteFileAtomically(const std::string& dest, std::string_view data) {
+  const std::string tmp = dest + ".sbtmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Status::IoError(fmt::format("cannot create \"{}\": {}", tmp, std::strerror(errno)));
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t w = ::write(fd, data.data() + done, data.size() - done);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return Status::IoError(fmt::format("cannot write \"{}\": {}", tmp, std::strerror(e)));
+    }
+    done += static_cast<size_t>(w);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    return Status::IoError(fmt::format("cannot sync \"{}\"", tmp));
+  }
+  if (::rename(tmp.c_str(), dest.c_str()) != 0) {
+    ::unlink(tmp.c_str());
+    return Status::IoError(fmt::format("cannot rename to \"{}\": {}", dest, std::strerror(errno)));
+  }
+  return Status::Ok();
+}
+
+uint64_t LoadLe(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+
+bool IsHistoryName(const std::string& name) {
+  return name.size() == 16 && EndsWith(name, ".history") &&
+         name.find_first_not_of("0123456789ABCDEF") == 8;
+}
+
+Result<uint32_t> HistoryTimeline(const std::string& name) {
+  uint32_t tli = static_cast<uint32_t>(std::strtoul(name.substr(0, 8).c_str(), nullptr, 16));
+  if (tli == 0) return Status::InvalidArgument(fmt::format("\"{}\" is not a timeline history file", name));
+  return tli;
+}
+
+std::string Basename(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+}  // namespace
+
+Result<WalSegmentHeader> ParseWalSegmentHeader(std::string_view seg, const std::string& origin) {
+  if (seg.size() < 40) return Status::Corruption(fmt::format("\"{}\" is too short to be a WAL segment", origin));
+  uint16_t info = static_cast<uint16_t>(LoadLe(seg.data() + 2, 2));
+  if (!(info & kLongHeaderFlag)) {
+    return Status::Corruption(fmt::format("\"{}\" does not start with a WAL segment header", origin));
+  }
+  WalSegmentHeader h;
+  h.timeline = static_cast<uint32_t>(LoadLe(seg.data() + 4, 4));
+  h.page_address = Lsn{LoadLe(seg.data() + 8, 8)};
+  h.system_identifier = LoadLe(seg.data() + 24, 8);
+  h.segment_size = static_cast<uint32_t>(LoadLe(seg.data() + 32, 4));
+  if (h.segment_size < (1u << 20) || (h.segment_size & (h.segment_size - 1)) != 0 || h.segment_size != seg.size()) {
+    return Status::Corruption(fmt::format("\"{}\" has an invalid WAL segment size {} (file is {} bytes)", origin,
+                                          h.segment_size, seg.size()));
+  }
+  return h;
+}
+
+Result<int> SealLogBackups(Repository& repo, const std::string& db, const ContainerInfo& container,
+                           uint64_t wal_segment_size, const std::string& key_id, const LogThresholds& thresholds,
+                           bool force, const KnownPartHashes& known) {
+  ASSIGN_OR_RETURN(auto parts, repo.ListWalParts(db, container.name));
+  ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(db));
+  std::set<std::string> sealed;
+  for (const auto& m : listing.backups) {
+    if (m.type != BackupType::kLog || m.container != container.name) continue;
+    for (const ObjectRef* ref : m.AllObjects()) sealed.insert(ref->key);
+  }
+  // Runs of consecutive unsealed parts on one timeline.
+  std::vector<std::vector<WalPart>> runs;
+  for (const auto& p : parts) {
+    if (sealed.count(p.key)) continue;
+    if (!runs.empty() && runs.back().back().timeline == p.timeline && runs.back().back().end == p.start) {
+      runs.back().push_back(p);
+    } else {
+      runs.push_back({p});
+    }
+  }
+  const auto now = repo.clock()->Now();
+  int written = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto& run = runs[i];
+    uint64_t bytes = run.back().end.value - run.front().start.value;
+    auto oldest = std::chrono::system_clock::from_time_t(run.front().mtime_unix);
+    // A run followed by another one ends at a gap: nothing more will join it.
+    bool closed = i + 1 < runs.size();
+    if (!force && !closed && bytes < thresholds.max_wal && now - oldest < thresholds.max_age) continue;
+    BackupManifest m;
+    m.database = db;
+    m.system_identifier = container.system_identifier;
+    m.container = container.name;
+    m.type = BackupType::kLog;
+    m.timeline = run.front().timeline;
+    m.start_lsn = run.front().start.ToString();
+    m.end_lsn = run.back().end.ToString();
+    m.start_time = oldest;
+    m.finish_time = now;
+    m.backup_id = Repository::NewBackupId(now, BackupType::kLog);
+    m.wal_segment_size = wal_segment_size;
+    m.encryption_key_id = key_id;
+    ArchiveRecord wal{.index = 0, .name = "wal"};
+    for (const auto& p : run) {
+      ObjectRef ref{.key = p.key, .raw_size = p.end.value - p.start.value, .stored_size = p.stored_size};
+      auto it = known.find(p.key);
+      if (it != known.end()) {
+        ref.sha256 = it->second;
+      } else {
+        ASSIGN_OR_RETURN(std::string stored, repo.storage().Get(p.key));
+        ref.sha256 = Sha256Hex(stored);
+        ref.stored_size = stored.size();
+      }
+      wal.raw_bytes += ref.raw_size;
+      m.size_bytes += ref.raw_size;
+      m.stored_bytes += ref.stored_size;
+      wal.chunks.push_back(std::move(ref));
+    }
+    m.archives.push_back(std::move(wal));
+    RETURN_IF_ERROR(repo.WriteManifest(m));
+    log::Info("log backup {} sealed: timeline {} {}..{}", m.backup_id, m.timeline, m.start_lsn, m.end_lsn);
+    ++written;
+  }
+  return written;
+}
+
+Result<WalPushResult> WalPush(Repository& repo, const WalPushOptions& options) {
+  RETURN_IF_ERROR(Repository::ValidateDatabaseName(options.database));
+  const std::string name = Basename(options.path);
+  WalPushResult result;
+  ASSIGN_OR_RETURN(std::string data, ReadWholeFile(options.path));
+
+  if (IsHistoryName(name)) {
+    ASSIGN_OR_RETURN(uint32_t tli, HistoryTimeline(name));
+    // A history file names no system identifier: it belongs with the newest lineage of this database.
+    ASSIGN_OR_RETURN(auto containers, repo.ListContainers(options.database));
+    if (containers.empty()) {
+      return Status::FailedPrecondition(fmt::format(
+          "cannot archive \"{}\": database \"{}\" has no WAL in the repository yet; hint: take a full backup first",
+          name, options.database));
+    }
+    ASSIGN_OR_RETURN(ContainerInfo c, repo.EnsureContainer(options.database, containers.back().system_identifier, tli,
+                                                           "timeline switch"));
+    result.key = Repository::HistoryKey(options.database, c.name, tli);
+    ASSIGN_OR_RETURN(EncodedObject enc, EncodeObject(data, result.key, {.zstd_level = options.zstd_level}));
+    Status s = repo.storage().Put(result.key, enc.bytes, {.if_absent = true});
+    if (s.IsAlreadyExists()) {
+      result.already_archived = true;
+    } else {
+      RETURN_IF_ERROR(s);
+    }
+    result.note = "timeline history stored";
+    return result;
+  }
+
+  // Backup history files and partial segments of an old timeline hold nothing a restore needs.
+  if (EndsWith(name, ".backup") || EndsWith(name, ".partial")) {
+    result.note = fmt::format("\"{}\" is not needed for restore; skipped", name);
+    return result;
+  }
+
+  ASSIGN_OR_RETURN(WalSegmentHeader header, ParseWalSegmentHeader(data, options.path));
+  auto parsed = ParseWalSegmentName(name, header.segment_size);
+  if (!parsed.ok()) {
+    return Status::InvalidArgument(fmt::format("\"{}\" is not a WAL segment file name", name));
+  }
+  auto [tli, start] = *parsed;
+  if (header.page_address != start) {
+    return Status::Corruption(fmt::format("WAL file \"{}\" holds segment {} but is named for {}", options.path,
+                                          header.page_address.ToString(), start.ToString()));
+  }
+  ASSIGN_OR_RETURN(ContainerInfo c, repo.EnsureContainer(options.database, header.system_identifier, tli,
+                                                         "first WAL (archive mode)"));
+  Lsn end{start.value + header.segment_size};
+  result.key = Repository::WalPartKey(options.database, c.name, tli, start, end);
+  ASSIGN_OR_RETURN(EncodedObject enc, EncodeObject(data, result.key, {.zstd_level = options.zstd_level, .key = options.key}));
+  Status s = repo.storage().Put(result.key, enc.bytes, {.if_absent = true});
+  KnownPartHashes known;
+  if (s.IsAlreadyExists()) {
+    // Archiving the same segment twice is normal after a crash; different content is not.
+    ASSIGN_OR_RETURN(std::string stored, repo.storage().Get(result.key));
+    ASSIGN_OR_RETURN(std::string existing, DecodeObject(stored, result.key, options.key));
+    if (existing != data) {
+      return Status::AlreadyExists(fmt::format(
+          "WAL segment {} of database \"{}\" is already archived with different content; hint: another server with "
+          "the same system identifier may be archiving into this repository",
+          name, options.database));
+    }
+    result.already_archived = true;
+    result.note = "already archived with identical content";
+  } else {
+    RETURN_IF_ERROR(s.WithContext(fmt::format("cannot archive WAL segment {}", name)));
+    known[result.key] = enc.sha256;
+    result.note = "archived";
+  }
+  ASSIGN_OR_RETURN(int sealed, SealLogBackups(repo, options.database, c, header.segment_size,
+                                              options.key ? options.key->key_id() : "", options.thresholds,
+                                              /*force=*/false, known));
+  (void)sealed;
+  return result;
+}
+
+Status WalGet(Repository& repo, const WalGetOptions& options) {
+  RETURN_IF_ERROR(Repository::ValidateDatabaseName(options.database));
+  ASSIGN_OR_RETURN(WalCatalog catalog, WalCatalog::Load(repo, options.database, options.system_identifier));
+  if (IsHistoryName(options.name)) {
+    ASSIGN_OR_RETURN(uint32_t tli, HistoryTimeline(options.name));
+    auto content = catalog.HistoryFile(tli);
+    if (!content) return Status::NotFound(fmt::format("no history file {} in the repository", options.name));
+    return WriteFileAtomically(options.dest, *content);
+  }
+  uint64_t seg_size = 16ull << 20;
+  if (!catalog.bases().empty()) seg_size = catalog.bases().back().wal_segment_size;
+  auto parsed = ParseWalSegmentName(options.name, seg_size);
+  if (!parsed.ok()) return Status::NotFound(fmt::format("\"{}\" is not a WAL file smartbackup stores", options.name));
+  auto [tli, start] = *parsed;
+  ASSIGN_OR_RETURN(std::string bytes,
+                   catalog.Assemble(repo.storage(), tli, start, Lsn{start.value + seg_size}, options.key));
+  // Past the newest durable WAL the segment is zeros, which recovery reads as the end of WAL.
+  bytes.resize(seg_size, '\0');
+  return WriteFileAtomically(options.dest, bytes);
+}
+
+}  // namespace sb

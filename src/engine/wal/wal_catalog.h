@@ -1,0 +1,82 @@
+// WalCatalog: what the repository holds for one database and system
+// identifier, across its containers — full backups, WAL parts, log backups
+// and timeline histories — and what follows from it: the restorable windows,
+// the gaps in the log chain, and the bytes of any WAL segment (for wal-get).
+// Computed from the repository alone; a snapshot, not kept up to date.
+// Thread-safety: immutable after Load; Assemble may be called concurrently.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/lsn.h"
+#include "repo/object_codec.h"
+#include "repo/repository.h"
+
+namespace sb {
+
+struct TimelineSwitch {
+  uint32_t parent = 0;
+  Lsn switch_point;  // where the child timeline begins
+};
+
+struct ChainGap {
+  std::string container;
+  uint32_t timeline = 0;
+  Lsn start, end;  // WAL in [start, end) is missing
+  SystemTime detected_after;  // durable time of the WAL before the gap
+};
+
+struct RestoreWindow {
+  std::string base_backup_id;   // the full backup the window starts from
+  uint32_t start_timeline = 0;
+  Lsn start_lsn;                // the full backup's consistent point
+  SystemTime start_time;
+  uint32_t end_timeline = 0;
+  Lsn end_lsn;                  // newest durable WAL reachable without a gap
+  SystemTime end_time;          // when that WAL became durable
+};
+
+class WalCatalog {
+ public:
+  // sysid unset: the system identifier of the newest backup or container.
+  static Result<WalCatalog> Load(Repository& repo, const std::string& db, std::optional<uint64_t> sysid);
+
+  uint64_t system_identifier() const { return sysid_; }
+  const std::vector<BackupManifest>& bases() const { return bases_; }  // full + copy-only, oldest first
+  const std::vector<BackupManifest>& log_backups() const { return logs_; }
+  const std::vector<WalPart>& parts() const { return parts_; }  // all timelines, by (tli, start)
+  const std::map<uint32_t, TimelineSwitch>& switches() const { return switches_; }
+  std::optional<std::string> HistoryFile(uint32_t timeline) const;
+
+  // End of the contiguous WAL on `timeline` that starts at or before `from`
+  // (following parts only), and the durable time of the last part used.
+  Lsn ContiguousEnd(uint32_t timeline, Lsn from, SystemTime* durable_at = nullptr) const;
+  // Highest end of any part on the timeline (or 0).
+  Lsn TimelineEnd(uint32_t timeline) const;
+
+  std::vector<RestoreWindow> Windows() const;
+  std::vector<ChainGap> Gaps() const;
+
+  // Bytes of WAL [start, end) on `timeline` as far as contiguous from start,
+  // taking what precedes the timeline's switch point from its parent.
+  // kNotFound when nothing covers `start`. Checks each object's checksum
+  // where a log backup recorded it.
+  Result<std::string> Assemble(Storage& storage, uint32_t timeline, Lsn start, Lsn end, const EncryptionKey* key) const;
+
+ private:
+  uint64_t sysid_ = 0;
+  std::vector<BackupManifest> bases_;
+  std::vector<BackupManifest> logs_;
+  std::vector<WalPart> parts_;
+  std::map<std::string, std::string> sealed_sha_;  // part key → sha256 from a log backup
+  std::map<uint32_t, TimelineSwitch> switches_;
+  std::map<uint32_t, std::string> histories_;
+};
+
+// Parses a PostgreSQL timeline history file's last line for `timeline`.
+std::optional<TimelineSwitch> ParseTimelineHistory(const std::string& content);
+
+}  // namespace sb

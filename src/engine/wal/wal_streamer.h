@@ -1,0 +1,47 @@
+// Stream mode: receives a cluster's WAL over the replication protocol through
+// smartbackup's own physical slot and stores it as WAL parts, sealing log
+// backups when the thresholds say so. The slot is advanced only to WAL that is
+// durable in the repository, so nothing acknowledged is ever lost by a crash of
+// smartbackup, PostgreSQL or the storage. The open tail is made durable every
+// flush_interval, which bounds the recovery point's age.
+// Thread-safety: RunWalStreamer blocks its thread; stop it with *stop = true
+// (checked at least every poll interval) or WalStreamer::RequestStop.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "engine/wal/wal_archive.h"
+#include "repo/repository.h"
+
+namespace sb {
+
+struct ChainBreak {
+  std::string cause;  // "slot lost", "slot advanced by another consumer", "timeline switch", …
+  uint32_t timeline = 0;
+  Lsn start, end;     // the WAL that is missing (empty range for a timeline switch)
+};
+
+struct WalStreamerOptions {
+  std::string conninfo;
+  std::string database;
+  std::string slot;  // default: "smartbackup_<database>"
+  const EncryptionKey* key = nullptr;
+  int zstd_level = 3;
+  std::chrono::milliseconds flush_interval{5000};
+  uint64_t part_max_bytes = 16ull << 20;
+  LogThresholds thresholds;
+  const std::atomic<bool>* stop = nullptr;
+  std::function<void(const ChainBreak&)> on_chain_break;  // also logged
+  std::function<void(Lsn durable)> on_durable;            // after each part is stored
+};
+
+// Default slot name for a database: "smartbackup_" + name, lowercased, other characters → '_'.
+std::string DefaultSlotName(const std::string& database);
+
+// Runs until *stop (returns OK after a final flush) or an error.
+Status RunWalStreamer(Repository& repo, const WalStreamerOptions& options);
+
+}  // namespace sb
