@@ -1,0 +1,186 @@
+// The chain arithmetic of WalCatalog on an in-memory repository: windows,
+// gaps, sealing, timeline crossing and segment assembly.
+#include <gtest/gtest.h>
+
+#include "engine/wal/wal_archive.h"
+#include "engine/wal/wal_catalog.h"
+#include "storage/memory/memory_storage.h"
+
+namespace sb {
+namespace {
+
+constexpr uint64_t kSysid = 7000000000000000001ull;
+constexpr uint64_t kSeg = 16ull << 20;
+
+class WalCatalogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    clock_ = std::make_unique<ManualClock>(std::chrono::system_clock::from_time_t(1'800'000'000));
+    auto repo = Repository::Open(std::make_unique<MemoryStorage>(clock_.get()), true, clock_.get());
+    ASSERT_TRUE(repo.ok());
+    repo_ = std::move(repo).value();
+    auto c = repo_->EnsureContainer("main", kSysid, 1, "test");
+    ASSERT_TRUE(c.ok());
+    c1_ = *c;
+  }
+
+  // WAL bytes are a function of their LSN so assembled ranges can be checked.
+  static std::string WalBytes(uint64_t start, uint64_t end, char tag = 0) {
+    std::string s(end - start, '\0');
+    for (uint64_t i = start; i < end; ++i) s[i - start] = static_cast<char>((i * 131 + tag) & 0xff);
+    return s;
+  }
+
+  void PutPart(const ContainerInfo& c, uint32_t tli, uint64_t start, uint64_t end, char tag = 0) {
+    const std::string key = Repository::WalPartKey("main", c.name, tli, Lsn{start}, Lsn{end});
+    auto enc = EncodeObject(WalBytes(start, end, tag), key, {});
+    ASSERT_TRUE(enc.ok());
+    ASSERT_TRUE(repo_->storage().Put(key, enc->bytes).ok());
+  }
+
+  void PutFull(uint32_t tli, uint64_t start, uint64_t end, const std::string& container) {
+    BackupManifest m;
+    m.database = "main";
+    m.system_identifier = kSysid;
+    m.container = container;
+    m.type = BackupType::kFull;
+    m.timeline = tli;
+    m.start_lsn = Lsn{start}.ToString();
+    m.end_lsn = Lsn{end}.ToString();
+    m.start_time = m.finish_time = clock_->Now();
+    m.backup_id = Repository::NewBackupId(m.start_time, m.type);
+    m.wal_segment_size = kSeg;
+    ASSERT_TRUE(repo_->WriteManifest(m).ok());
+  }
+
+  WalCatalog Load() {
+    auto c = WalCatalog::Load(*repo_, "main", std::nullopt);
+    EXPECT_TRUE(c.ok()) << c.status().message();
+    return std::move(c).value();
+  }
+
+  std::unique_ptr<ManualClock> clock_;
+  std::unique_ptr<Repository> repo_;
+  ContainerInfo c1_;
+};
+
+TEST_F(WalCatalogTest, WindowFollowsContiguousPartsFromTheFullBackup) {
+  PutFull(1, 0x2000028, 0x2000100, c1_.name);
+  PutPart(c1_, 1, 0x1500000, 0x2500000);
+  PutPart(c1_, 1, 0x2500000, 0x3000000);
+  auto cat = Load();
+  auto windows = cat.Windows();
+  ASSERT_EQ(windows.size(), 1u);
+  EXPECT_EQ(windows[0].start_lsn, Lsn{0x2000100});
+  EXPECT_EQ(windows[0].end_lsn, Lsn{0x3000000});
+  EXPECT_TRUE(cat.Gaps().empty());
+}
+
+TEST_F(WalCatalogTest, HoleIsAGapAndEndsTheWindow) {
+  PutFull(1, 0x2000028, 0x2000100, c1_.name);
+  PutPart(c1_, 1, 0x2000000, 0x2400000);
+  PutPart(c1_, 1, 0x2800000, 0x3000000);  // 0x2400000..0x2800000 is missing
+  auto cat = Load();
+  auto gaps = cat.Gaps();
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].start, Lsn{0x2400000});
+  EXPECT_EQ(gaps[0].end, Lsn{0x2800000});
+  auto windows = cat.Windows();
+  ASSERT_EQ(windows.size(), 1u);
+  EXPECT_EQ(windows[0].end_lsn, Lsn{0x2400000});
+
+  // A new full backup after the gap opens a second window.
+  PutFull(1, 0x2900000, 0x2900100, c1_.name);
+  windows = Load().Windows();
+  ASSERT_EQ(windows.size(), 2u);
+  EXPECT_EQ(windows[1].start_lsn, Lsn{0x2900100});
+  EXPECT_EQ(windows[1].end_lsn, Lsn{0x3000000});
+}
+
+TEST_F(WalCatalogTest, MissingWalRightAfterTheFullBackupIsAGap) {
+  PutFull(1, 0x2000028, 0x2000100, c1_.name);
+  PutPart(c1_, 1, 0x2200000, 0x2300000);
+  auto gaps = Load().Gaps();
+  ASSERT_EQ(gaps.size(), 1u);
+  EXPECT_EQ(gaps[0].start, Lsn{0x2000100});
+  EXPECT_EQ(gaps[0].end, Lsn{0x2200000});
+}
+
+TEST_F(WalCatalogTest, AssembleJoinsPartsAndStopsAtTheEnd) {
+  PutPart(c1_, 1, 0x1000000, 0x1000100);
+  PutPart(c1_, 1, 0x1000100, 0x1000400);
+  auto cat = Load();
+  auto bytes = cat.Assemble(repo_->storage(), 1, Lsn{0x1000000}, Lsn{0x1000000 + kSeg}, nullptr);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().message();
+  EXPECT_EQ(*bytes, WalBytes(0x1000000, 0x1000400));
+  auto missing = cat.Assemble(repo_->storage(), 1, Lsn{0x5000000}, Lsn{0x5000000 + kSeg}, nullptr);
+  EXPECT_TRUE(missing.status().IsNotFound());
+}
+
+TEST_F(WalCatalogTest, ChildTimelineTakesItsHeadFromTheParent) {
+  PutFull(1, 0x1000028, 0x1000100, c1_.name);
+  PutPart(c1_, 1, 0x1000000, 0x1800000, /*tag=*/1);
+  auto c2 = repo_->EnsureContainer("main", kSysid, 2, "promotion");
+  ASSERT_TRUE(c2.ok());
+  const std::string history = "1\t0/1600000\tno recovery target specified\n";
+  const std::string hkey = Repository::HistoryKey("main", c2->name, 2);
+  ASSERT_TRUE(repo_->storage().Put(hkey, EncodeObject(history, hkey, {})->bytes).ok());
+  PutPart(*c2, 2, 0x1600000, 0x1900000, /*tag=*/2);
+
+  auto cat = Load();
+  auto windows = cat.Windows();
+  ASSERT_EQ(windows.size(), 1u);
+  EXPECT_EQ(windows[0].end_timeline, 2u);
+  EXPECT_EQ(windows[0].end_lsn, Lsn{0x1900000});
+  // Segment 1 on timeline 2: timeline 1's bytes before the switch, timeline 2's after.
+  auto seg = cat.Assemble(repo_->storage(), 2, Lsn{0x1000000}, Lsn{0x2000000}, nullptr);
+  ASSERT_TRUE(seg.ok()) << seg.status().message();
+  EXPECT_EQ(*seg, WalBytes(0x1000000, 0x1600000, 1) + WalBytes(0x1600000, 0x1900000, 2));
+  ASSERT_TRUE(cat.HistoryFile(2).has_value());
+  EXPECT_EQ(*cat.HistoryFile(2), history);
+}
+
+TEST_F(WalCatalogTest, SealingWritesLogBackupsOverRunsWithoutCopying) {
+  PutPart(c1_, 1, 0x1000000, 0x1100000);
+  PutPart(c1_, 1, 0x1100000, 0x1200000);
+  PutPart(c1_, 1, 0x1400000, 0x1500000);  // after a hole: a run of its own
+  LogThresholds small{.max_wal = 64ull << 20, .max_age = std::chrono::hours(2)};
+  // Below the thresholds only the run closed by the hole is sealed.
+  auto n = SealLogBackups(*repo_, "main", c1_, kSeg, "", small, /*force=*/false);
+  ASSERT_TRUE(n.ok()) << n.status().message();
+  EXPECT_EQ(*n, 1);
+  clock_->Advance(std::chrono::hours(3));
+  n = SealLogBackups(*repo_, "main", c1_, kSeg, "", small, false);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1);  // the open run is old enough now
+  n = SealLogBackups(*repo_, "main", c1_, kSeg, "", small, true);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 0);  // nothing left unsealed
+  auto cat = Load();
+  ASSERT_EQ(cat.log_backups().size(), 2u);
+  EXPECT_EQ(cat.log_backups()[0].start_lsn, "0/1000000");
+  EXPECT_EQ(cat.log_backups()[0].end_lsn, "0/1200000");
+  EXPECT_EQ(cat.log_backups()[0].archives[0].chunks.size(), 2u);
+}
+
+TEST_F(WalCatalogTest, SealedPartWithChangedBytesIsCorrupt) {
+  PutPart(c1_, 1, 0x1000000, 0x1100000);
+  ASSERT_TRUE(SealLogBackups(*repo_, "main", c1_, kSeg, "", {}, true).ok());
+  // Replace the sealed part with a differently encoded copy of other bytes.
+  const std::string key = Repository::WalPartKey("main", c1_.name, 1, Lsn{0x1000000}, Lsn{0x1100000});
+  ASSERT_TRUE(repo_->storage().Put(key, EncodeObject(WalBytes(0x1000000, 0x1100000, 9), key, {})->bytes).ok());
+  auto bytes = Load().Assemble(repo_->storage(), 1, Lsn{0x1000000}, Lsn{0x2000000}, nullptr);
+  EXPECT_EQ(bytes.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(bytes.status().message().find(key), std::string::npos);
+}
+
+TEST(TimelineHistoryTest, ParsesTheLastLine) {
+  auto sw = ParseTimelineHistory("1\t0/3000000\tno recovery target specified\n\n2\t0/5000100\tbefore x\n");
+  ASSERT_TRUE(sw.has_value());
+  EXPECT_EQ(sw->parent, 2u);
+  EXPECT_EQ(sw->switch_point, Lsn{0x5000100});
+  EXPECT_FALSE(ParseTimelineHistory("").has_value());
+}
+
+}  // namespace
+}  // namespace sb
