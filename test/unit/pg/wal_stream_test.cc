@@ -435,16 +435,17 @@ TEST_F(WalStreamTest, PromotionEndsTheTimeline) {
 
   cluster_->Psql("CREATE TABLE ws_promote AS SELECT g FROM generate_series(1, 5000) g");
   const std::string primary_lsn = cluster_->Psql("SELECT pg_current_wal_lsn()");
+  Collector c(start);
   std::string caught_up;
   for (auto deadline = Clock::now() + 30s; Clock::now() < deadline;) {
     caught_up = standby->Psql("SELECT pg_last_wal_replay_lsn() >= '" + primary_lsn + "'::pg_lsn");
     if (caught_up == "t") break;
     auto ev = (*stream)->Next(100ms);
     ASSERT_TRUE(ev.ok()) << ev.status().message();
+    if (ev->kind == WalEvent::Kind::kData) c.Add(*ev);
   }
   ASSERT_EQ(caught_up, "t");
 
-  Collector c(start);
   auto early = c.ReadUntil(**stream, ParseLsn(primary_lsn).value, 30s, 200ms);
   ASSERT_TRUE(early.ok()) << early.status().message();
 

@@ -1,0 +1,65 @@
+// The agent's local HTTP API: JSON over a unix socket (mode 0600) with a
+// bearer token on top (state_dir/api.token, mode 0600), so only the agent's
+// own user — or root — can manage it. The server knows nothing of backups: it
+// hands each request to a handler. Routes (all JSON bodies):
+//   GET  /v1/status                      per-cluster state
+//   GET  /v1/health[?since=RFC3339]      counters like fn_get_health_status
+//   GET  /v1/instance-config             instance defaults
+//   POST /v1/instance-config             {"enable":bool|null,"settings":{option:text}}
+//   GET  /v1/db/NAME/config
+//   POST /v1/db/NAME/config              {"enable":bool|null,"settings":{option:text}}
+//   POST /v1/master-switch               {"on":bool}
+//   POST /v1/db/NAME/backup              {"type":"full"|"log"}
+// Errors: a JSON body {"error":"one line"} with 400 (bad input), 404 (unknown
+// database), 409 (a backup of that type is running), 401 (token), 500.
+// Thread-safety: the handler is called from server threads concurrently.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace sb {
+
+struct ApiRequest {
+  std::string method;  // "GET" | "POST"
+  std::string path;    // "/v1/db/main/config"
+  std::string query;   // raw query string without '?'
+  std::string body;
+};
+
+struct ApiResponse {
+  int status = 200;
+  std::string body = "{}";
+};
+
+using ApiHandler = std::function<ApiResponse(const ApiRequest&)>;
+
+class ApiServer {
+ public:
+  // Listens on the unix socket (replacing a stale socket file, refusing when
+  // another agent answers on it) and serves on a background thread.
+  static Result<std::unique_ptr<ApiServer>> Start(const std::string& socket_path, const std::string& token,
+                                                  ApiHandler handler);
+  ~ApiServer();  // stops and removes the socket file
+  void Stop();
+
+ private:
+  ApiServer() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// One request to the agent. Connection failures → kUnavailable "no agent is
+// running on SOCKET; hint: start it with smartbackup agent --config FILE";
+// non-2xx → the error line from the body with a matching code.
+Result<ApiResponse> CallAgent(const std::string& socket_path, const std::string& token, const std::string& method,
+                              const std::string& path, const std::string& body = "");
+
+// Reads or creates (0600, random) the token file.
+Result<std::string> LoadOrCreateToken(const std::string& path);
+Result<std::string> ReadToken(const std::string& path);
+
+}  // namespace sb

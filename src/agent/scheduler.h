@@ -1,0 +1,50 @@
+// Scheduler: the rules of spec section 3 as pure functions of what the agent
+// observed about a cluster and the time now. No I/O and no clock reads: the
+// caller passes `now`, so every rule is a fast unit test with a fake clock.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "agent/settings.h"
+#include "common/clock.h"
+#include "common/lsn.h"
+
+namespace sb {
+
+struct ClusterObservation {
+  SystemTime now;
+  bool master_switch_on = true;
+  bool enabled = false;
+  bool reachable = true;
+  bool in_recovery = false;         // a standby: skipped, reported as skipped
+  std::string wal_level = "replica";
+  Lsn current_lsn;                  // server's current WAL position
+  // What the repository holds in the current container:
+  std::optional<SystemTime> last_full_finish;  // newest full (not copy-only) in the current container
+  std::optional<Lsn> last_full_start_lsn;
+  std::optional<SystemTime> last_log_finish;   // newest log backup after that full
+  std::optional<Lsn> last_log_end_lsn;         // end of the newest log backup
+  Lsn durable_wal_end;              // end of WAL durable in the repository (parts, sealed or not)
+  bool chain_broken = false;        // a gap after the newest full, a lost slot, …
+  std::string chain_break_cause;
+  bool new_container = false;       // failover (new timeline), new system identifier, back from minimal
+  bool full_running = false;
+  bool log_running = false;
+};
+
+struct Decision {
+  enum class Action { kNone, kFull, kLog, kSkip } action = Action::kNone;
+  std::string reason;                 // one line, shown in status/health: "≥ 7d since the last full backup"
+  std::optional<SystemTime> next_due; // when this rule would next fire, if known
+};
+
+Decision DecideFull(const ClusterObservation& o, const ClusterSettings& s);
+Decision DecideLog(const ClusterObservation& o, const ClusterSettings& s);
+
+// Start of the next full-backup window at or after `now` (custom schedule).
+SystemTime NextWindowStart(const FullSchedule& schedule, SystemTime now);
+bool InWindow(const FullSchedule& schedule, SystemTime now);
+
+}  // namespace sb

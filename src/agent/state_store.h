@@ -1,0 +1,95 @@
+// StateStore: the agent's durable state in SQLite (state_dir/state.db):
+// settings changed through verbs (they survive restarts), the master switch,
+// the clusters the agent has seen (so instance defaults apply only to
+// clusters that appear later), job history and health events. The
+// repository stays the source of truth for which backups exist.
+// Thread-safety: all methods are serialised internally; safe from any thread.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/settings.h"
+#include "common/clock.h"
+#include "common/status.h"
+
+struct sqlite3;
+
+namespace sb {
+
+struct KnownCluster {
+  std::string name;
+  uint64_t system_identifier = 0;
+  SystemTime first_seen;
+  bool defaults_applied = false;  // instance defaults were enabled when it appeared
+  bool dropped = false;           // gone from config/discovery: no more backups
+  SystemTime last_seen;
+};
+
+struct JobRecord {
+  int64_t id = 0;
+  std::string cluster;
+  std::string kind;    // "full" | "log" | "copy_only" | "retention" | "verify"
+  std::string reason;
+  SystemTime started;
+  std::optional<SystemTime> finished;
+  std::string result;  // "running" | "ok" | "failed" | "interrupted"
+  std::string detail;  // backup id or the error line
+};
+
+// Health categories, as fn_get_health_status counts them.
+enum class HealthCategory {
+  kStorageError,
+  kPostgresError,
+  kCredentialError,
+  kOtherError,
+  kCorruptedBackup,
+  kDeletedBackup,
+  kBackupLoop,
+  kRetentionLoop,
+  kChainBreak,
+  kWarning,
+};
+const char* HealthCategoryName(HealthCategory c);
+
+struct HealthEvent {
+  SystemTime at;
+  std::string cluster;  // may be empty
+  HealthCategory category;
+  std::string message;
+};
+
+class StateStore {
+ public:
+  static Result<std::unique_ptr<StateStore>> Open(const std::string& path);
+  ~StateStore();
+
+  Status SaveClusterOverrides(const std::string& cluster, const PartialSettings& overrides);
+  Result<std::map<std::string, PartialSettings>> LoadClusterOverrides();
+  Status SaveInstanceDefaults(const PartialSettings& defaults);
+  Result<std::optional<PartialSettings>> LoadInstanceDefaults();
+  Status SetMasterSwitch(bool on);
+  Result<bool> MasterSwitch();  // true when never set
+
+  Status UpsertKnownCluster(const KnownCluster& cluster);
+  Result<std::vector<KnownCluster>> KnownClusters();
+
+  Result<int64_t> StartJob(const JobRecord& job);
+  Status FinishJob(int64_t id, const std::string& result, const std::string& detail, SystemTime at);
+  // Jobs left "running" by a previous agent process become "interrupted".
+  Status MarkInterruptedJobs(SystemTime at);
+  Result<std::vector<JobRecord>> RecentJobs(const std::string& cluster, int limit);
+
+  Status RecordHealthEvent(const HealthEvent& event);
+  Result<std::vector<HealthEvent>> HealthEvents(SystemTime since, SystemTime until);
+
+ private:
+  StateStore() = default;
+  std::mutex mu_;
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace sb
