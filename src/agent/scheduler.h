@@ -18,6 +18,7 @@ struct ClusterObservation {
   bool master_switch_on = true;
   bool enabled = false;
   bool reachable = true;
+  std::string unreachable_error;    // (added) why: the connection error, shown in the skip reason
   bool in_recovery = false;         // a standby: skipped, reported as skipped
   std::string wal_level = "replica";
   Lsn current_lsn;                  // server's current WAL position
@@ -30,6 +31,7 @@ struct ClusterObservation {
   bool chain_broken = false;        // a gap after the newest full, a lost slot, …
   std::string chain_break_cause;
   bool new_container = false;       // failover (new timeline), new system identifier, back from minimal
+  std::string new_container_cause;  // (added) e.g. "failover to timeline 2", shown in the reason
   bool full_running = false;
   bool log_running = false;
 };
@@ -46,5 +48,10 @@ Decision DecideLog(const ClusterObservation& o, const ClusterSettings& s);
 // Start of the next full-backup window at or after `now` (custom schedule).
 SystemTime NextWindowStart(const FullSchedule& schedule, SystemTime now);
 bool InWindow(const FullSchedule& schedule, SystemTime now);
+// (Added.) Start of the latest window that began at or before `now`, whether
+// or not `now` is still inside it.
+SystemTime CurrentWindowStart(const FullSchedule& schedule, SystemTime now);
+// (Added.) "daily 01:00 window" / "weekly sun 01:00 window", for reasons.
+std::string DescribeWindow(const FullSchedule& schedule);
 
 }  // namespace sb

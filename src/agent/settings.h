@@ -53,17 +53,29 @@ struct OptionDef {
   enum class Type { kBool, kInt, kString, kDuration, kByteSize, kMode, kSchedule } type;
   std::string default_text;
   std::string help;
+  // Added: kInt range (inclusive); a value outside it is rejected.
+  int64_t min_value = 0;
+  int64_t max_value = 0;
+  bool allow_empty = false;  // "" means unset (key_file, full_schedule, log_frequency)
+  bool test_only = false;    // documented as for tests (retention_unit)
+  bool verb_flag = false;    // also a flag of set-db-backup / set-instance-backup (spec section 6)
 };
 
 // The table of every managed option.
 const std::vector<OptionDef>& ManagedOptions();
+// The option named `name`, or nullptr. (Added.)
+const OptionDef* FindOption(const std::string& name);
 
 // Validates and canonicalises one value ("retention_days", "31" → error
 // "retention_days must be between 1 and 30, got 31").
 Result<std::string> ValidateOption(const std::string& name, const std::string& value);
 Status ValidateSettings(const PartialSettings& settings);
+// ValidateSettings, returning every value in its canonical text. (Added.)
+Result<PartialSettings> CanonicalizeSettings(const PartialSettings& settings);
 
 // defaults, then overrides on top: every key the overrides do not set comes from defaults.
+// Built-in defaults (ClusterSettings{}) fill what neither sets. Precondition:
+// both validated; a value that does not parse is ignored (the layer below wins).
 ClusterSettings ResolveSettings(const PartialSettings& defaults, const PartialSettings& overrides);
 // The settings as option-name → text (for db-config / instance-config output).
 PartialSettings ToPartial(const ClusterSettings& settings);

@@ -74,6 +74,7 @@ class StateStore {
   Status SetMasterSwitch(bool on);
   Result<bool> MasterSwitch();  // true when never set
 
+  // Inserts or replaces by name; first_seen keeps the earliest value recorded.
   Status UpsertKnownCluster(const KnownCluster& cluster);
   Result<std::vector<KnownCluster>> KnownClusters();
 
@@ -81,9 +82,11 @@ class StateStore {
   Status FinishJob(int64_t id, const std::string& result, const std::string& detail, SystemTime at);
   // Jobs left "running" by a previous agent process become "interrupted".
   Status MarkInterruptedJobs(SystemTime at);
+  // Newest first; cluster "" = every cluster; limit <= 0 = no limit.
   Result<std::vector<JobRecord>> RecentJobs(const std::string& cluster, int limit);
 
   Status RecordHealthEvent(const HealthEvent& event);
+  // Events with since <= at <= until, oldest first.
   Result<std::vector<HealthEvent>> HealthEvents(SystemTime since, SystemTime until);
 
  private:

@@ -13,12 +13,15 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "agent/agent.h"
+#include "agent/api.h"
 #include "common/logging.h"
 #include "common/text.h"
 #include "engine/backup/full_backup.h"
 #include "engine/restore/restore.h"
 #include "engine/verify/verify.h"
 #include "engine/wal/wal_archive.h"
+#include "engine/wal/log_backup.h"
 #include "engine/wal/wal_catalog.h"
 #include "engine/wal/wal_streamer.h"
 #include "pg/connection.h"
@@ -97,48 +100,15 @@ struct BackupArgs {
   std::string chunk_size = "8MiB";
 };
 
-// An on-demand log backup: seals the WAL captured so far (by stream or
-// wal-push) into log backups. In archive mode it first has PostgreSQL switch
-// to a new segment so the current one is archived.
 void RunLogBackupVerb(const BackupArgs& a, const CommonFlags& flags, const EncryptionKey* key) {
-  Check(Repository::ValidateDatabaseName(a.db));
-  auto conn = Check(PgConnection::Connect(a.pg, false));
-  auto info = Check(ReadServerInfo(*conn));
   auto repo = OpenRepo(a.repo, /*create=*/true);
-  if (info.archive_command.find("wal-push") != std::string::npos && !info.in_recovery) {
-    auto rows = conn->Query("SELECT pg_walfile_name(pg_switch_wal())");
-    if (rows.ok() && !rows->empty() && (*rows)[0][0]) {
-      const std::string wanted = *(*rows)[0][0];
-      // Bounded wait for the archiver to hand that segment to wal-push.
-      for (int i = 0; i < 600; ++i) {
-        auto st = conn->Query("SELECT coalesce(last_archived_wal, '') >= '" + wanted + "' FROM pg_stat_archiver");
-        if (st.ok() && !st->empty() && (*st)[0][0] == std::optional<std::string>("t")) break;
-        ::usleep(100 * 1000);
-      }
-    }
-  }
-  int sealed = 0;
-  for (const auto& c : Check(repo->ListContainers(a.db))) {
-    if (c.system_identifier != info.system_identifier) continue;
-    sealed += Check(SealLogBackups(*repo, a.db, c, info.wal_segment_size, key ? key->key_id() : "", {}, /*force=*/true));
-  }
-  if (sealed == 0) {
-    Check(Status::FailedPrecondition(fmt::format(
-        "no new WAL of database \"{}\" to back up since the last log backup; hint: check that WAL capture runs "
-        "(smartbackup stream, or archive_command = smartbackup wal-push)",
-        a.db)));
-  }
-  auto listing = Check(repo->ListBackups(a.db));
-  const BackupManifest* newest = nullptr;
-  for (const auto& m : listing.backups) {
-    if (m.type == BackupType::kLog && (!newest || m.finish_time >= newest->finish_time)) newest = &m;
-  }
+  auto m = Check(RunLogBackup(*repo, {.conninfo = a.pg, .database = a.db, .key = key}));
   if (flags.format() == Output::kJson) {
-    std::cout << BackupJson(*newest, "available").dump(2) << "\n";
+    std::cout << BackupJson(m, "available").dump(2) << "\n";
   } else {
-    std::cout << fmt::format("log backup {} complete: timeline {} {}..{}\n", newest->backup_id, newest->timeline,
-                             newest->start_lsn, newest->end_lsn)
-              << Repository::ManifestKey(newest->database, newest->container, newest->backup_id) << "\n";
+    std::cout << fmt::format("log backup {} complete: timeline {} {}..{}\n", m.backup_id, m.timeline, m.start_lsn,
+                             m.end_lsn)
+              << Repository::ManifestKey(m.database, m.container, m.backup_id) << "\n";
   }
 }
 
@@ -381,6 +351,101 @@ int RunWalGetVerb(const WalGetArgs& a) {
   return s.IsNotFound() ? 1 : 255;
 }
 
+// ---- managed verbs: talk to the running agent ---------------------------------
+
+json CallAgentJson(const std::string& config, const std::string& method, const std::string& path,
+                   const json& body = nullptr) {
+  if (config.empty()) Check(Status::InvalidArgument("--config is required to find the agent"));
+  auto endpoint = Check(EndpointFromConfig(config));
+  auto token = Check(ReadToken(endpoint.token_path));
+  auto response = Check(CallAgent(endpoint.socket, token, method, path, body.is_null() ? "" : body.dump()));
+  json j = json::parse(response.body, nullptr, false);
+  if (j.is_discarded()) Check(Status::Internal("the agent sent a response that is not JSON"));
+  return j;
+}
+
+void PrintObject(const json& j, const CommonFlags& flags) {
+  if (flags.format() == Output::kJson) {
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  for (auto& [k, v] : j.items()) {
+    std::cout << fmt::format("{:<16} {}\n", k, v.is_string() ? v.get<std::string>() : v.dump());
+  }
+}
+
+void PrintStatus(const json& j, const CommonFlags& flags) {
+  if (flags.format() == Output::kJson) {
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  if (j.contains("counts")) {
+    std::cout << fmt::format("health {} .. {}{}\n", j["since"].get<std::string>(), j["until"].get<std::string>(),
+                             j["stuck"].get<bool>() ? "  STUCK: no backup or retention loop in 30 minutes" : "");
+    for (auto& [k, v] : j["counts"].items()) std::cout << fmt::format("  {:<18} {}\n", k, v.dump());
+    for (const auto& e : j["events"]) {
+      std::cout << fmt::format("  {} [{}] {}: {}\n", e["at"].get<std::string>(), e["database"].get<std::string>(),
+                               e["category"].get<std::string>(), e["message"].get<std::string>());
+    }
+  }
+  std::cout << fmt::format("master switch: {}\n", j["master_switch"].get<bool>() ? "on" : "off");
+  for (const auto& c : j["clusters"]) {
+    std::cout << fmt::format("{} ({}, {}, {}): {}\n", c["database"].get<std::string>(),
+                             c["enabled"].get<bool>() ? "enabled" : "disabled", c["role"].get<std::string>(),
+                             c["mode"].get<std::string>(), c["state"].get<std::string>());
+    std::cout << fmt::format("  last full: {}  last log: {}  streaming: {}\n", c["last_full"].dump(),
+                             c["last_log"].dump(), c["streaming"].get<bool>() ? "yes" : "no");
+    if (c.contains("restore_window")) {
+      std::cout << fmt::format("  restore window: {} .. {}\n", c["restore_window"]["start"].get<std::string>(),
+                               c["restore_window"]["end"].get<std::string>());
+    }
+    if (c.contains("recovery_point_age_seconds")) {
+      std::cout << fmt::format("  recovery point age: {}s\n", c["recovery_point_age_seconds"].dump());
+    }
+    std::cout << fmt::format("  next full: {} ({})\n", c["next_full"]["action"].get<std::string>(),
+                             c["next_full"]["reason"].get<std::string>());
+    std::cout << fmt::format("  next log:  {} ({})\n", c["next_log"]["action"].get<std::string>(),
+                             c["next_log"]["reason"].get<std::string>());
+  }
+}
+
+struct SetBackupArgs {
+  std::string config, db, storage_url, mode, key_file;
+  int retention_days = 0;
+  bool enable = false, disable = false;
+  std::vector<std::string> sets;
+};
+
+json SetBackupBody(const SetBackupArgs& a) {
+  json settings = json::object();
+  if (!a.storage_url.empty()) settings["storage_url"] = a.storage_url;
+  if (a.retention_days != 0) settings["retention_days"] = std::to_string(a.retention_days);
+  if (!a.mode.empty()) settings["mode"] = a.mode;
+  if (!a.key_file.empty()) settings["key_file"] = a.key_file;
+  for (const auto& kv : a.sets) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos) Check(Status::InvalidArgument("--set takes KEY=VALUE, got \"" + kv + "\""));
+    settings[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  json body = {{"settings", settings}};
+  if (a.enable) body["enable"] = true;
+  if (a.disable) body["enable"] = false;
+  return body;
+}
+
+std::atomic<bool> g_agent_stop{false};
+void OnAgentStop(int) { g_agent_stop = true; }
+
+void RunAgentVerb(const std::string& config_path) {
+  auto config = Check(LoadAgentConfig(config_path));
+  auto agent = Check(Agent::Create(std::move(config)));
+  struct sigaction sa {};
+  sa.sa_handler = OnAgentStop;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  Check(agent->Run(g_agent_stop));
+}
+
 void RunGenerateKeyVerb(const std::string& out_path) {
   auto key = EncryptionKey::Generate();
   std::string hex = HexEncode(std::string_view(reinterpret_cast<const char*>(key.bytes().data()), key.bytes().size()));
@@ -476,6 +541,65 @@ int RunCli(int argc, char** argv) {
   wg->add_option("--key-file", get.key_file, "key for encrypted WAL");
   AddCommon(wg, flags);
 
+  std::string config_path;
+  auto* ag = app.add_subcommand("agent", "run the managed-backup agent (until SIGTERM/SIGINT)");
+  ag->add_option("--config", config_path, "agent configuration file (TOML)")->required();
+  AddCommon(ag, flags);
+
+  SetBackupArgs set_db, set_inst;
+  auto add_set_flags = [&](CLI::App* verb, SetBackupArgs& a) {
+    verb->add_option("--config", a.config, "the agent's configuration file")->required();
+    auto* en = verb->add_flag("--enable", a.enable, "enable managed backup");
+    auto* dis = verb->add_flag("--disable", a.disable, "disable it (settings are kept)");
+    en->excludes(dis);
+    verb->add_option("--storage-url", a.storage_url, "file:///path or azure://container[/prefix]");
+    verb->add_option("--retention-days", a.retention_days, "1-30");
+    verb->add_option("--mode", a.mode, "stream or archive");
+    verb->add_option("--key-file", a.key_file, "encrypt with this key file (path)");
+    verb->add_option("--set", a.sets, "KEY=VALUE for any managed setting (see db-config)");
+    AddCommon(verb, flags);
+  };
+  auto* sdb = app.add_subcommand("set-db-backup", "change a database's managed-backup settings");
+  sdb->add_option("db", set_db.db, "database (cluster) name")->required();
+  add_set_flags(sdb, set_db);
+  auto* sib = app.add_subcommand("set-instance-backup", "change the instance defaults (for clusters found later)");
+  add_set_flags(sib, set_inst);
+
+  std::string switch_state, switch_config;
+  auto* ms = app.add_subcommand("master-switch", "pause (off) or resume (on) all managed scheduling");
+  ms->add_option("state", switch_state, "on or off")->required()->check(CLI::IsMember({"on", "off"}));
+  ms->add_option("--config", switch_config, "the agent's configuration file")->required();
+  AddCommon(ms, flags);
+
+  std::string od_db, od_type, od_config;
+  auto* od = app.add_subcommand("backup-on-demand", "a full or log backup now, in the managed chain");
+  od->add_option("db", od_db, "database name")->required();
+  od->add_option("--type", od_type, "full or log")->required()->check(CLI::IsMember({"full", "log"}));
+  od->add_option("--config", od_config, "the agent's configuration file")->required();
+  AddCommon(od, flags);
+
+  std::string dc_db, dc_config;
+  auto* dc = app.add_subcommand("db-config", "a database's effective managed-backup settings");
+  dc->add_option("db", dc_db, "database name")->required();
+  dc->add_option("--config", dc_config, "the agent's configuration file")->required();
+  AddCommon(dc, flags);
+
+  std::string ic_config;
+  auto* ic = app.add_subcommand("instance-config", "the instance defaults");
+  ic->add_option("--config", ic_config, "the agent's configuration file")->required();
+  AddCommon(ic, flags);
+
+  std::string health_config, health_since;
+  auto* hl = app.add_subcommand("health", "error counts, loops and per-cluster state");
+  hl->add_option("--config", health_config, "the agent's configuration file")->required();
+  hl->add_option("--since", health_since, "count events since this time (default: 30 minutes ago)");
+  AddCommon(hl, flags);
+
+  std::string status_config;
+  auto* stv = app.add_subcommand("status", "per-cluster state: last backups, restore window, next action and why");
+  stv->add_option("--config", status_config, "the agent's configuration file")->required();
+  AddCommon(stv, flags);
+
   std::string key_out;
   auto* gk = app.add_subcommand("generate-key", "write a new random 256-bit key file (mode 0600)");
   gk->add_option("--out", key_out, "path of the new key file")->required();
@@ -506,6 +630,19 @@ int RunCli(int argc, char** argv) {
     else if (st->parsed()) RunStreamVerb(stream, flags);
     else if (wp->parsed()) RunWalPushVerb(push, flags);
     else if (wg->parsed()) return RunWalGetVerb(get);
+    else if (ag->parsed()) RunAgentVerb(config_path);
+    else if (sdb->parsed()) PrintObject(CallAgentJson(set_db.config, "POST", "/v1/db/" + set_db.db + "/config", SetBackupBody(set_db)), flags);
+    else if (sib->parsed()) PrintObject(CallAgentJson(set_inst.config, "POST", "/v1/instance-config", SetBackupBody(set_inst)), flags);
+    else if (ms->parsed()) PrintObject(CallAgentJson(switch_config, "POST", "/v1/master-switch", json{{"on", switch_state == "on"}}), flags);
+    else if (od->parsed()) {
+      json j = CallAgentJson(od_config, "POST", "/v1/db/" + od_db + "/backup", json{{"type", od_type}});
+      if (flags.format() == Output::kJson) std::cout << j.dump(2) << "\n";
+      else std::cout << j["path"].get<std::string>() << "\n";
+    }
+    else if (dc->parsed()) PrintObject(CallAgentJson(dc_config, "GET", "/v1/db/" + dc_db + "/config"), flags);
+    else if (ic->parsed()) PrintObject(CallAgentJson(ic_config, "GET", "/v1/instance-config"), flags);
+    else if (hl->parsed()) PrintStatus(CallAgentJson(health_config, "GET", "/v1/health" + (health_since.empty() ? std::string() : "?since=" + health_since)), flags);
+    else if (stv->parsed()) PrintStatus(CallAgentJson(status_config, "GET", "/v1/status"), flags);
   } catch (const VerbFailed& f) {
     std::fprintf(stderr, "smartbackup: error: %s\n", f.status.message().c_str());
     return 1;

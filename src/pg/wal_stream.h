@@ -62,6 +62,12 @@ class WalStream {
   // Opens its own replication connection and issues
   // START_REPLICATION SLOT slot PHYSICAL start TIMELINE timeline.
   // `start` should be segment- or page-aligned or an LSN previously returned.
+  // slot "" streams without a slot (no SLOT clause; nothing reserves WAL);
+  // timeline 0 omits TIMELINE (the server's current one). Errors: slot
+  // missing → kNotFound; slot active elsewhere → kFailedPrecondition "... is
+  // in use by another process (pid N)"; start not in the server's history or
+  // ahead of its flush position → kFailedPrecondition. WAL already removed
+  // shows up as kFailedPrecondition naming the LSN, from Start or Next.
   static Result<std::unique_ptr<WalStream>> Start(const std::string& conninfo, const std::string& slot, Lsn start,
                                                   uint32_t timeline);
   ~WalStream();
@@ -71,7 +77,9 @@ class WalStream {
   Result<WalEvent> Next(std::chrono::milliseconds poll);
 
   // Tells the server that WAL before `lsn` is durable: it becomes the slot's
-  // restart point. Sends a standby status update at once.
+  // restart point. Sends a standby status update at once. Values at or below
+  // an earlier report are ignored (the slot never moves back). After
+  // kTimelineEnd there is no stream to report on: kFailedPrecondition.
   Status ReportDurable(Lsn lsn);
 
   // Makes a blocked Next() return kCancelled soon (async-signal-safe).

@@ -1,0 +1,914 @@
+#include "agent/agent.h"
+
+#include <dirent.h>
+
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "agent/scheduler.h"
+#include "agent/state_store.h"
+#include "common/logging.h"
+#include "common/text.h"
+#include "engine/backup/full_backup.h"
+#include "engine/retention/retention.h"
+#include "engine/wal/log_backup.h"
+#include "engine/wal/wal_catalog.h"
+#include "engine/wal/wal_streamer.h"
+#include "pg/connection.h"
+#include "storage/storage_factory.h"
+
+namespace sb {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+// What the agent knows about one managed cluster at runtime.
+struct ClusterRuntime {
+  std::string name;
+  std::string conninfo;
+  bool in_config = false;
+  bool dropped = false;
+
+  std::mutex mu;  // guards everything below
+  ClusterSettings settings;
+  ClusterObservation observation;
+  Decision full_decision, log_decision;
+  std::string state = "not yet observed";  // one line: what the agent does with it and why
+  uint64_t system_identifier = 0;
+  uint32_t timeline = 0;
+  bool minimal_seen = false;
+  std::optional<ChainBreak> pending_break;  // from the streamer or the object check; cleared by a full
+  std::string running_full, running_log;    // descriptions of running jobs
+  std::optional<RestoreWindow> window;
+  std::optional<SystemTime> recovery_point;
+
+  std::thread full_thread, log_thread, stream_thread;
+  std::atomic<bool> stream_stop{false};
+  std::atomic<bool> stream_running{false};
+  std::string stream_url;  // the storage the running streamer writes to
+};
+
+HealthCategory CategoryOf(const Status& s, bool from_storage) {
+  switch (s.code()) {
+    case StatusCode::kPermissionDenied: return HealthCategory::kCredentialError;
+    case StatusCode::kCorruption: return HealthCategory::kCorruptedBackup;
+    default: break;
+  }
+  return from_storage ? HealthCategory::kStorageError : HealthCategory::kPostgresError;
+}
+
+std::optional<EncryptionKey> LoadKeyOrLog(const ClusterSettings& s, Status* error) {
+  if (s.key_file.empty()) return std::nullopt;
+  auto key = EncryptionKey::LoadFromFile(s.key_file);
+  if (!key.ok()) {
+    *error = key.status();
+    return std::nullopt;
+  }
+  return std::move(key).value();
+}
+
+}  // namespace
+
+struct Agent::Impl {
+  AgentConfig config;
+  Clock* clock;
+  std::unique_ptr<StateStore> store;
+  std::string token;
+  std::unique_ptr<ApiServer> api;
+
+  std::mutex mu;  // guards clusters (the map; each runtime has its own lock)
+  std::map<std::string, std::unique_ptr<ClusterRuntime>> clusters;
+  std::atomic<int> fulls_running{0};
+
+  // ---- configuration --------------------------------------------------------
+
+  PartialSettings InstanceDefaults() {
+    PartialSettings d = config.defaults;
+    auto saved = store->LoadInstanceDefaults();
+    if (saved.ok() && *saved) {
+      for (const auto& [k, v] : **saved) d[k] = v;
+    }
+    return d;
+  }
+
+  // builtins < [defaults] < [[cluster]] < changes made through verbs.
+  ClusterSettings Resolve(const ClusterRuntime& c) {
+    PartialSettings overrides;
+    for (const auto& e : config.clusters) {
+      if (e.name == c.name) overrides = e.overrides;
+    }
+    auto saved = store->LoadClusterOverrides();
+    if (saved.ok()) {
+      auto it = saved->find(c.name);
+      if (it != saved->end()) {
+        for (const auto& [k, v] : it->second) overrides[k] = v;
+      }
+    }
+    return ResolveSettings(config.defaults, overrides);
+  }
+
+  void Event(const std::string& cluster, HealthCategory category, const std::string& message) {
+    if (category == HealthCategory::kBackupLoop || category == HealthCategory::kRetentionLoop) {
+      log::Debug("{}", message);
+    } else {
+      log::Warn("{}{}", cluster.empty() ? "" : "[" + cluster + "] ", message);
+    }
+    (void)store->RecordHealthEvent({.at = clock->Now(), .cluster = cluster, .category = category, .message = message});
+  }
+
+  // Clusters from the config and from discovery; the ones gone are dropped.
+  void RefreshClusters() {
+    std::map<std::string, std::string> wanted;  // name → conninfo
+    for (const auto& e : config.clusters) wanted[e.name] = e.conninfo;
+    if (config.discover) {
+      for (const auto& [name, conninfo] : Discover()) wanted.emplace(name, conninfo);
+    }
+    auto known = store->KnownClusters();
+    std::map<std::string, KnownCluster> known_by_name;
+    if (known.ok()) {
+      for (auto& k : *known) known_by_name[k.name] = k;
+    }
+    std::lock_guard lock(mu);
+    for (const auto& [name, conninfo] : wanted) {
+      auto& slot = clusters[name];
+      if (!slot) {
+        slot = std::make_unique<ClusterRuntime>();
+        slot->name = name;
+        if (!known_by_name.count(name)) FirstSeen(name);
+      }
+      slot->conninfo = conninfo;
+      slot->dropped = false;
+      slot->in_config = std::any_of(config.clusters.begin(), config.clusters.end(),
+                                    [&](const ClusterEntry& e) { return e.name == name; });
+    }
+    for (auto& [name, c] : clusters) {
+      if (!wanted.count(name) && !c->dropped) {
+        c->dropped = true;
+        Event(name, HealthCategory::kWarning,
+              fmt::format("cluster \"{}\" is gone from the config/discovery: no more backups; its backups stay until "
+                          "retention has elapsed",
+                          name));
+      }
+    }
+    for (const auto& [name, k] : known_by_name) {
+      if (!clusters.count(name) && !k.dropped) {
+        // Known from an earlier run but no longer configured: dropped.
+        auto c = std::make_unique<ClusterRuntime>();
+        c->name = name;
+        c->dropped = true;
+        clusters[name] = std::move(c);
+      }
+    }
+  }
+
+  // Instance defaults apply to clusters that appear after they were enabled:
+  // the defaults of that moment become the cluster's own settings.
+  void FirstSeen(const std::string& name) {
+    KnownCluster k{.name = name, .first_seen = clock->Now(), .last_seen = clock->Now()};
+    auto saved = store->LoadInstanceDefaults();
+    if (saved.ok() && *saved) {
+      auto it = (*saved)->find("enabled");
+      if (it != (*saved)->end() && it->second == "true") {
+        auto overrides = store->LoadClusterOverrides();
+        PartialSettings mine = **saved;
+        if (overrides.ok() && overrides->count(name)) {
+          for (const auto& [kk, v] : overrides->at(name)) mine[kk] = v;
+        }
+        (void)store->SaveClusterOverrides(name, mine);
+        k.defaults_applied = true;
+        log::Info("instance defaults applied to new cluster \"{}\"", name);
+      }
+    }
+    (void)store->UpsertKnownCluster(k);
+  }
+
+  // Debian layout: <root>/<version>/<name>/postgresql.conf → "<version>-<name>".
+  std::map<std::string, std::string> Discover() {
+    std::map<std::string, std::string> found;
+    DIR* versions = ::opendir(config.discover_root.c_str());
+    if (!versions) return found;
+    while (dirent* v = ::readdir(versions)) {
+      std::string version = v->d_name;
+      if (version.empty() || version[0] == '.') continue;
+      std::string vdir = config.discover_root + "/" + version;
+      DIR* names = ::opendir(vdir.c_str());
+      if (!names) continue;
+      while (dirent* n = ::readdir(names)) {
+        std::string name = n->d_name;
+        if (name.empty() || name[0] == '.') continue;
+        std::ifstream conf(vdir + "/" + name + "/postgresql.conf");
+        if (!conf) continue;
+        std::string line, port = "5432", socket = "/var/run/postgresql";
+        while (std::getline(conf, line)) {
+          std::string t = Trim(line);
+          auto value = [&](const std::string& key) -> std::optional<std::string> {
+            if (!StartsWith(t, key)) return std::nullopt;
+            auto eq = t.find('=');
+            if (eq == std::string::npos || Trim(t.substr(key.size(), eq - key.size())) != "") return std::nullopt;
+            std::string v = Trim(t.substr(eq + 1));
+            auto hash = v.find('#');
+            if (hash != std::string::npos) v = Trim(v.substr(0, hash));
+            if (v.size() >= 2 && v.front() == '\'') v = v.substr(1, v.size() - 2);
+            return v;
+          };
+          if (auto p = value("port")) port = *p;
+          if (auto s = value("unix_socket_directories")) socket = s->substr(0, s->find(','));
+        }
+        found[version + "-" + name] = fmt::format("host={} port={} dbname=postgres", socket, port);
+      }
+      ::closedir(names);
+    }
+    ::closedir(versions);
+    return found;
+  }
+
+  std::vector<ClusterRuntime*> Snapshot() {
+    std::lock_guard lock(mu);
+    std::vector<ClusterRuntime*> out;
+    for (auto& [_, c] : clusters) out.push_back(c.get());
+    return out;
+  }
+
+  ClusterRuntime* Find(const std::string& name) {
+    std::lock_guard lock(mu);
+    auto it = clusters.find(name);
+    return it == clusters.end() ? nullptr : it->second.get();
+  }
+
+  Result<std::unique_ptr<Repository>> OpenRepo(const std::string& url) {
+    ASSIGN_OR_RETURN(auto storage, OpenStorage(url));
+    return Repository::Open(std::move(storage), /*create=*/true, clock);
+  }
+
+  // ---- observation ------------------------------------------------------------
+
+  ClusterObservation Observe(ClusterRuntime& c, const ClusterSettings& s, bool master_on) {
+    ClusterObservation o{.now = clock->Now(), .master_switch_on = master_on, .enabled = s.enabled};
+    auto conn = PgConnection::Connect(c.conninfo, false);
+    Result<ServerInfo> info = conn.ok() ? ReadServerInfo(**conn) : Result<ServerInfo>(conn.status());
+    if (!info.ok()) {
+      o.reachable = false;
+      std::lock_guard lock(c.mu);
+      c.state = "error: " + info.status().message();
+      return o;
+    }
+    o.in_recovery = info->in_recovery;
+    o.wal_level = info->wal_level;
+    o.current_lsn = info->current_lsn;
+    {
+      std::lock_guard lock(c.mu);
+      if (info->wal_level == "minimal") c.minimal_seen = true;
+      if (c.system_identifier != 0 && c.system_identifier != info->system_identifier) o.new_container = true;
+      c.system_identifier = info->system_identifier;
+      c.timeline = info->timeline;
+    }
+    if (!s.enabled || info->in_recovery) return o;
+    auto repo = OpenRepo(s.storage_url);
+    if (!repo.ok()) {
+      Event(c.name, CategoryOf(repo.status(), true), repo.status().message());
+      o.reachable = false;
+      return o;
+    }
+    auto catalog = WalCatalog::Load(**repo, c.name, info->system_identifier);
+    if (!catalog.ok()) {
+      Event(c.name, CategoryOf(catalog.status(), true), catalog.status().message());
+      o.reachable = false;
+      return o;
+    }
+    const BackupManifest* last_full = nullptr;
+    for (const auto& b : catalog->bases()) {
+      if (b.type == BackupType::kFull && b.timeline == info->timeline) last_full = &b;
+    }
+    bool older_lineage = std::any_of(catalog->bases().begin(), catalog->bases().end(),
+                                     [&](const BackupManifest& b) { return b.timeline != info->timeline; });
+    if (!last_full && older_lineage) o.new_container = true;  // failover: a new timeline needs its own container
+    if (last_full) {
+      o.last_full_finish = last_full->finish_time;
+      auto start = Lsn::Parse(last_full->start_lsn);
+      if (start.ok()) o.last_full_start_lsn = *start;
+      for (const auto& l : catalog->log_backups()) {
+        if (l.container != last_full->container || l.finish_time < last_full->start_time) continue;
+        o.last_log_finish = std::max(o.last_log_finish.value_or(l.finish_time), l.finish_time);
+        auto end = Lsn::Parse(l.end_lsn);
+        if (end.ok()) o.last_log_end_lsn = std::max(o.last_log_end_lsn.value_or(*end), *end);
+      }
+      auto full_end = Lsn::Parse(last_full->end_lsn);
+      for (const auto& gap : catalog->Gaps()) {
+        if (gap.timeline == info->timeline && full_end.ok() && gap.end > *full_end) {
+          o.chain_broken = true;
+          o.chain_break_cause = fmt::format("WAL {}..{} missing", gap.start.ToString(), gap.end.ToString());
+        }
+      }
+    }
+    o.durable_wal_end = catalog->TimelineEnd(info->timeline);
+    std::optional<RestoreWindow> newest_window;
+    for (const auto& w : catalog->Windows()) {
+      if (!newest_window || w.end_lsn >= newest_window->end_lsn) newest_window = w;
+    }
+    std::lock_guard lock(c.mu);
+    if (c.minimal_seen && info->wal_level != "minimal") {
+      o.new_container = true;  // back from wal_level=minimal: a new database for the chain
+    }
+    if (c.pending_break && last_full) {
+      o.chain_broken = true;
+      o.chain_break_cause = c.pending_break->cause;
+    }
+    o.full_running = !c.running_full.empty();
+    o.log_running = !c.running_log.empty();
+    c.window = newest_window;
+    if (newest_window) c.recovery_point = newest_window->end_time;
+    return o;
+  }
+
+  // ---- jobs -------------------------------------------------------------------
+
+  // Runs a full backup now (on the calling thread). Returns its manifest.
+  Result<BackupManifest> RunFull(ClusterRuntime& c, const ClusterSettings& s, const std::string& reason,
+                                 bool new_container) {
+    Status key_error;
+    auto key = LoadKeyOrLog(s, &key_error);
+    RETURN_IF_ERROR(key_error);
+    ASSIGN_OR_RETURN(auto repo, OpenRepo(s.storage_url));
+    // One writer per cluster even if two agents believe they are primary.
+    ASSIGN_OR_RETURN(auto lease, repo->storage().AcquireLease(
+                                     fmt::format("db/{}/locks/full", c.name),
+                                     {.ttl = std::chrono::seconds(60), .owner = "smartbackup agent"}));
+    std::atomic<bool> done{false};
+    std::thread renew([&] {
+      while (!done) {
+        for (int i = 0; i < 200 && !done; ++i) std::this_thread::sleep_for(milliseconds(100));
+        if (!done) (void)lease->Renew();
+      }
+    });
+    auto job = store->StartJob({.cluster = c.name, .kind = "full", .reason = reason, .started = clock->Now(),
+                                .result = "running"});
+    auto m = RunFullBackup(*repo, {.conninfo = c.conninfo,
+                                   .database = c.name,
+                                   .key = key ? &*key : nullptr,
+                                   .container_reason = reason,
+                                   .new_container = new_container});
+    done = true;
+    renew.join();
+    (void)lease->Release();
+    if (job.ok()) {
+      (void)store->FinishJob(*job, m.ok() ? "ok" : "failed", m.ok() ? m->backup_id : m.status().message(),
+                             clock->Now());
+    }
+    if (m.ok()) {
+      std::lock_guard lock(c.mu);
+      c.pending_break.reset();
+      c.minimal_seen = false;
+      log::Info("[{}] full backup {} complete ({})", c.name, m->backup_id, reason);
+    }
+    return m;
+  }
+
+  Result<BackupManifest> RunLog(ClusterRuntime& c, const ClusterSettings& s, const std::string& reason) {
+    Status key_error;
+    auto key = LoadKeyOrLog(s, &key_error);
+    RETURN_IF_ERROR(key_error);
+    ASSIGN_OR_RETURN(auto repo, OpenRepo(s.storage_url));
+    auto job = store->StartJob({.cluster = c.name, .kind = "log", .reason = reason, .started = clock->Now(),
+                                .result = "running"});
+    auto m = RunLogBackup(*repo, {.conninfo = c.conninfo, .database = c.name, .key = key ? &*key : nullptr});
+    if (job.ok()) {
+      (void)store->FinishJob(*job, m.ok() ? "ok" : "failed", m.ok() ? m->backup_id : m.status().message(),
+                             clock->Now());
+    }
+    return m;
+  }
+
+  void StartFullJob(ClusterRuntime& c, const ClusterSettings& s, const Decision& d, bool new_container) {
+    if (c.full_thread.joinable()) c.full_thread.join();
+    {
+      std::lock_guard lock(c.mu);
+      c.running_full = "full backup (" + d.reason + ")";
+    }
+    ++fulls_running;
+    c.full_thread = std::thread([this, &c, s, d, new_container] {
+      auto m = RunFull(c, s, d.reason, new_container);
+      if (!m.ok()) Event(c.name, CategoryOf(m.status(), false), "full backup failed: " + m.status().message());
+      --fulls_running;
+      std::lock_guard lock(c.mu);
+      c.running_full.clear();
+    });
+  }
+
+  void StartLogJob(ClusterRuntime& c, const ClusterSettings& s, const Decision& d) {
+    if (c.log_thread.joinable()) c.log_thread.join();
+    {
+      std::lock_guard lock(c.mu);
+      c.running_log = "log backup (" + d.reason + ")";
+    }
+    c.log_thread = std::thread([this, &c, s, d] {
+      auto m = RunLog(c, s, d.reason);
+      if (!m.ok() && m.status().code() != StatusCode::kFailedPrecondition) {
+        Event(c.name, CategoryOf(m.status(), false), "log backup failed: " + m.status().message());
+      }
+      std::lock_guard lock(c.mu);
+      c.running_log.clear();
+    });
+  }
+
+  void StopStreamer(ClusterRuntime& c) {
+    c.stream_stop = true;
+    if (c.stream_thread.joinable()) c.stream_thread.join();
+    c.stream_stop = false;
+  }
+
+  // Stream mode: WAL capture runs whenever backups may run.
+  void EnsureStreamer(ClusterRuntime& c, const ClusterSettings& s) {
+    if (c.stream_running && c.stream_url == s.storage_url) return;
+    if (c.stream_running) StopStreamer(c);  // the storage changed
+    if (c.stream_thread.joinable()) c.stream_thread.join();
+    c.stream_running = true;
+    c.stream_url = s.storage_url;
+    c.stream_thread = std::thread([this, &c, s] {
+      Status key_error;
+      auto key = LoadKeyOrLog(s, &key_error);
+      Status result = key_error;
+      if (result.ok()) {
+        auto repo = OpenRepo(s.storage_url);
+        result = repo.status();
+        if (repo.ok()) {
+          auto lease = (*repo)->storage().AcquireLease(fmt::format("db/{}/locks/stream", c.name),
+                                                       {.ttl = std::chrono::seconds(60), .owner = "smartbackup agent"});
+          result = lease.status();
+          if (lease.ok()) {
+            result = RunWalStreamer(**repo, {.conninfo = c.conninfo,
+                                             .database = c.name,
+                                             .key = key ? &*key : nullptr,
+                                             .flush_interval = s.flush_interval,
+                                             .thresholds = {.max_wal = s.log_max_wal, .max_age = s.log_max_age},
+                                             .stop = &c.stream_stop,
+                                             .on_chain_break =
+                                                 [this, &c](const ChainBreak& b) {
+                                                   if (b.cause == "timeline switch") return;
+                                                   {
+                                                     std::lock_guard lock(c.mu);
+                                                     c.pending_break = b;
+                                                   }
+                                                   Event(c.name, HealthCategory::kChainBreak,
+                                                         fmt::format("log chain break: {} (WAL {}..{} on timeline {}); "
+                                                                     "a full backup is scheduled at once",
+                                                                     b.cause, b.start.ToString(), b.end.ToString(),
+                                                                     b.timeline));
+                                                 },
+                                             .on_durable = [this, &c](Lsn) {
+                                               std::lock_guard lock(c.mu);
+                                               c.recovery_point = clock->Now();
+                                             }});
+            (void)(*lease)->Release();
+          }
+        }
+      }
+      if (!result.ok()) Event(c.name, CategoryOf(result, false), "WAL streaming stopped: " + result.message());
+      c.stream_running = false;
+    });
+  }
+
+  // Archive mode: PostgreSQL's archive_command must be smartbackup's.
+  static std::optional<std::string> ForeignArchiveCommand(const std::string& conninfo) {
+    auto conn = PgConnection::Connect(conninfo, false);
+    if (!conn.ok()) return std::nullopt;
+    auto info = ReadServerInfo(**conn);
+    if (!info.ok()) return std::nullopt;
+    if (info->archive_command.find("smartbackup") != std::string::npos &&
+        info->archive_command.find("wal-push") != std::string::npos) {
+      return std::nullopt;
+    }
+    return info->archive_command;
+  }
+
+  // ---- loops --------------------------------------------------------------------
+
+  void BackupLoop() {
+    RefreshClusters();
+    bool master_on = store->MasterSwitch().value_or(true);
+    for (ClusterRuntime* c : Snapshot()) {
+      if (c->dropped) {
+        if (c->stream_running) StopStreamer(*c);
+        std::lock_guard lock(c->mu);
+        c->state = "dropped: no more backups; backups kept until retention has elapsed";
+        continue;
+      }
+      ClusterSettings s = Resolve(*c);
+      ClusterObservation o = Observe(*c, s, master_on);
+      bool capture_ok = master_on && s.enabled && o.reachable && !o.in_recovery && o.wal_level != "minimal";
+      std::string archive_problem;
+      if (capture_ok && s.mode == "archive") {
+        if (auto foreign = ForeignArchiveCommand(c->conninfo)) {
+          archive_problem = fmt::format(
+              "archive mode refused: archive_command is '{}', not smartbackup wal-push (log shipping or another tool "
+              "owns the WAL)",
+              *foreign);
+          capture_ok = false;
+        }
+      }
+      if (capture_ok && s.mode == "stream") {
+        EnsureStreamer(*c, s);
+      } else if (c->stream_running) {
+        StopStreamer(*c);
+      }
+      Decision full = DecideFull(o, s);
+      Decision logd = DecideLog(o, s);
+      if (!archive_problem.empty()) {
+        full = logd = {.action = Decision::Action::kSkip, .reason = archive_problem};
+      }
+      {
+        std::lock_guard lock(c->mu);
+        c->settings = s;
+        c->observation = o;
+        c->full_decision = full;
+        c->log_decision = logd;
+        if (!o.reachable) {
+          // c->state already holds the error line
+        } else if (full.action == Decision::Action::kSkip) {
+          c->state = "skipped: " + full.reason;
+        } else {
+          c->state = "ok";
+        }
+      }
+      if (!o.reachable && s.enabled && master_on) {
+        Event(c->name, HealthCategory::kPostgresError, c->state);
+      }
+      if (full.action == Decision::Action::kFull) {
+        if (fulls_running >= config.max_parallel_fulls) {
+          std::lock_guard lock(c->mu);
+          c->state = "queued: " + full.reason + " (max_parallel_fulls reached)";
+        } else {
+          if (o.chain_broken) Event(c->name, HealthCategory::kChainBreak, full.reason);
+          log::Info("[{}] {}", c->name, full.reason);
+          StartFullJob(*c, s, full, o.new_container);
+        }
+      } else if (logd.action == Decision::Action::kLog) {
+        log::Info("[{}] {}", c->name, logd.reason);
+        StartLogJob(*c, s, logd);
+      }
+    }
+    Event("", HealthCategory::kBackupLoop, "backup loop");
+  }
+
+  void RetentionLoop() {
+    bool master_on = store->MasterSwitch().value_or(true);
+    if (!master_on) return;  // the master switch pauses purging and checks too
+    for (ClusterRuntime* c : Snapshot()) {
+      ClusterSettings s = Resolve(*c);
+      if (!s.enabled && !c->dropped) continue;
+      auto repo = OpenRepo(s.storage_url);
+      if (!repo.ok()) {
+        Event(c->name, CategoryOf(repo.status(), true), repo.status().message());
+        continue;
+      }
+      auto plan = PlanRetention(**repo, c->name, clock->Now(),
+                                {.retention = s.retention_unit * s.retention_days, .cluster_live = !c->dropped});
+      if (!plan.ok()) {
+        Event(c->name, CategoryOf(plan.status(), true), "retention: " + plan.status().message());
+        continue;
+      }
+      if (!plan->manifests_to_delete.empty() || !plan->objects_to_delete.empty()) {
+        Status applied = ApplyRetention(**repo, *plan);
+        if (!applied.ok()) Event(c->name, CategoryOf(applied, true), "retention: " + applied.message());
+        else log::Info("[{}] retention: {}", c->name, plan->summary);
+      }
+      CheckChainObjects(*c, **repo);
+    }
+    Event("", HealthCategory::kRetentionLoop, "retention loop");
+  }
+
+  // Every object the newest full backup and the log backups after it need
+  // must still exist with its recorded size: missing → deleted, wrong size →
+  // corrupted; either breaks the chain and schedules a full backup at once.
+  void CheckChainObjects(ClusterRuntime& c, Repository& repo) {
+    if (c.dropped) return;
+    auto catalog = WalCatalog::Load(repo, c.name, std::nullopt);
+    if (!catalog.ok() || catalog->bases().empty()) return;
+    const BackupManifest* last_full = nullptr;
+    for (const auto& b : catalog->bases()) {
+      if (b.type == BackupType::kFull) last_full = &b;
+    }
+    if (!last_full) return;
+    std::vector<const BackupManifest*> needed{last_full};
+    for (const auto& l : catalog->log_backups()) {
+      if (l.finish_time >= last_full->start_time) needed.push_back(&l);
+    }
+    for (const BackupManifest* m : needed) {
+      for (const ObjectRef* ref : m->AllObjects()) {
+        auto st = repo.storage().Stat(ref->key);
+        std::string problem;
+        HealthCategory category = HealthCategory::kDeletedBackup;
+        if (!st.ok() && st.status().IsNotFound()) {
+          problem = fmt::format("object \"{}\" of backup {} is missing (deleted)", ref->key, m->backup_id);
+        } else if (st.ok() && st->size != ref->stored_size) {
+          problem = fmt::format("object \"{}\" of backup {} is corrupted (size {} instead of {})", ref->key,
+                                m->backup_id, st->size, ref->stored_size);
+          category = HealthCategory::kCorruptedBackup;
+        }
+        if (problem.empty()) continue;
+        Event(c.name, category, problem + "; a full backup is scheduled at once");
+        std::lock_guard lock(c.mu);
+        c.pending_break = ChainBreak{.cause = problem};
+        return;
+      }
+    }
+  }
+
+  // ---- API ------------------------------------------------------------------------
+
+  json SettingsJson(const ClusterSettings& s) {
+    json j = json::object();
+    for (const auto& [k, v] : ToPartial(s)) j[k] = v;
+    return j;
+  }
+
+  json StatusJson(ClusterRuntime& c) {
+    std::lock_guard lock(c.mu);
+    auto action = [](const Decision& d) {
+      switch (d.action) {
+        case Decision::Action::kFull: return "full";
+        case Decision::Action::kLog: return "log";
+        case Decision::Action::kSkip: return "skip";
+        case Decision::Action::kNone: return "none";
+      }
+      return "none";
+    };
+    json j = {{"database", c.name},
+              {"enabled", c.settings.enabled},
+              {"dropped", c.dropped},
+              {"mode", c.settings.mode},
+              {"storage_url", c.settings.storage_url},
+              {"state", c.state},
+              {"role", !c.observation.reachable ? "unreachable" : c.observation.in_recovery ? "standby" : "primary"},
+              {"wal_level", c.observation.wal_level},
+              {"streaming", c.stream_running.load()},
+              {"system_identifier", std::to_string(c.system_identifier)},
+              {"timeline", c.timeline},
+              {"last_full", c.observation.last_full_finish ? json(FormatRfc3339(*c.observation.last_full_finish))
+                                                           : json(nullptr)},
+              {"last_log", c.observation.last_log_finish ? json(FormatRfc3339(*c.observation.last_log_finish))
+                                                         : json(nullptr)},
+              {"chain_broken", c.observation.chain_broken},
+              {"running", json::array()},
+              {"next_full", {{"action", action(c.full_decision)}, {"reason", c.full_decision.reason}}},
+              {"next_log", {{"action", action(c.log_decision)}, {"reason", c.log_decision.reason}}}};
+    if (c.full_decision.next_due) j["next_full"]["due"] = FormatRfc3339(*c.full_decision.next_due);
+    if (c.log_decision.next_due) j["next_log"]["due"] = FormatRfc3339(*c.log_decision.next_due);
+    if (!c.running_full.empty()) j["running"].push_back(c.running_full);
+    if (!c.running_log.empty()) j["running"].push_back(c.running_log);
+    if (c.recovery_point) {
+      j["recovery_point_age_seconds"] =
+          std::chrono::duration_cast<std::chrono::seconds>(clock->Now() - *c.recovery_point).count();
+    }
+    if (c.window) {
+      j["restore_window"] = {{"start", FormatRfc3339(c.window->start_time)},
+                             {"end", FormatRfc3339(c.window->end_time)},
+                             {"start_lsn", c.window->start_lsn.ToString()},
+                             {"end_lsn", c.window->end_lsn.ToString()}};
+    }
+    return j;
+  }
+
+  static ApiResponse Error(int status, const std::string& message) {
+    return {.status = status, .body = json{{"error", message}}.dump()};
+  }
+
+  // Applies {"enable":…, "settings":{…}} on top of `current`; validation first,
+  // so a bad value leaves the previous configuration in force.
+  Result<PartialSettings> Merge(const PartialSettings& current, const std::string& body) {
+    json j = json::parse(body, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("request body is not a JSON object");
+    PartialSettings next = current;
+    if (j.contains("settings") && j["settings"].is_object()) {
+      for (auto& [k, v] : j["settings"].items()) {
+        std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+        ASSIGN_OR_RETURN(std::string canonical, ValidateOption(k, text));
+        next[k] = canonical;
+      }
+    }
+    if (j.contains("enable") && j["enable"].is_boolean()) next["enabled"] = j["enable"].get<bool>() ? "true" : "false";
+    RETURN_IF_ERROR(ValidateSettings(next));
+    return next;
+  }
+
+  // Refuses settings that cannot work now: unreachable storage, a foreign archive_command.
+  Status CheckUsable(const ClusterSettings& s, const std::string& conninfo) {
+    if (!s.enabled) return Status::Ok();
+    auto repo = OpenRepo(s.storage_url);
+    if (!repo.ok()) {
+      return repo.status().WithContext(fmt::format("storage {} is not usable", s.storage_url));
+    }
+    if (!s.key_file.empty()) RETURN_IF_ERROR(EncryptionKey::LoadFromFile(s.key_file).status());
+    if (!conninfo.empty() && s.mode == "archive") {
+      if (auto foreign = ForeignArchiveCommand(conninfo)) {
+        return Status::FailedPrecondition(fmt::format(
+            "cannot enable archive mode: archive_command is '{}', not smartbackup wal-push; log shipping or another "
+            "tool owns the WAL; hint: use mode = stream, which coexists through its own replication slot",
+            *foreign));
+      }
+    }
+    return Status::Ok();
+  }
+
+  ApiResponse Handle(const ApiRequest& r) {
+    const std::string db_prefix = "/v1/db/";
+    if (r.method == "GET" && r.path == "/v1/status") {
+      json j = {{"master_switch", store->MasterSwitch().value_or(true)}, {"clusters", json::array()}};
+      for (ClusterRuntime* c : Snapshot()) j["clusters"].push_back(StatusJson(*c));
+      return {.body = j.dump()};
+    }
+    if (r.method == "GET" && r.path == "/v1/health") return {.body = HealthJson(r.query).dump()};
+    if (r.path == "/v1/master-switch" && r.method == "POST") {
+      json j = json::parse(r.body, nullptr, false);
+      if (j.is_discarded() || !j.contains("on") || !j["on"].is_boolean()) return Error(400, "expected {\"on\": true|false}");
+      Status s = store->SetMasterSwitch(j["on"].get<bool>());
+      if (!s.ok()) return Error(500, s.message());
+      log::Info("master switch {}", j["on"].get<bool>() ? "on: scheduling resumed" : "off: scheduling paused");
+      return {.body = json{{"master_switch", j["on"].get<bool>()}}.dump()};
+    }
+    if (r.path == "/v1/instance-config") {
+      if (r.method == "POST") {
+        auto saved = store->LoadInstanceDefaults();
+        PartialSettings current = saved.ok() && *saved ? **saved : PartialSettings{};
+        auto next = Merge(current, r.body);
+        if (!next.ok()) return Error(400, next.status().message());
+        PartialSettings effective = config.defaults;
+        for (const auto& [k, v] : *next) effective[k] = v;
+        Status usable = CheckUsable(ResolveSettings(effective, {}), "");
+        if (!usable.ok()) return Error(400, usable.message());
+        Status s = store->SaveInstanceDefaults(*next);
+        if (!s.ok()) return Error(500, s.message());
+      }
+      return {.body = SettingsJson(ResolveSettings(InstanceDefaults(), {})).dump()};
+    }
+    if (StartsWith(r.path, db_prefix)) {
+      std::string rest = r.path.substr(db_prefix.size());
+      auto slash = rest.find('/');
+      std::string name = rest.substr(0, slash);
+      std::string what = slash == std::string::npos ? "" : rest.substr(slash + 1);
+      ClusterRuntime* c = Find(name);
+      if (!c) return Error(404, fmt::format("unknown database \"{}\"; hint: add it as a [[cluster]] in the config", name));
+      if (what == "config") {
+        if (r.method == "POST") {
+          auto saved = store->LoadClusterOverrides();
+          PartialSettings current = saved.ok() && saved->count(name) ? saved->at(name) : PartialSettings{};
+          auto next = Merge(current, r.body);
+          if (!next.ok()) return Error(400, next.status().message());
+          PartialSettings cfg;
+          for (const auto& e : config.clusters) {
+            if (e.name == name) cfg = e.overrides;
+          }
+          for (const auto& [k, v] : *next) cfg[k] = v;
+          Status usable = CheckUsable(ResolveSettings(config.defaults, cfg), c->conninfo);
+          if (!usable.ok()) return Error(400, usable.message());
+          Status s = store->SaveClusterOverrides(name, *next);
+          if (!s.ok()) return Error(500, s.message());
+        }
+        json j = SettingsJson(Resolve(*c));
+        j["database"] = name;
+        return {.body = j.dump()};
+      }
+      if (what == "backup" && r.method == "POST") return BackupOnDemand(*c, r.body);
+    }
+    return Error(404, fmt::format("no such API route {} {}", r.method, r.path));
+  }
+
+  ApiResponse BackupOnDemand(ClusterRuntime& c, const std::string& body) {
+    json j = json::parse(body, nullptr, false);
+    std::string type = j.is_object() ? j.value("type", "") : "";
+    if (type != "full" && type != "log") return Error(400, "backup type must be full or log");
+    ClusterSettings s = Resolve(c);
+    {
+      std::lock_guard lock(c.mu);
+      std::string& running = type == "full" ? c.running_full : c.running_log;
+      if (!running.empty()) {
+        return Error(409, fmt::format("a {} backup of \"{}\" is already running: {}", type, c.name, running));
+      }
+      running = type + " backup (on demand)";
+    }
+    auto m = type == "full" ? RunFull(c, s, "on demand", false) : RunLog(c, s, "on demand");
+    {
+      std::lock_guard lock(c.mu);
+      (type == "full" ? c.running_full : c.running_log).clear();
+    }
+    if (!m.ok()) return Error(m.status().code() == StatusCode::kAlreadyExists ? 409 : 500, m.status().message());
+    return {.body = json{{"backup_id", m->backup_id},
+                         {"type", BackupTypeName(m->type)},
+                         {"path", Repository::ManifestKey(m->database, m->container, m->backup_id)},
+                         {"start_lsn", m->start_lsn},
+                         {"end_lsn", m->end_lsn}}
+                        .dump()};
+  }
+
+  json HealthJson(const std::string& query) {
+    SystemTime now = clock->Now();
+    SystemTime since = now - std::chrono::minutes(30);
+    if (StartsWith(query, "since=")) {
+      auto t = ParseRfc3339(query.substr(6));
+      if (t.ok()) since = *t;
+    }
+    json counts = json::object();
+    for (auto c : {HealthCategory::kStorageError, HealthCategory::kPostgresError, HealthCategory::kCredentialError,
+                   HealthCategory::kOtherError, HealthCategory::kCorruptedBackup, HealthCategory::kDeletedBackup,
+                   HealthCategory::kBackupLoop, HealthCategory::kRetentionLoop, HealthCategory::kChainBreak,
+                   HealthCategory::kWarning}) {
+      counts[HealthCategoryName(c)] = 0;
+    }
+    json recent = json::array();
+    auto events = store->HealthEvents(since, now);
+    if (events.ok()) {
+      for (const auto& e : *events) {
+        counts[HealthCategoryName(e.category)] = counts[HealthCategoryName(e.category)].get<int>() + 1;
+        if (e.category != HealthCategory::kBackupLoop && e.category != HealthCategory::kRetentionLoop) {
+          recent.push_back({{"at", FormatRfc3339(e.at)}, {"database", e.cluster},
+                            {"category", HealthCategoryName(e.category)}, {"message", e.message}});
+        }
+      }
+    }
+    // Zero loops in 30 minutes means the agent is stuck.
+    auto loops_30m = store->HealthEvents(now - std::chrono::minutes(30), now);
+    int backup_loops = 0, retention_loops = 0;
+    if (loops_30m.ok()) {
+      for (const auto& e : *loops_30m) {
+        backup_loops += e.category == HealthCategory::kBackupLoop;
+        retention_loops += e.category == HealthCategory::kRetentionLoop;
+      }
+    }
+    json clusters = json::array();
+    for (ClusterRuntime* c : Snapshot()) clusters.push_back(StatusJson(*c));
+    return {{"since", FormatRfc3339(since)},
+            {"until", FormatRfc3339(now)},
+            {"counts", counts},
+            {"stuck", backup_loops == 0 || retention_loops == 0},
+            {"master_switch", store->MasterSwitch().value_or(true)},
+            {"events", recent},
+            {"clusters", clusters}};
+  }
+
+  void Shutdown() {
+    for (ClusterRuntime* c : Snapshot()) {
+      StopStreamer(*c);
+      if (c->full_thread.joinable()) c->full_thread.join();
+      if (c->log_thread.joinable()) c->log_thread.join();
+    }
+  }
+};
+
+Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Agent::~Agent() {
+  if (impl_) impl_->Shutdown();
+}
+
+Result<std::unique_ptr<Agent>> Agent::Create(AgentConfig config, Clock* clock) {
+  auto impl = std::make_unique<Impl>();
+  impl->clock = clock;
+  impl->config = std::move(config);
+  std::error_code ec;
+  std::filesystem::create_directories(impl->config.state_dir, ec);
+  if (ec) {
+    return Status::IoError(fmt::format("cannot create state_dir \"{}\": {}", impl->config.state_dir, ec.message()));
+  }
+  ASSIGN_OR_RETURN(impl->store, StateStore::Open(impl->config.state_dir + "/state.db"));
+  RETURN_IF_ERROR(impl->store->MarkInterruptedJobs(clock->Now()));
+  ASSIGN_OR_RETURN(impl->token, LoadOrCreateToken(impl->config.state_dir + "/api.token"));
+  return std::unique_ptr<Agent>(new Agent(std::move(impl)));
+}
+
+Status Agent::Run(const std::atomic<bool>& stop) {
+  ASSIGN_OR_RETURN(impl_->api, ApiServer::Start(impl_->config.socket, impl_->token,
+                                                [this](const ApiRequest& r) { return impl_->Handle(r); }));
+  log::Info("agent started: socket {}, state {}", impl_->config.socket, impl_->config.state_dir);
+  SteadyTime next_retention = impl_->clock->SteadyNow();
+  while (!stop) {
+    impl_->BackupLoop();
+    if (impl_->clock->SteadyNow() >= next_retention) {
+      impl_->RetentionLoop();
+      next_retention = impl_->clock->SteadyNow() + impl_->config.loop_interval;
+    }
+    SteadyTime wake = impl_->clock->SteadyNow() + impl_->config.loop_interval;
+    while (!stop && impl_->clock->SteadyNow() < wake) impl_->clock->SleepFor(milliseconds(100));
+  }
+  log::Info("agent stopping: flushing WAL capture and waiting for running backups");
+  impl_->api->Stop();
+  impl_->Shutdown();
+  return Status::Ok();
+}
+
+void Agent::BackupLoopOnce() { impl_->BackupLoop(); }
+void Agent::RetentionLoopOnce() { impl_->RetentionLoop(); }
+ApiResponse Agent::HandleApi(const ApiRequest& request) { return impl_->Handle(request); }
+
+Result<AgentEndpoint> EndpointFromConfig(const std::string& config_path) {
+  ASSIGN_OR_RETURN(AgentConfig config, LoadAgentConfig(config_path));
+  return AgentEndpoint{.socket = config.socket, .token_path = config.state_dir + "/api.token"};
+}
+
+}  // namespace sb

@@ -1,0 +1,277 @@
+#include "agent/agent_config.h"
+
+#include <fmt/core.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+// Parse errors come back as values: no exception leaves this file.
+#define TOML_EXCEPTIONS 0
+#include <toml++/toml.h>
+
+#include "common/text.h"
+#include "repo/repository.h"
+
+namespace sb {
+namespace {
+
+const char* const kAgentKeys[] = {"state_dir",     "socket",           "discover",
+                                  "discover_root", "max_parallel_fulls", "loop_interval"};
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) {
+    if (!out.empty()) out += ", ";
+    out += s;
+  }
+  return out;
+}
+
+std::string ManagedNames() {
+  std::vector<std::string> names;
+  for (const auto& o : ManagedOptions()) names.push_back(o.name);
+  return Join(names);
+}
+
+const char* TypeName(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date:
+    case toml::node_type::time:
+    case toml::node_type::date_time: return "a date/time";
+    default: return "nothing";
+  }
+}
+
+class Parser {
+ public:
+  explicit Parser(std::string origin) : origin_(std::move(origin)) {}
+
+  // `config file "P" line N: message` (line omitted when unknown).
+  Status Error(const toml::source_region& where, const std::string& message) const {
+    if (where.begin.line > 0) {
+      return Status::InvalidArgument(
+          fmt::format("config file \"{}\" line {}: {}", origin_, where.begin.line, message));
+    }
+    return Status::InvalidArgument(fmt::format("config file \"{}\": {}", origin_, message));
+  }
+
+  Result<AgentConfig> Parse(const std::string& text) {
+    toml::parse_result parsed = toml::parse(text, origin_);
+    if (!parsed) {
+      const toml::parse_error& e = parsed.error();
+      return Error(e.source(), std::string(e.description()));
+    }
+    const toml::table& root = parsed.table();
+    AgentConfig cfg;
+    cfg.path = origin_;
+    for (auto&& [key, node] : root) {
+      const std::string k(key.str());
+      if (k == "agent") {
+        if (!node.is_table()) return Error(key.source(), "\"agent\" must be a table: [agent]");
+        RETURN_IF_ERROR(ParseAgent(*node.as_table(), &cfg));
+      } else if (k == "defaults") {
+        if (!node.is_table()) return Error(key.source(), "\"defaults\" must be a table: [defaults]");
+        ASSIGN_OR_RETURN(cfg.defaults, ParseManaged(*node.as_table(), "[defaults]", {}));
+      } else if (k == "cluster") {
+        if (!node.is_array_of_tables()) {
+          return Error(key.source(), "\"cluster\" must be an array of tables: [[cluster]]");
+        }
+        for (auto&& entry : *node.as_array()) {
+          ASSIGN_OR_RETURN(ClusterEntry c, ParseCluster(*entry.as_table()));
+          for (const auto& other : cfg.clusters) {
+            if (other.name == c.name) {
+              return Error(entry.source(), fmt::format("duplicate [[cluster]] name \"{}\"; hint: each cluster "
+                                                       "needs its own name",
+                                                       c.name));
+            }
+          }
+          cfg.clusters.push_back(std::move(c));
+        }
+      } else {
+        return Error(key.source(), fmt::format("unknown table or key \"{}\" at the top level; hint: one of "
+                                               "[agent], [defaults], [[cluster]]",
+                                               k));
+      }
+    }
+    return cfg;
+  }
+
+ private:
+  Result<std::string> String(const toml::key& key, const toml::node& node, const std::string& table) const {
+    if (!node.is_string()) {
+      return Error(node.source(),
+                   fmt::format("{} {} must be a string, got {}", table, key.str(), TypeName(node.type())));
+    }
+    return std::string(*node.value<std::string>());
+  }
+
+  Status ParseAgent(const toml::table& t, AgentConfig* cfg) const {
+    for (auto&& [key, node] : t) {
+      const std::string k(key.str());
+      if (k == "state_dir" || k == "socket" || k == "discover_root") {
+        ASSIGN_OR_RETURN(std::string v, String(key, node, "[agent]"));
+        if (v.empty()) return Error(node.source(), fmt::format("[agent] {} must not be empty", k));
+        if (k == "state_dir") cfg->state_dir = v;
+        if (k == "socket") cfg->socket = v;
+        if (k == "discover_root") cfg->discover_root = v;
+      } else if (k == "discover") {
+        if (!node.is_boolean()) {
+          return Error(node.source(), fmt::format("[agent] discover must be true or false, got {}",
+                                                  TypeName(node.type())));
+        }
+        cfg->discover = *node.value<bool>();
+      } else if (k == "max_parallel_fulls") {
+        if (!node.is_integer()) {
+          return Error(node.source(), fmt::format("[agent] max_parallel_fulls must be an integer, got {}",
+                                                  TypeName(node.type())));
+        }
+        const int64_t n = *node.value<int64_t>();
+        if (n < 1 || n > 100) {
+          return Error(node.source(), fmt::format("[agent] max_parallel_fulls must be between 1 and 100, got {}", n));
+        }
+        cfg->max_parallel_fulls = static_cast<int>(n);
+      } else if (k == "loop_interval") {
+        std::string text;
+        if (node.is_integer()) {
+          text = std::to_string(*node.value<int64_t>());
+        } else {
+          ASSIGN_OR_RETURN(text, String(key, node, "[agent]"));
+        }
+        auto d = ParseDuration(text);
+        if (!d.ok()) return Error(node.source(), "[agent] loop_interval: " + d.status().message());
+        if (d->count() <= 0) {
+          return Error(node.source(), fmt::format("[agent] loop_interval must be greater than zero, got \"{}\"", text));
+        }
+        cfg->loop_interval = *d;
+      } else {
+        std::vector<std::string> names(std::begin(kAgentKeys), std::end(kAgentKeys));
+        return Error(key.source(), fmt::format("unknown key \"{}\" in [agent]; hint: one of {}", k, Join(names)));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // The text of one managed option from its TOML value, by the option's type.
+  Result<std::string> OptionText(const OptionDef& def, const toml::key& key, const toml::node& node,
+                                 const std::string& table) const {
+    using T = OptionDef::Type;
+    switch (def.type) {
+      case T::kBool:
+        if (node.is_boolean()) return std::string(*node.value<bool>() ? "true" : "false");
+        if (node.is_string()) return std::string(*node.value<std::string>());
+        return Error(node.source(),
+                     fmt::format("{} {} must be true or false, got {}", table, def.name, TypeName(node.type())));
+      case T::kInt:
+        if (node.is_integer()) return std::to_string(*node.value<int64_t>());
+        if (node.is_string()) return std::string(*node.value<std::string>());
+        return Error(node.source(),
+                     fmt::format("{} {} must be an integer, got {}", table, def.name, TypeName(node.type())));
+      case T::kDuration:
+      case T::kByteSize:
+        if (node.is_integer()) return std::to_string(*node.value<int64_t>());
+        if (node.is_string()) return std::string(*node.value<std::string>());
+        return Error(node.source(), fmt::format("{} {} must be a string such as \"{}\", got {}", table, def.name,
+                                                def.type == T::kDuration ? "10s" : "5MiB", TypeName(node.type())));
+      case T::kString:
+      case T::kMode:
+      case T::kSchedule:
+        return String(key, node, table);
+    }
+    return Status::Internal("unreachable");
+  }
+
+  // Managed options of [defaults] or a [[cluster]] entry; `extra` are keys
+  // the caller handles itself (skipped here).
+  Result<PartialSettings> ParseManaged(const toml::table& t, const std::string& table,
+                                       const std::set<std::string>& extra) const {
+    PartialSettings out;
+    for (auto&& [key, node] : t) {
+      const std::string k(key.str());
+      if (extra.count(k)) continue;
+      const OptionDef* def = FindOption(k);
+      if (def == nullptr) {
+        std::string names = ManagedNames();
+        if (!extra.empty()) names = Join(std::vector<std::string>(extra.begin(), extra.end())) + ", " + names;
+        return Error(key.source(), fmt::format("unknown key \"{}\" in {}; hint: one of {}", k, table, names));
+      }
+      ASSIGN_OR_RETURN(std::string text, OptionText(*def, key, node, table));
+      auto canonical = ValidateOption(k, text);
+      if (!canonical.ok()) return Error(node.source(), table + ": " + canonical.status().message());
+      out[k] = *canonical;
+    }
+    return out;
+  }
+
+  Result<ClusterEntry> ParseCluster(const toml::table& t) const {
+    ClusterEntry c;
+    const toml::node* name = t.get("name");
+    if (name == nullptr) return Error(t.source(), "[[cluster]] has no name; hint: add name = \"main\"");
+    if (!name->is_string()) {
+      return Error(name->source(), fmt::format("[[cluster]] name must be a string, got {}", TypeName(name->type())));
+    }
+    c.name = *name->value<std::string>();
+    Status valid = Repository::ValidateDatabaseName(c.name);
+    if (!valid.ok()) {
+      return Error(name->source(), fmt::format("invalid [[cluster]] name \"{}\"; hint: use 1-63 letters, digits, "
+                                               "'_', '-' or '.'",
+                                               c.name));
+    }
+    const std::string table = fmt::format("[[cluster]] \"{}\"", c.name);
+    const toml::node* conninfo = t.get("conninfo");
+    if (conninfo == nullptr) {
+      return Error(t.source(), fmt::format("{} has no conninfo; hint: add e.g. conninfo = \"host=/var/run/postgresql "
+                                           "port=5432 user=smartbackup\"",
+                                           table));
+    }
+    if (!conninfo->is_string()) {
+      return Error(conninfo->source(),
+                   fmt::format("{} conninfo must be a string, got {}", table, TypeName(conninfo->type())));
+    }
+    c.conninfo = *conninfo->value<std::string>();
+    if (Trim(c.conninfo).empty()) return Error(conninfo->source(), table + " conninfo must not be empty");
+    ASSIGN_OR_RETURN(c.overrides, ParseManaged(t, table, {"name", "conninfo"}));
+    return c;
+  }
+
+  std::string origin_;
+};
+
+}  // namespace
+
+Result<AgentConfig> ParseAgentConfig(const std::string& toml_text, const std::string& origin) {
+  return Parser(origin).Parse(toml_text);
+}
+
+Result<AgentConfig> LoadAgentConfig(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return Status::NotFound(fmt::format("config file \"{}\" does not exist; hint: create it (see README for an "
+                                        "example) or pass --config FILE",
+                                        path));
+  }
+  if (std::filesystem::is_directory(path, ec)) {
+    return Status::InvalidArgument(fmt::format("config file \"{}\" is a directory; hint: pass the TOML file", path));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::PermissionDenied(
+        fmt::format("cannot read config file \"{}\": {}", path, std::strerror(errno)));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return Status::IoError(fmt::format("cannot read config file \"{}\"", path));
+  return ParseAgentConfig(ss.str(), path);
+}
+
+}  // namespace sb

@@ -1,0 +1,666 @@
+// The log chain on real PostgreSQL 15, through the CLI: WAL captured in
+// archive mode (archive_command = smartbackup wal-push) and in stream mode
+// (smartbackup stream through its own replication slot), point-in-time
+// restore to a time, an LSN and the latest point, and what breaks or keeps the
+// chain: kill -9 of the streamer under load, a dropped slot, a promotion.
+//
+// Every restore is started, recovers to its target and is promoted; what it
+// holds is checked by SQL against rows whose commit order, commit time and
+// WAL position the test recorded:
+//   marks(seq, at): rows committed one per transaction with
+//   synchronous_commit = on; after each commit the test reads
+//   clock_timestamp() and pg_current_wal_flush_lsn(). That time and that LSN
+//   lie after commit k and before anything of row k+1, so a recovery target
+//   at either one must give exactly rows 1..k.
+// No assertion depends on timing; waits are for conditions, with deadlines.
+// Figures (recovery point age, wal-push rate) are printed, not asserted.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "support/background_process.h"
+#include "support/pg_cluster.h"
+#include "support/smartbackup_cli.h"
+
+namespace sb::test {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr const char* kSlot = "smartbackup_main";
+
+uint64_t ParseLsn(const std::string& text) {
+  unsigned long long hi = 0, lo = 0;
+  if (std::sscanf(text.c_str(), "%llX/%llX", &hi, &lo) != 2) {
+    ADD_FAILURE() << "not an LSN: \"" << text << "\"";
+    return 0;
+  }
+  return (hi << 32) | lo;
+}
+
+std::string FormatLsn(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%X/%X", static_cast<unsigned>(v >> 32), static_cast<unsigned>(v & 0xffffffffu));
+  return buf;
+}
+
+double SecondsSince(SteadyClock::time_point t) {
+  return std::chrono::duration<double>(SteadyClock::now() - t).count();
+}
+
+// One committed row of marks and where it stands.
+struct Mark {
+  int seq = 0;
+  std::string after_time;  // clock_timestamp() right after the commit, RFC 3339 UTC with µs
+  std::string after_lsn;   // pg_current_wal_flush_lsn() right after the commit
+};
+
+// psql with one -c per statement: each runs in its own transaction, in one session.
+CommandResult PsqlSession(PgCluster& c, const std::vector<std::string>& statements) {
+  std::string cmd = PgBinDir() + "/psql -XAtq -v ON_ERROR_STOP=1 -h 127.0.0.1 -p " + std::to_string(c.port()) +
+                    " -U postgres -d postgres";
+  for (const auto& s : statements) cmd += " -c " + ShellQuote(s);
+  return RunAsPostgres(cmd);
+}
+
+// Commits rows first..first+n-1 into marks, one transaction each.
+std::vector<Mark> WriteMarks(PgCluster& c, int first, int n, int pause_ms = 0) {
+  std::vector<std::string> sql{"SET synchronous_commit = on"};
+  for (int k = first; k < first + n; ++k) {
+    sql.push_back("INSERT INTO marks VALUES (" + std::to_string(k) + ", clock_timestamp())");
+    sql.push_back("SELECT " + std::to_string(k) +
+                  ", to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+                  "pg_current_wal_flush_lsn()");
+    if (pause_ms > 0) sql.push_back("SELECT pg_sleep(" + std::to_string(pause_ms / 1000.0) + ")");
+  }
+  CommandResult r = PsqlSession(c, sql);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::vector<Mark> marks;
+  std::istringstream lines(r.out);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (std::count(line.begin(), line.end(), '|') != 2) continue;
+    Mark m;
+    auto a = line.find('|'), b = line.rfind('|');
+    m.seq = std::stoi(line.substr(0, a));
+    m.after_time = line.substr(a + 1, b - a - 1);
+    m.after_lsn = line.substr(b + 1);
+    marks.push_back(m);
+  }
+  EXPECT_EQ(marks.size(), static_cast<size_t>(n)) << r.out;
+  return marks;
+}
+
+// "max|count" of marks; "0|0" when empty.
+std::string MarksState(PgCluster& c) { return c.Psql("SELECT coalesce(max(seq), 0) || '|' || count(*) FROM marks"); }
+std::string Expect(int k) { return std::to_string(k) + "|" + std::to_string(k); }
+
+// The server log of a cluster Adopt()ed from `data_dir` (its socket dir is its temp root).
+std::string AdoptedServerLog(const std::string& data_dir) {
+  std::ifstream in(data_dir + "/postgresql.auto.conf");
+  std::string line, root;
+  while (std::getline(in, line)) {
+    const std::string key = "unix_socket_directories = '";
+    if (line.rfind(key, 0) == 0) root = line.substr(key.size(), line.size() - key.size() - 1);
+  }
+  std::ifstream log(root + "/server.log");
+  std::stringstream ss;
+  ss << log.rdbuf();
+  std::string s = ss.str();
+  return s.size() > 6000 ? "..." + s.substr(s.size() - 6000) : s;
+}
+
+// Waits until a started cluster has finished recovery and been promoted.
+void WaitPromoted(PgCluster& c, const std::string& data_dir, seconds limit = seconds(180)) {
+  const auto deadline = SteadyClock::now() + limit;
+  for (;;) {
+    CommandResult r = c.TryPsql("SELECT pg_is_in_recovery()");
+    if (r.exit_code == 0 && r.out.find('f') != std::string::npos) return;
+    if (SteadyClock::now() >= deadline) {
+      FAIL() << "still in recovery (or down) after " << limit.count() << "s: " << r.out << r.err << "\nserver log:\n"
+             << AdoptedServerLog(data_dir);
+    }
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+}
+
+// Polls `probe` until it returns true or the deadline passes; false on timeout.
+template <typename F>
+bool WaitFor(F probe, seconds limit) {
+  const auto deadline = SteadyClock::now() + limit;
+  while (!probe()) {
+    if (SteadyClock::now() >= deadline) return false;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return true;
+}
+
+// The slot's restart_lsn (0 when absent or unreserved) and whether a walsender holds it.
+struct SlotState {
+  bool exists = false;
+  bool active = false;
+  uint64_t restart_lsn = 0;
+};
+SlotState ReadSlot(PgCluster& c) {
+  CommandResult r = c.TryPsql(std::string("SELECT coalesce(restart_lsn::text, ''), active FROM pg_replication_slots "
+                                          "WHERE slot_name = '") +
+                              kSlot + "'");
+  SlotState s;
+  std::string out = r.out;
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  if (r.exit_code != 0 || out.empty()) return s;
+  s.exists = true;
+  auto bar = out.find('|');
+  std::string lsn = out.substr(0, bar);
+  s.active = out.substr(bar + 1) == "t";
+  if (!lsn.empty()) s.restart_lsn = ParseLsn(lsn);
+  return s;
+}
+
+enum class Mode { kStream, kArchive };
+
+// A cluster, a repository, and (stream mode) a running `smartbackup stream`.
+class LogChainBase : public ::testing::Test {
+ protected:
+  void SetUp() override { work_ = MakeTempDirForPostgres("logchain"); }
+  void TearDown() override {
+    stream_.reset();
+    cluster_.reset();
+    RemoveTree(work_);
+  }
+
+  std::string Repo() const { return "file://" + work_ + "/repo"; }
+  std::string RepoDir() const { return work_ + "/repo"; }
+
+  std::vector<std::string> ArchiveConf() const {
+    return {"archive_mode = on", "archive_command = '" + std::string(SMARTBACKUP_BINARY) + " wal-push %p --repo " +
+                                     Repo() + " --db main --log-max-wal 1MiB'"};
+  }
+
+  void CreateCluster(Mode mode, std::vector<std::string> extra = {}) {
+    mode_ = mode;
+    PgClusterOptions o;
+    o.extra_conf = std::move(extra);
+    if (mode == Mode::kArchive) {
+      for (auto& line : ArchiveConf()) o.extra_conf.push_back(line);
+    }
+    cluster_ = PgCluster::Create(o);
+    cluster_->Pgbench("-i -s 1 -q");
+    cluster_->Psql("CREATE TABLE marks(seq int PRIMARY KEY, at timestamptz)");
+  }
+
+  std::unique_ptr<BackgroundProcess> LaunchStream(PgCluster& c) {
+    const std::string log = work_ + "/stream-" + std::to_string(++stream_runs_) + ".log";
+    return BackgroundProcess::StartAsPostgres({SMARTBACKUP_BINARY, "stream", "--pg", c.conninfo(), "--repo", Repo(),
+                                               "--db", "main", "--flush-interval", "1s", "--log-max-wal", "1MiB",
+                                               "-v"},
+                                              log);
+  }
+
+  // Starts the streamer and waits until it holds its slot.
+  void StartStream(PgCluster& c) {
+    stream_ = LaunchStream(c);
+    ASSERT_TRUE(stream_);
+    bool up = WaitFor(
+        [&] {
+          SlotState s = ReadSlot(c);
+          return (s.exists && s.active && s.restart_lsn != 0) || !stream_->running();
+        },
+        seconds(60));
+    ASSERT_TRUE(up && stream_->running()) << "stream did not take its slot:\n" << stream_->Log();
+  }
+
+  // SIGTERM: the streamer flushes and exits 0.
+  void StopStream() {
+    ASSERT_TRUE(stream_);
+    stream_->Signal(SIGTERM);
+    auto code = stream_->Wait(seconds(60));
+    ASSERT_TRUE(code.has_value()) << "stream did not stop within 60s after SIGTERM:\n" << stream_->Log();
+    EXPECT_EQ(*code, 0) << stream_->Log();
+    stream_.reset();
+  }
+
+  json FullBackup(PgCluster& c) {
+    CommandResult b =
+        RunSmartbackup("backup --pg " + ShellQuote(c.conninfo()) + " --repo " + Repo() + " --db main --output json");
+    EXPECT_EQ(b.exit_code, 0) << b.err;
+    return b.exit_code == 0 ? json::parse(b.out) : json();
+  }
+
+  // Makes the WAL up to `lsn` (flushed on the server) durable in the repository.
+  void WaitDurable(PgCluster& c, const std::string& lsn, Mode mode) {
+    const uint64_t want = ParseLsn(lsn);
+    if (mode == Mode::kStream) {
+      // The slot moves only to WAL that is durable in the repository.
+      bool ok = WaitFor([&] { return ReadSlot(c).restart_lsn >= want; }, seconds(60));
+      ASSERT_TRUE(ok) << "stream never made " << lsn << " durable (slot at " << FormatLsn(ReadSlot(c).restart_lsn)
+                      << "):\n"
+                      << (stream_ ? stream_->Log() : "");
+    } else {
+      const std::string segment = c.Psql("SELECT pg_walfile_name(pg_switch_wal())");
+      bool ok = WaitFor(
+          [&] {
+            return c.Psql("SELECT coalesce(last_archived_wal, '') >= '" + segment + "' FROM pg_stat_archiver") == "t";
+          },
+          seconds(60));
+      ASSERT_TRUE(ok) << "segment " << segment << " not archived: "
+                      << c.Psql("SELECT last_archived_wal, failed_count, last_failed_wal FROM pg_stat_archiver");
+    }
+  }
+
+  CommandResult Restore(const std::string& target_args, const std::string& dir) {
+    return RunSmartbackup("restore --repo " + Repo() + " --db main --target-dir " + dir + " " + target_args);
+  }
+
+  // Restores to the target, starts the copy, waits for its promotion and
+  // returns MarksState (plus, when md5s is given, the pgbench checks).
+  std::string RestoreAndCount(const std::string& target_args, const std::string& name,
+                              std::vector<std::string>* md5s = nullptr) {
+    const std::string dir = work_ + "/r-" + name;
+    CommandResult r = Restore(target_args, dir);
+    EXPECT_EQ(r.exit_code, 0) << "restore " << target_args << ": " << r.err;
+    if (r.exit_code != 0) return "restore failed";
+    auto restored = PgCluster::Adopt(dir);
+    WaitPromoted(*restored, dir);
+    if (::testing::Test::HasFatalFailure()) return "not promoted";
+    std::string state = MarksState(*restored);
+    if (md5s) {
+      md5s->push_back(TableMd5(*restored, "pgbench_accounts", "aid"));
+      md5s->push_back(restored->Psql("SELECT count(*) FROM pgbench_history"));
+    }
+    restored.reset();
+    RemoveTree(dir);
+    return state;
+  }
+
+  json AvailableBackups() {
+    CommandResult l = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
+    EXPECT_EQ(l.exit_code, 0) << l.err;
+    return l.exit_code == 0 ? json::parse(l.out) : json::array();
+  }
+
+  static std::vector<json> RowsOfType(const json& rows, const std::string& type) {
+    std::vector<json> out;
+    for (const auto& r : rows) {
+      if (r["type"] == type) out.push_back(r);
+    }
+    return out;
+  }
+
+  Mode mode_ = Mode::kStream;
+  std::string work_;
+  std::unique_ptr<PgCluster> cluster_;
+  std::unique_ptr<BackgroundProcess> stream_;
+  int stream_runs_ = 0;
+};
+
+std::string ModeName(const ::testing::TestParamInfo<Mode>& info) {
+  return info.param == Mode::kStream ? "stream" : "archive";
+}
+
+// ---- 1. point-in-time restore, in both capture modes ------------------------
+
+class LogChainPitr : public LogChainBase, public ::testing::WithParamInterface<Mode> {};
+
+TEST_P(LogChainPitr, RestoresExactlyToTimeLsnAndLatest) {
+  const Mode mode = GetParam();
+  CreateCluster(mode);
+  if (mode == Mode::kStream) {
+    ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));  // before the full backup: its WAL is captured from the start
+  }
+  json full = FullBackup(*cluster_);
+  ASSERT_FALSE(full.is_null());
+
+  // Rows committed one by one while pgbench writes alongside.
+  std::thread bench([&] { cluster_->Pgbench("-n -c 2 -j 2 -T 6"); });
+  std::vector<Mark> marks = WriteMarks(*cluster_, 1, 10, 40);
+  for (auto& m : WriteMarks(*cluster_, 11, 10, 40)) marks.push_back(m);
+  for (auto& m : WriteMarks(*cluster_, 21, 10, 40)) marks.push_back(m);
+  bench.join();
+  ASSERT_EQ(marks.size(), 30u);
+
+  // A quiesced point: pgbench is done; its tables' content is fixed here.
+  const std::string quiet_lsn = cluster_->Psql("SELECT pg_current_wal_insert_lsn()");
+  const std::string accounts_md5 = TableMd5(*cluster_, "pgbench_accounts", "aid");
+  const std::string history_count = cluster_->Psql("SELECT count(*) FROM pgbench_history");
+  ASSERT_NE(history_count, "0");
+
+  // More WAL after every target (recovery must see past a target to stop at it).
+  for (auto& m : WriteMarks(*cluster_, 31, 5)) marks.push_back(m);
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, mode));
+  if (mode == Mode::kStream) ASSERT_NO_FATAL_FAILURE(StopStream());
+
+  // Time targets: exactly the rows committed before them.
+  EXPECT_EQ(RestoreAndCount("--time " + marks[9].after_time, "time10"), Expect(10));
+  EXPECT_EQ(RestoreAndCount("--time " + marks[22].after_time, "time23"), Expect(23));
+  // LSN targets: one under load, one at the quiesced point (pgbench data too).
+  EXPECT_EQ(RestoreAndCount("--lsn " + marks[14].after_lsn, "lsn15"), Expect(15));
+  std::vector<std::string> md5s;
+  EXPECT_EQ(RestoreAndCount("--lsn " + quiet_lsn, "lsnquiet", &md5s), Expect(30));
+  ASSERT_EQ(md5s.size(), 2u);
+  EXPECT_EQ(md5s[0], accounts_md5);
+  EXPECT_EQ(md5s[1], history_count);
+  // Latest: every row.
+  EXPECT_EQ(RestoreAndCount("--latest", "latest"), Expect(35));
+
+  json rows = AvailableBackups();
+  EXPECT_TRUE(RowsOfType(rows, "broken_chain").empty()) << rows.dump(1);
+  EXPECT_FALSE(RowsOfType(rows, "log").empty()) << "no log backup sealed at --log-max-wal 1MiB: " << rows.dump(1);
+  auto verify = RunSmartbackup("verify --repo " + Repo() + " --db main");
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+// ---- 2. a target outside every window ---------------------------------------
+
+TEST_P(LogChainPitr, TargetBeforeTheFullBackupIsRefused) {
+  const Mode mode = GetParam();
+  CreateCluster(mode);
+  if (mode == Mode::kStream) ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  const std::string before =
+      cluster_->Psql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+  const std::string lsn_before = cluster_->Psql("SELECT pg_current_wal_insert_lsn()");
+  json full = FullBackup(*cluster_);
+  ASSERT_FALSE(full.is_null());
+  auto marks = WriteMarks(*cluster_, 1, 3);
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, mode));
+
+  for (const std::string& target : {"--time " + before, "--lsn " + lsn_before}) {
+    const std::string dir = work_ + "/refused";
+    CommandResult r = Restore(target, dir);
+    EXPECT_EQ(r.exit_code, 1) << target << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("outside every restorable window"), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(fs::exists(dir)) << "a refused restore must not create its target";
+  }
+  // And a target inside the window is accepted.
+  EXPECT_EQ(RestoreAndCount("--time " + marks[1].after_time, "inside"), Expect(2));
+  if (mode == Mode::kStream) ASSERT_NO_FATAL_FAILURE(StopStream());
+}
+
+INSTANTIATE_TEST_SUITE_P(LogChain, LogChainPitr, ::testing::Values(Mode::kStream, Mode::kArchive), ModeName);
+
+// ---- 3. kill -9 of the streamer under load ----------------------------------
+
+class LogChainTest : public LogChainBase {};
+
+TEST_F(LogChainTest, StreamKilledUnderLoadLosesNothing) {
+  CreateCluster(Mode::kStream);
+  ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  ASSERT_FALSE(FullBackup(*cluster_).is_null());
+
+  std::thread bench([&] { cluster_->Pgbench("-n -c 4 -j 2 -T 8"); });
+  std::vector<Mark> marks = WriteMarks(*cluster_, 1, 20, 50);
+  stream_->Signal(SIGKILL);
+  auto code = stream_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 128 + SIGKILL);
+  const SlotState at_kill = ReadSlot(*cluster_);
+  const std::string insert_at_kill = cluster_->Psql("SELECT pg_current_wal_insert_lsn()");
+  stream_.reset();
+  ASSERT_TRUE(at_kill.exists);
+  int confirmed = 0;
+  for (const auto& m : marks) {
+    if (ParseLsn(m.after_lsn) <= at_kill.restart_lsn) confirmed = m.seq;
+  }
+  std::cout << "[figures] kill -9 under pgbench -c 4: slot confirmed " << FormatLsn(at_kill.restart_lsn)
+            << ", server at " << insert_at_kill << " ("
+            << (ParseLsn(insert_at_kill) - std::min(ParseLsn(insert_at_kill), at_kill.restart_lsn)) / 1024
+            << " KiB not yet confirmed); " << confirmed << " of " << marks.size()
+            << " committed marks were confirmed durable\n";
+
+  // Writes go on while the streamer is down; the slot keeps their WAL.
+  for (auto& m : WriteMarks(*cluster_, 21, 10, 50)) marks.push_back(m);
+  // The walsender of the killed streamer notices the closed socket and lets go of the slot.
+  ASSERT_TRUE(WaitFor([&] { return !ReadSlot(*cluster_).active; }, seconds(60)));
+  ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  for (auto& m : WriteMarks(*cluster_, 31, 10, 50)) marks.push_back(m);
+  bench.join();
+  for (auto& m : WriteMarks(*cluster_, 41, 5)) marks.push_back(m);
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, Mode::kStream));
+  ASSERT_NO_FATAL_FAILURE(StopStream());
+
+  json rows = AvailableBackups();
+  EXPECT_TRUE(RowsOfType(rows, "broken_chain").empty()) << rows.dump(1);
+
+  const std::string dir = work_ + "/r-latest";
+  CommandResult r = Restore("--latest", dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto restored = PgCluster::Adopt(dir);
+  ASSERT_NO_FATAL_FAILURE(WaitPromoted(*restored, dir));
+  // Every row confirmed before the kill is there — and, the chain being
+  // whole, every row committed at all.
+  const int present_confirmed =
+      std::stoi(restored->Psql("SELECT count(*) FROM marks WHERE seq <= " + std::to_string(confirmed)));
+  EXPECT_EQ(present_confirmed, confirmed);
+  EXPECT_EQ(MarksState(*restored), Expect(45));
+}
+
+// ---- 4. the slot is dropped while the streamer is stopped -------------------
+
+TEST_F(LogChainTest, DroppedSlotShowsAsBrokenChainAndNewFullHeals) {
+  CreateCluster(Mode::kStream, {"max_wal_size = 32MB", "min_wal_size = 32MB", "wal_keep_size = 0",
+                                "checkpoint_timeout = 1h"});
+  ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  ASSERT_FALSE(FullBackup(*cluster_).is_null());
+  std::vector<Mark> marks = WriteMarks(*cluster_, 1, 5);
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, Mode::kStream));
+  ASSERT_NO_FATAL_FAILURE(StopStream());
+  const uint64_t stored_end = ParseLsn(marks.back().after_lsn);
+
+  const std::string in_gap =
+      cluster_->Psql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+  cluster_->Psql(std::string("SELECT pg_drop_replication_slot('") + kSlot + "')");
+  // WAL the repository never sees, then the server recycles it.
+  const std::string old_segment = cluster_->Psql("SELECT pg_walfile_name('" + marks.back().after_lsn + "')");
+  int next = 6;
+  bool gone = WaitFor(
+      [&] {
+        for (auto& m : WriteMarks(*cluster_, next, 1)) marks.push_back(m);
+        ++next;
+        cluster_->Psql("SELECT pg_switch_wal()");
+        cluster_->Psql("CHECKPOINT");
+        return cluster_->Psql("SELECT count(*) FROM pg_ls_waldir() WHERE name = '" + old_segment + "'") == "0";
+      },
+      seconds(60));
+  ASSERT_TRUE(gone) << "segment " << old_segment << " never left pg_wal";
+
+  ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  const int first_after = next;
+  for (auto& m : WriteMarks(*cluster_, next, 5)) marks.push_back(m);
+  next += 5;
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, Mode::kStream));
+  ASSERT_TRUE(stream_->running()) << stream_->Log();
+
+  json rows = AvailableBackups();
+  auto breaks = RowsOfType(rows, "broken_chain");
+  ASSERT_EQ(breaks.size(), 1u) << rows.dump(1) << "\nstream log:\n" << stream_->Log();
+  const uint64_t gap_start = ParseLsn(breaks[0]["start_lsn"].get<std::string>());
+  const uint64_t gap_end = ParseLsn(breaks[0]["end_lsn"].get<std::string>());
+  EXPECT_GE(gap_start, stored_end);
+  EXPECT_GT(gap_end, gap_start);
+  EXPECT_LE(gap_end, ParseLsn(marks[first_after - 1].after_lsn));
+  std::cout << "[figures] dropped slot: broken_chain " << breaks[0]["start_lsn"].get<std::string>() << " .. "
+            << breaks[0]["end_lsn"].get<std::string>() << " (" << (gap_end - gap_start) / (1 << 20) << " MiB)\n";
+
+  // A time inside the gap is outside every window.
+  CommandResult refused = Restore("--time " + in_gap, work_ + "/r-gap");
+  EXPECT_EQ(refused.exit_code, 1) << refused.err;
+  EXPECT_NE(refused.err.find("outside every restorable window"), std::string::npos) << refused.err;
+
+  // A new full backup starts a second window; the gap is still refused, now between two windows.
+  ASSERT_FALSE(FullBackup(*cluster_).is_null());
+  for (auto& m : WriteMarks(*cluster_, next, 5)) marks.push_back(m);
+  next += 5;
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, Mode::kStream));
+  ASSERT_NO_FATAL_FAILURE(StopStream());
+  refused = Restore("--time " + in_gap, work_ + "/r-gap");
+  EXPECT_EQ(refused.exit_code, 1) << refused.err;
+  size_t windows = 0;
+  for (size_t pos = refused.err.find(") .. "); pos != std::string::npos; pos = refused.err.find(") .. ", pos + 1)) {
+    ++windows;
+  }
+  EXPECT_EQ(windows, 2u) << refused.err;
+
+  EXPECT_EQ(RestoreAndCount("--latest", "latest"), Expect(next - 1));
+}
+
+// ---- 5. promotion: the chain crosses into timeline 2 -------------------------
+
+TEST_F(LogChainTest, PromotedStandbyContinuesTheChainOnTimeline2) {
+  CreateCluster(Mode::kStream);
+  ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  ASSERT_FALSE(FullBackup(*cluster_).is_null());
+
+  // A streaming standby.
+  const std::string standby_root = MakeTempDirForPostgres("standby");
+  const std::string standby_dir = standby_root + "/data";
+  CommandResult bb = RunAsPostgres(PgBinDir() + "/pg_basebackup -R -X stream -c fast -D " + ShellQuote(standby_dir) +
+                                   " -h 127.0.0.1 -p " + std::to_string(cluster_->port()) + " -U postgres");
+  ASSERT_EQ(bb.exit_code, 0) << bb.err;
+  auto standby = PgCluster::Adopt(standby_dir);
+  EXPECT_TRUE(fs::exists(standby_dir + "/standby.signal"));
+  EXPECT_EQ(standby->Psql("SELECT pg_is_in_recovery()"), "t");
+  ASSERT_TRUE(WaitFor([&] { return standby->Psql("SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'") == "1"; },
+                      seconds(60)));
+
+  std::vector<Mark> marks = WriteMarks(*cluster_, 1, 10);
+  const uint64_t last = ParseLsn(marks.back().after_lsn);
+  ASSERT_TRUE(WaitFor([&] { return ParseLsn(standby->Psql("SELECT pg_last_wal_replay_lsn()")) >= last; }, seconds(60)));
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, Mode::kStream));
+
+  // Switchover: the primary shuts down (its walsenders hand the last WAL —
+  // the shutdown checkpoint — to the standby and to the streamer alike),
+  // which ends the stream; then the standby is promoted.
+  cluster_->Stop("fast");
+  auto code = stream_->Wait(seconds(60));
+  ASSERT_TRUE(code.has_value()) << "stream still running after its server stopped:\n" << stream_->Log();
+  std::cout << "[figures] stream exit code when its primary shut down: " << *code << "\n";
+  EXPECT_TRUE(*code == 0 || *code == 1) << stream_->Log();
+  stream_.reset();
+
+  CommandResult promote = RunAsPostgres(PgBinDir() + "/pg_ctl promote -w -t 60 -D " + ShellQuote(standby_dir));
+  ASSERT_EQ(promote.exit_code, 0) << promote.err << promote.out;
+  ASSERT_NO_FATAL_FAILURE(WaitPromoted(*standby, standby_dir));
+  EXPECT_EQ(standby->Psql("SELECT timeline_id FROM pg_control_checkpoint()"), "2");
+
+  ASSERT_NO_FATAL_FAILURE(StartStream(*standby));
+  for (auto& m : WriteMarks(*standby, 11, 10)) marks.push_back(m);
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*standby, marks.back().after_lsn, Mode::kStream));
+  // Seal what timeline 2 holds so far into a log backup.
+  CommandResult log_backup = RunSmartbackup("backup --type log --pg " + ShellQuote(standby->conninfo()) + " --repo " +
+                                            Repo() + " --db main --output json");
+  EXPECT_EQ(log_backup.exit_code, 0) << log_backup.err;
+  ASSERT_NO_FATAL_FAILURE(StopStream());
+
+  // Timeline 2's WAL and history are in the repository.
+  const std::string sysid = standby->Psql("SELECT system_identifier FROM pg_control_system()");
+  const std::string tl2 = RepoDir() + "/db/main/wal/" + sysid + "-00000002";
+  EXPECT_TRUE(fs::exists(tl2 + "/history/00000002.history")) << tl2;
+  size_t tl2_parts = 0;
+  if (fs::exists(tl2 + "/00000002")) {
+    for (const auto& e : fs::directory_iterator(tl2 + "/00000002")) tl2_parts += e.is_regular_file() ? 1 : 0;
+  }
+  EXPECT_GT(tl2_parts, 0u);
+  json rows = AvailableBackups();
+  bool tl2_log = false;
+  for (const auto& r : RowsOfType(rows, "log")) tl2_log = tl2_log || r["timeline"] == 2;
+  EXPECT_TRUE(tl2_log) << rows.dump(1);
+  EXPECT_TRUE(RowsOfType(rows, "broken_chain").empty()) << rows.dump(1);
+
+  // Latest, from the timeline-1 full backup across the promotion.
+  EXPECT_EQ(RestoreAndCount("--latest", "latest"), Expect(20));
+  // And a point on timeline 2.
+  EXPECT_EQ(RestoreAndCount("--lsn " + marks[14].after_lsn, "tl2lsn"), Expect(15));
+  standby.reset();
+  RemoveTree(standby_root);
+}
+
+// ---- figures: recovery point age and wal-push rate ---------------------------
+
+TEST_P(LogChainPitr, FiguresRecoveryPointAge) {
+  const Mode mode = GetParam();
+  CreateCluster(mode);
+  if (mode == Mode::kStream) ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  ASSERT_FALSE(FullBackup(*cluster_).is_null());
+
+  // Under pgbench -c 4: the time from a commit returning to its WAL being durable in the repository.
+  const int kLoadSeconds = 20;
+  std::thread bench([&] { cluster_->Pgbench("-n -c 4 -j 2 -T " + std::to_string(kLoadSeconds)); });
+  const auto load_start = SteadyClock::now();
+  std::this_thread::sleep_for(seconds(2));  // let the load settle (not an assertion)
+  std::vector<double> ages;
+  int seq = 1;
+  while (SecondsSince(load_start) < kLoadSeconds - 2 && ages.size() < 6) {
+    auto m = WriteMarks(*cluster_, seq++, 1);
+    const auto committed = SteadyClock::now();
+    const uint64_t lsn = ParseLsn(m.at(0).after_lsn);
+    const std::string segment = cluster_->Psql("SELECT pg_walfile_name('" + m[0].after_lsn + "')");
+    bool covered = WaitFor(
+        [&] {
+          if (mode == Mode::kStream) return ReadSlot(*cluster_).restart_lsn >= lsn;
+          return cluster_->Psql("SELECT coalesce(last_archived_wal, '') >= '" + segment + "' FROM pg_stat_archiver") ==
+                 "t";
+        },
+        seconds(std::max(1, kLoadSeconds - static_cast<int>(SecondsSince(load_start)))));
+    if (!covered) break;
+    ages.push_back(SecondsSince(committed));
+  }
+  bench.join();
+  const double tps_wal_mib =
+      std::stod(cluster_->Psql("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")) / (1 << 20);
+  std::ostringstream line;
+  line << "[figures] recovery point age, " << (mode == Mode::kStream ? "stream (--flush-interval 1s)" : "archive")
+       << " mode, pgbench -c 4: ";
+  if (ages.empty()) {
+    line << "no commit became durable within the load window (archive: segment not filled)";
+  } else {
+    std::sort(ages.begin(), ages.end());
+    line << ages.size() << " samples, min " << ages.front() << " s, median " << ages[ages.size() / 2] << " s, max "
+         << ages.back() << " s";
+  }
+  line << "; server WAL position at end " << tps_wal_mib << " MiB";
+  std::cout << line.str() << "\n";
+
+  if (mode == Mode::kArchive) {
+    // wal-push rate: 20 forced segment switches (mostly empty segments).
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          return cluster_->Psql("SELECT coalesce(last_archived_wal, '') >= pg_walfile_name(pg_switch_wal()) FROM "
+                                "pg_stat_archiver") == "t";
+        },
+        seconds(60)));
+    const int before = std::stoi(cluster_->Psql("SELECT archived_count FROM pg_stat_archiver"));
+    std::vector<std::string> sql;
+    for (int i = 0; i < 20; ++i) {
+      sql.push_back("INSERT INTO marks VALUES (" + std::to_string(1000 + i) + ", now())");
+      sql.push_back("SELECT pg_switch_wal()");
+    }
+    const auto t0 = SteadyClock::now();
+    ASSERT_EQ(PsqlSession(*cluster_, sql).exit_code, 0);
+    bool done = WaitFor(
+        [&] { return std::stoi(cluster_->Psql("SELECT archived_count FROM pg_stat_archiver")) >= before + 20; },
+        seconds(120));
+    const double secs = SecondsSince(t0);
+    ASSERT_TRUE(done);
+    EXPECT_EQ(cluster_->Psql("SELECT failed_count FROM pg_stat_archiver"), "0");
+    std::cout << "[figures] wal-push: 20 forced segments archived in " << secs << " s (" << 20 / secs
+              << " segments/s, mostly-empty 16 MiB segments)\n";
+  }
+  if (mode == Mode::kStream) ASSERT_NO_FATAL_FAILURE(StopStream());
+}
+
+}  // namespace
+}  // namespace sb::test
