@@ -53,6 +53,27 @@ const char* TypeName(toml::node_type t) {
   }
 }
 
+// toml++ messages as one lowercase line: "Error while parsing …" with any
+// control characters it quotes from the input made visible.
+std::string OneLine(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      out += ' ';
+    } else {
+      out += c;
+    }
+  }
+  if (StartsWith(out, "Error ")) out[0] = 'e';
+  return out;
+}
+
 class Parser {
  public:
   explicit Parser(std::string origin) : origin_(std::move(origin)) {}
@@ -70,7 +91,7 @@ class Parser {
     toml::parse_result parsed = toml::parse(text, origin_);
     if (!parsed) {
       const toml::parse_error& e = parsed.error();
-      return Error(e.source(), std::string(e.description()));
+      return Error(e.source(), OneLine(e.description()));
     }
     const toml::table& root = parsed.table();
     AgentConfig cfg;

@@ -284,13 +284,13 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
   svr.Get(R"(/v1/.*)", dispatch);
   svr.Post(R"(/v1/.*)", dispatch);
   // Unknown routes and httplib's own errors (413, 400...) get a JSON body too.
-  svr.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  svr.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     std::string message = res.status == 404 ? "no such endpoint: " + req.method + " " + req.path
                                             : "request failed with HTTP " + std::to_string(res.status);
     res.set_content(JsonError(message), "application/json");
     return httplib::Server::HandlerResponse::Handled;
-  });
+  }));
 
   if (!svr.bind_to_port(bind_path, 80)) {
     int err = errno;

@@ -78,8 +78,8 @@ Status SqlError(sqlite3* db, const std::string& what) {
       return Status::Unavailable(text + "; hint: is another agent using the same state_dir?");
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
-      return Status::Corruption(text + "; hint: move the file away; the agent rebuilds its state from the config "
-                                       "and the repository");
+      return Status::Corruption(text + "; hint: move the file away and restart the agent (settings changed "
+                                       "through verbs are then lost; backups in the repository are not)");
     case SQLITE_PERM:
     case SQLITE_READONLY:
     case SQLITE_CANTOPEN:

@@ -89,7 +89,8 @@ TEST_F(WalCatalogTest, HoleIsAGapAndEndsTheWindow) {
   ASSERT_EQ(windows.size(), 1u);
   EXPECT_EQ(windows[0].end_lsn, Lsn{0x2400000});
 
-  // A new full backup after the gap opens a second window.
+  // A new full backup after the gap opens a second window (a later one: ids sort by time).
+  clock_->Advance(std::chrono::minutes(1));
   PutFull(1, 0x2900000, 0x2900100, c1_.name);
   windows = Load().Windows();
   ASSERT_EQ(windows.size(), 2u);

@@ -1,0 +1,286 @@
+// The managed agent against a real cluster: it takes the first full backup
+// when enabled, keeps WAL capture and log backups going under load, takes a
+// new full by age, purges by retention without losing the window, refuses bad
+// settings keeping the old ones, honours the master switch, and applies
+// instance defaults only to clusters that appear later.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "agent/agent.h"
+#include "repo/repository.h"
+#include "storage/storage_factory.h"
+#include "support/pg_cluster.h"
+#include "support/smartbackup_cli.h"
+
+namespace sb::test {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    work_ = MakeTempDirForPostgres("agent");
+    cluster_ = PgCluster::Create();
+    cluster_->Pgbench("-i -s 1 -q");
+  }
+  void TearDown() override {
+    StopAgent();
+    cluster_.reset();
+    restored_.reset();
+    RemoveTree(work_);
+  }
+
+  std::string Repo() const { return "file://" + work_ + "/repo"; }
+  // The in-process agent writes as root (repository mode 0640/0750); restores run as postgres.
+  void GiveRepoToPostgres() { RunCommand("chown -R postgres " + ShellQuote(work_ + "/repo")); }
+
+  // Writes the config and creates the agent (not yet running).
+  void MakeAgent(const std::string& cluster_extra, const std::string& defaults_extra = "",
+                 const std::string& agent_extra = "discover = false") {
+    const std::string path = work_ + "/agent.toml";
+    std::ofstream f(path);
+    f << "[agent]\nstate_dir = \"" << work_ << "/state\"\nsocket = \"" << work_ << "/state/agent.sock\"\n"
+      << "loop_interval = \"1s\"\n" << agent_extra << "\n\n[defaults]\nstorage_url = \"" << Repo() << "\"\n"
+      << defaults_extra << "\n\n[[cluster]]\nname = \"main\"\nconninfo = \"" << cluster_->conninfo() << "\"\n"
+      << cluster_extra << "\n";
+    f.close();
+    config_path_ = path;
+    auto config = LoadAgentConfig(path);
+    ASSERT_TRUE(config.ok()) << config.status().message();
+    auto agent = Agent::Create(*config);
+    ASSERT_TRUE(agent.ok()) << agent.status().message();
+    agent_ = std::move(agent).value();
+  }
+
+  void StartAgent() {
+    stop_ = false;
+    runner_ = std::thread([this] {
+      Status s = agent_->Run(stop_);
+      EXPECT_TRUE(s.ok()) << s.message();
+    });
+  }
+  void StopAgent() {
+    stop_ = true;
+    if (runner_.joinable()) runner_.join();
+    agent_.reset();
+  }
+
+  json Api(const std::string& method, const std::string& path, const json& body = nullptr) {
+    auto r = agent_->HandleApi({.method = method, .path = path, .body = body.is_null() ? "" : body.dump()});
+    last_status_ = r.status;
+    return json::parse(r.body);
+  }
+
+  BackupListing Listing() {
+    auto storage = OpenStorage(Repo());
+    EXPECT_TRUE(storage.ok());
+    auto repo = Repository::Open(std::move(storage).value(), true);
+    EXPECT_TRUE(repo.ok());
+    auto l = (*repo)->ListBackups("main");
+    EXPECT_TRUE(l.ok());
+    return l.ok() ? *l : BackupListing{};
+  }
+  int Count(BackupType type) {
+    int n = 0;
+    for (const auto& m : Listing().backups) n += m.type == type;
+    return n;
+  }
+
+  // Polls `pred` every 200 ms for at most `limit`; a deadline, not a timing assertion.
+  template <typename Pred>
+  bool WaitFor(Pred pred, std::chrono::seconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(200ms);
+    }
+    return pred();
+  }
+
+  std::string work_, config_path_;
+  std::unique_ptr<PgCluster> cluster_, restored_;
+  std::unique_ptr<Agent> agent_;
+  std::atomic<bool> stop_{false};
+  std::thread runner_;
+  int last_status_ = 0;
+};
+
+TEST_F(AgentTest, SchedulesFullAndLogBackupsUnderLoadAndRestores) {
+  MakeAgent("enabled = true",
+            "mode = \"stream\"\nflush_interval = \"1s\"\nlog_max_wal = \"1MiB\"\nlog_max_age = \"4s\"\n"
+            "full_max_age = \"15s\"");
+  StartAgent();
+  // Rule: managed backup just enabled → the first full backup.
+  ASSERT_TRUE(WaitFor([&] { return Count(BackupType::kFull) >= 1; }, 60s));
+  std::thread load([&] { cluster_->Pgbench("-c 2 -T 12 -n"); });
+  // Rules: ≥ log_max_wal or ≥ log_max_age → log backups; ≥ full_max_age → a second full.
+  bool enough = WaitFor([&] { return Count(BackupType::kLog) >= 3 && Count(BackupType::kFull) >= 2; }, 90s);
+  load.join();
+  EXPECT_TRUE(enough) << "fulls " << Count(BackupType::kFull) << ", logs " << Count(BackupType::kLog);
+
+  json status = Api("GET", "/v1/status");
+  ASSERT_EQ(status["clusters"].size(), 1u);
+  const json& c = status["clusters"][0];
+  EXPECT_EQ(c["role"], "primary");
+  EXPECT_TRUE(c["streaming"].get<bool>());
+  EXPECT_FALSE(c["next_full"]["reason"].get<std::string>().empty());
+  EXPECT_FALSE(c["next_log"]["reason"].get<std::string>().empty());
+  json health = Api("GET", "/v1/health");
+  EXPECT_GT(health["counts"]["backup_loop"].get<int>(), 0);
+  EXPECT_GT(health["counts"]["retention_loop"].get<int>(), 0);
+  EXPECT_FALSE(health["stuck"].get<bool>());
+
+  // Quiesced: what the source holds now must come back from a restore to the latest point.
+  const std::string accounts = TableMd5(*cluster_, "pgbench_accounts", "aid");
+  const std::string history = cluster_->Psql("SELECT count(*) FROM pgbench_history");
+  const std::string lsn = cluster_->Psql("SELECT pg_current_wal_lsn()");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json s = Api("GET", "/v1/status");
+        return s["clusters"][0].contains("restore_window") &&
+               Lsn::Parse(s["clusters"][0]["restore_window"]["end_lsn"].get<std::string>())->value >=
+                   Lsn::Parse(lsn)->value;
+      },
+      30s));
+  StopAgent();  // flushes WAL capture
+  GiveRepoToPostgres();
+  auto r = RunSmartbackup("restore --repo " + Repo() + " --db main --latest --target-dir " + work_ + "/restored");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  restored_ = PgCluster::Adopt(work_ + "/restored");
+  ASSERT_TRUE(WaitFor([&] { return restored_->Psql("SELECT pg_is_in_recovery()") == "f"; }, 60s));
+  EXPECT_EQ(TableMd5(*restored_, "pgbench_accounts", "aid"), accounts);
+  EXPECT_EQ(restored_->Psql("SELECT count(*) FROM pgbench_history"), history);
+}
+
+TEST_F(AgentTest, RetentionPurgesOldBackupsAndKeepsTheWindowRestorable) {
+  // retention_unit makes "retention_days = 6" mean six seconds.
+  MakeAgent("enabled = true",
+            "mode = \"stream\"\nflush_interval = \"1s\"\nlog_max_age = \"2s\"\nfull_max_age = \"3s\"\n"
+            "retention_days = 6\nretention_unit = \"1s\"");
+  StartAgent();
+  std::thread load([&] { cluster_->Pgbench("-c 1 -T 20 -n -R 50"); });
+  // Wait until fulls have been taken and some purged: the oldest full no longer exists.
+  std::string first_full;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const auto& m : Listing().backups) {
+      if (m.type == BackupType::kFull) {
+        first_full = m.backup_id;
+        return true;
+      }
+    }
+    return false;
+  }, 60s));
+  bool purged = WaitFor([&] {
+    for (const auto& m : Listing().backups) {
+      if (m.backup_id == first_full) return false;
+    }
+    return true;
+  }, 60s);
+  load.join();
+  EXPECT_TRUE(purged) << "the first full backup " << first_full << " was never purged";
+  StopAgent();
+  GiveRepoToPostgres();
+
+  // The oldest point of what is left must still restore.
+  auto list = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  std::string oldest_full_finish;
+  for (const auto& row : json::parse(list.out)) {
+    if (row["type"] == "full" && oldest_full_finish.empty()) oldest_full_finish = row["finish_time"];
+  }
+  ASSERT_FALSE(oldest_full_finish.empty());
+  auto r = RunSmartbackup("restore --repo " + Repo() + " --db main --time " + oldest_full_finish +
+                          " --target-dir " + work_ + "/oldest");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  restored_ = PgCluster::Adopt(work_ + "/oldest");
+  ASSERT_TRUE(WaitFor([&] { return restored_->Psql("SELECT pg_is_in_recovery()") == "f"; }, 60s));
+  EXPECT_EQ(restored_->Psql("SELECT count(*) FROM pgbench_branches"), "1");
+}
+
+TEST_F(AgentTest, BadSettingsAreRefusedAndThePreviousOnesStay) {
+  MakeAgent("enabled = false");
+  agent_->BackupLoopOnce();
+  json before = Api("GET", "/v1/db/main/config");
+  ASSERT_EQ(last_status_, 200);
+  struct Case {
+    json body;
+    std::string needle;
+  } cases[] = {
+      {{{"settings", {{"retention_days", "0"}}}}, "between 1 and 30"},
+      {{{"settings", {{"retention_days", "31"}}}}, "between 1 and 30"},
+      {{{"settings", {{"full_schedule", "sometimes"}}}}, "full_schedule"},
+      {{{"settings", {{"mode", "telepathy"}}}}, "mode"},
+      {{{"settings", {{"no_such_option", "1"}}}}, "no_such_option"},
+      {{{"enable", true}, {"settings", {{"storage_url", "azure://nocreds"}}}}, "AZURE_STORAGE"},
+  };
+  for (const auto& c : cases) {
+    json r = Api("POST", "/v1/db/main/config", c.body);
+    EXPECT_EQ(last_status_, 400) << c.body.dump();
+    EXPECT_NE(r["error"].get<std::string>().find(c.needle), std::string::npos) << r.dump();
+    EXPECT_EQ(Api("GET", "/v1/db/main/config"), before) << "a refused change must leave the settings as they were";
+  }
+  json unknown = Api("POST", "/v1/db/nosuch/config", {{"enable", true}});
+  EXPECT_EQ(last_status_, 404);
+  EXPECT_NE(unknown["error"].get<std::string>().find("nosuch"), std::string::npos);
+
+  // A good change is kept, and survives an agent restart.
+  Api("POST", "/v1/db/main/config", {{"settings", {{"retention_days", "12"}}}});
+  EXPECT_EQ(last_status_, 200);
+  StopAgent();
+  auto config = LoadAgentConfig(config_path_);
+  ASSERT_TRUE(config.ok());
+  agent_ = std::move(Agent::Create(*config)).value();
+  agent_->BackupLoopOnce();
+  EXPECT_EQ(Api("GET", "/v1/db/main/config")["retention_days"], "12");
+}
+
+TEST_F(AgentTest, MasterSwitchOffPausesSchedulingAndKeepsConfig) {
+  MakeAgent("enabled = true", "mode = \"stream\"");
+  Api("POST", "/v1/master-switch", {{"on", false}});
+  ASSERT_EQ(last_status_, 200);
+  agent_->BackupLoopOnce();
+  json s = Api("GET", "/v1/status");
+  EXPECT_EQ(s["master_switch"], false);
+  EXPECT_NE(s["clusters"][0]["state"].get<std::string>().find("master switch is off"), std::string::npos)
+      << s.dump();
+  EXPECT_FALSE(s["clusters"][0]["streaming"].get<bool>());
+  EXPECT_EQ(Count(BackupType::kFull), 0);
+  EXPECT_EQ(Api("GET", "/v1/db/main/config")["enabled"], "true");
+
+  Api("POST", "/v1/master-switch", {{"on", true}});
+  agent_->BackupLoopOnce();
+  EXPECT_TRUE(WaitFor([&] { return Count(BackupType::kFull) == 1; }, 60s));
+}
+
+TEST_F(AgentTest, InstanceDefaultsApplyOnlyToClustersThatAppearLater) {
+  // Discovery reads a Debian-style /etc/postgresql tree; ours is a temp dir.
+  const std::string etc = work_ + "/etc";
+  auto add = [&](const std::string& name, PgCluster& c) {
+    fs::create_directories(etc + "/15/" + name);
+    std::ofstream(etc + "/15/" + name + "/postgresql.conf")
+        << "port = " << c.port() << "\nunix_socket_directories = '" << fs::path(c.data_dir()).parent_path().string()
+        << "'\n";
+  };
+  auto early = PgCluster::Create();
+  add("early", *early);
+  MakeAgent("enabled = false", "", "discover = true\ndiscover_root = \"" + etc + "\"");
+  agent_->BackupLoopOnce();
+  Api("POST", "/v1/instance-config", {{"enable", true}, {"settings", {{"storage_url", Repo()}}}});
+  ASSERT_EQ(last_status_, 200);
+  auto late = PgCluster::Create();
+  add("late", *late);
+  agent_->BackupLoopOnce();
+  EXPECT_EQ(Api("GET", "/v1/db/15-early/config")["enabled"], "false") << "already known: not enabled by defaults";
+  EXPECT_EQ(Api("GET", "/v1/db/15-late/config")["enabled"], "true") << "appeared later: gets the defaults";
+  StopAgent();
+}
+
+}  // namespace
+}  // namespace sb::test
