@@ -100,6 +100,14 @@ void ReportBreak(const WalStreamerOptions& o, const ChainBreak& b) {
 
 bool Stopped(const WalStreamerOptions& o) { return o.stop && o.stop->load(); }
 
+// The server no longer has WAL we asked for (see ReplicationError in
+// pg/wal_stream.cc). PostgreSQL reports this when the walsender first tries to
+// read the removed segment, i.e. usually from Next() after START_REPLICATION
+// has already succeeded, not from WalStream::Start.
+bool IsWalRemoved(const Status& s) {
+  return s.code() == StatusCode::kFailedPrecondition && s.message().find("is no longer on the server") != std::string::npos;
+}
+
 }  // namespace
 
 std::string DefaultSlotName(const std::string& database) {
@@ -169,19 +177,22 @@ Status RunWalStreamer(Repository& repo, const WalStreamerOptions& o) {
                 slot, slot_lsn.ToString(), stored_end.ToString());
     }
     const uint64_t seg = info.wal_segment_size;
+    const std::string break_cause =
+        slot_created ? "replication slot lost" : "WAL removed before smartbackup received it";
     auto stream = WalStream::Start(o.conninfo, slot, Lsn{want.value - want.value % seg}, tli);
-    if (!stream.ok() && want < slot_lsn) {
+    // Only a removed-WAL error is a chain break (fix: any failure used to be
+    // taken for one, e.g. a slot still held by another walsender).
+    if (!stream.ok() && want < slot_lsn && IsWalRemoved(stream.status())) {
       // The WAL we still need is gone from the server: the chain breaks here.
-      ReportBreak(o, {.cause = slot_created ? "replication slot lost" : "WAL removed before smartbackup received it",
-                      .timeline = tli, .start = want, .end = slot_lsn});
+      ReportBreak(o, {.cause = break_cause, .timeline = tli, .start = want, .end = slot_lsn});
       want = slot_lsn;
       stream = WalStream::Start(o.conninfo, slot, Lsn{want.value - want.value % seg}, tli);
-    } else if (stream.ok() && slot_created && stored_end.value > 0) {
-      log::Warn("replication slot \"{}\" was missing and has been created again; the WAL since {} was still on the "
-                "server, so the log chain is intact",
-                slot, stored_end.ToString());
     }
     if (!stream.ok()) return stream.status().WithContext(fmt::format("cannot stream WAL of database \"{}\"", o.database));
+    // Whether the WAL since stored_end is still on the server is known only
+    // once the server sends some of it (fix: this used to be claimed as soon
+    // as START_REPLICATION succeeded, before the removed-WAL error arrived).
+    bool note_intact_on_data = slot_created && stored_end.value > 0 && want == stored_end;
 
     StreamSession session(repo, o, container, tli, seg);
     session.set_next(want);
@@ -196,10 +207,33 @@ Status RunWalStreamer(Repository& repo, const WalStreamerOptions& o) {
       auto event = (*stream)->Next(std::min<milliseconds>(o.flush_interval, milliseconds(500)));
       if (!event.ok()) {
         (void)session.Flush();
+        // Fix: the server reports removed WAL when it first tries to send it,
+        // so it arrives here rather than from WalStream::Start. Everything
+        // from slot_lsn on is held by our slot; WAL missing below it is a
+        // chain break: record it and go on from the slot's position, as the
+        // Start path above does (this used to end `stream` with an error and
+        // no break recorded, so the chain could never continue).
+        if (IsWalRemoved(event.status()) && session.next() < slot_lsn) {
+          ReportBreak(o, {.cause = break_cause, .timeline = tli, .start = session.next(), .end = slot_lsn});
+          note_intact_on_data = false;
+          stream = WalStream::Start(o.conninfo, slot, Lsn{slot_lsn.value - slot_lsn.value % seg}, tli);
+          if (!stream.ok()) {
+            return stream.status().WithContext(fmt::format("cannot stream WAL of database \"{}\"", o.database));
+          }
+          session.set_next(slot_lsn);
+          session.set_stream(stream->get());
+          continue;
+        }
         return event.status().WithContext(fmt::format("WAL streaming of database \"{}\" stopped", o.database));
       }
       switch (event->kind) {
         case WalEvent::Kind::kData:
+          if (note_intact_on_data) {
+            log::Warn("replication slot \"{}\" was missing and has been created again; the WAL since {} was still on "
+                      "the server, so the log chain is intact",
+                      slot, stored_end.ToString());
+            note_intact_on_data = false;
+          }
           RETURN_IF_ERROR(session.Append(event->start, event->data));
           if (session.FlushDue()) RETURN_IF_ERROR(session.Flush());
           break;
