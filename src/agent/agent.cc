@@ -256,6 +256,7 @@ struct Agent::Impl {
     Result<ServerInfo> info = conn.ok() ? ReadServerInfo(**conn) : Result<ServerInfo>(conn.status());
     if (!info.ok()) {
       o.reachable = false;
+      o.unreachable_error = info.status().message();
       std::lock_guard lock(c.mu);
       c.state = "error: " + info.status().message();
       return o;
@@ -266,7 +267,10 @@ struct Agent::Impl {
     {
       std::lock_guard lock(c.mu);
       if (info->wal_level == "minimal") c.minimal_seen = true;
-      if (c.system_identifier != 0 && c.system_identifier != info->system_identifier) o.new_container = true;
+      if (c.system_identifier != 0 && c.system_identifier != info->system_identifier) {
+        o.new_container = true;
+        o.new_container_cause = "new system identifier";
+      }
       c.system_identifier = info->system_identifier;
       c.timeline = info->timeline;
     }
@@ -289,7 +293,10 @@ struct Agent::Impl {
     }
     bool older_lineage = std::any_of(catalog->bases().begin(), catalog->bases().end(),
                                      [&](const BackupManifest& b) { return b.timeline != info->timeline; });
-    if (!last_full && older_lineage) o.new_container = true;  // failover: a new timeline needs its own container
+    if (!last_full && older_lineage) {  // failover: a new timeline needs its own container
+      o.new_container = true;
+      o.new_container_cause = fmt::format("failover to timeline {}", info->timeline);
+    }
     if (last_full) {
       o.last_full_finish = last_full->finish_time;
       auto start = Lsn::Parse(last_full->start_lsn);
@@ -316,6 +323,7 @@ struct Agent::Impl {
     std::lock_guard lock(c.mu);
     if (c.minimal_seen && info->wal_level != "minimal") {
       o.new_container = true;  // back from wal_level=minimal: a new database for the chain
+      o.new_container_cause = "wal_level is back to " + info->wal_level;
     }
     if (c.pending_break && last_full) {
       o.chain_broken = true;
@@ -547,7 +555,9 @@ struct Agent::Impl {
         } else {
           if (o.chain_broken) Event(c->name, HealthCategory::kChainBreak, full.reason);
           log::Info("[{}] {}", c->name, full.reason);
-          StartFullJob(*c, s, full, o.new_container);
+          // A new timeline or system identifier gets its own container anyway; only a
+          // return from wal_level=minimal reuses (sysid, timeline) and must force a new one.
+          StartFullJob(*c, s, full, o.new_container && StartsWith(o.new_container_cause, "wal_level"));
         }
       } else if (logd.action == Decision::Action::kLog) {
         log::Info("[{}] {}", c->name, logd.reason);

@@ -4,6 +4,11 @@
 
 namespace sb {
 
+int WorkerCount(int requested) {
+  if (requested > 0) return requested;
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 ThreadPool::ThreadPool(int threads, int max_queued) : max_queued_(std::max(1, max_queued)) {
   for (int i = 0; i < std::max(1, threads); ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }

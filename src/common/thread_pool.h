@@ -12,6 +12,9 @@
 
 namespace sb {
 
+// `requested` workers, or one per core when requested <= 0.
+int WorkerCount(int requested);
+
 class ThreadPool {
  public:
   ThreadPool(int threads, int max_queued);

@@ -159,8 +159,7 @@ Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& 
   m.encryption_key_id = options.key ? options.key->key_id() : "";
 
   const std::string data_prefix = Repository::DataPrefix(m.database, m.container, m.backup_id);
-  int workers = options.parallelism > 0 ? options.parallelism
-                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int workers = WorkerCount(options.parallelism);
   log::Info("backup {} of database \"{}\" into {} started ({} workers)", m.backup_id, m.database,
             repo.storage().Describe(), workers);
 

@@ -16,6 +16,7 @@
 #include <fmt/core.h>
 
 #include "common/logging.h"
+#include "common/thread_pool.h"
 #include "common/text.h"
 #include "engine/restore/tar_extractor.h"
 #include "engine/wal/wal_catalog.h"
@@ -299,8 +300,7 @@ Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& option
     prepared.push_back(oid);
   }
 
-  int workers = options.parallelism > 0 ? options.parallelism
-                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int workers = WorkerCount(options.parallelism);
   log::Info("restoring backup {} of \"{}\" into {}", m.backup_id, m.database, options.target_dir);
   Status s = RestoreArchives(repo, m, options, dests, workers);
   if (s.ok() && plan.needs_wal) s = WriteRecoveryConfig(options.target_dir, m, options);

@@ -19,8 +19,7 @@ Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options) {
   }
   VerifyReport report;
   std::mutex mu;
-  int workers = options.parallelism > 0 ? options.parallelism
-                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int workers = WorkerCount(options.parallelism);
   for (const auto& db : databases) {
     ++report.databases;
     ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(db));
