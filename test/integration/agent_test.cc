@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <csignal>
 #include <thread>
 
 #include "agent/agent.h"
 #include "repo/repository.h"
 #include "storage/storage_factory.h"
+#include "support/background_process.h"
 #include "support/pg_cluster.h"
 #include "support/smartbackup_cli.h"
 
@@ -280,6 +282,48 @@ TEST_F(AgentTest, InstanceDefaultsApplyOnlyToClustersThatAppearLater) {
   EXPECT_EQ(Api("GET", "/v1/db/15-early/config")["enabled"], "false") << "already known: not enabled by defaults";
   EXPECT_EQ(Api("GET", "/v1/db/15-late/config")["enabled"], "true") << "appeared later: gets the defaults";
   StopAgent();
+}
+
+TEST_F(AgentTest, KilledMidBackupLeavesNoPartialBackupAndResumes) {
+  cluster_->Pgbench("-i -s 8 -q");  // a full backup that takes a moment
+  MakeAgent("enabled = true", "mode = \"archive\"");  // archive mode without wal-push: fulls only, no streamer
+  agent_.reset();  // this test runs the agent as its own process, to kill it
+  RunCommand("chown -R postgres " + ShellQuote(work_));
+  auto status = [&] {
+    auto r = RunSmartbackup("status --output json --config " + config_path_);
+    return r.exit_code == 0 ? json::parse(r.out) : json();
+  };
+  auto start = [&] {
+    return BackgroundProcess::StartAsPostgres({SMARTBACKUP_BINARY, "agent", "--config", config_path_, "-v"},
+                                              work_ + "/agent.log");
+  };
+  // archive mode refuses a foreign archive_command; make it look like ours so backups run.
+  cluster_->Psql("ALTER SYSTEM SET archive_command = '/bin/true smartbackup wal-push %p'");
+  cluster_->Psql("SELECT pg_reload_conf()");
+  auto agent = start();
+  bool seen_running = WaitFor([&] {
+    json s = status();
+    return !s.is_null() && !s["clusters"].empty() && !s["clusters"][0]["running"].empty();
+  }, 60s);
+  ASSERT_TRUE(seen_running) << agent->Log();
+  agent->Signal(SIGKILL);
+  ASSERT_TRUE(agent->Wait(10s).has_value());
+  // Nothing partial is listed, and what is listed verifies.
+  auto list = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  size_t listed_before = json::parse(list.out).size();
+  auto verify = RunSmartbackup("verify --repo " + Repo());
+  EXPECT_EQ(verify.exit_code, 0) << verify.out;
+
+  // Restarted, the agent picks up where it was: the full backup it owed is taken.
+  agent = start();
+  ASSERT_TRUE(WaitFor([&] {
+    auto l = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
+    return l.exit_code == 0 && json::parse(l.out).size() > listed_before;
+  }, 120s)) << agent->Log();
+  agent->Signal(SIGTERM);
+  EXPECT_EQ(agent->Wait(60s), std::optional<int>(0)) << agent->Log();
+  EXPECT_EQ(RunSmartbackup("verify --repo " + Repo()).exit_code, 0);
 }
 
 }  // namespace
