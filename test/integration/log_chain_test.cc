@@ -341,7 +341,9 @@ TEST_P(LogChainPitr, RestoresExactlyToTimeLsnAndLatest) {
   // More WAL after every target (recovery must see past a target to stop at it).
   for (auto& m : WriteMarks(*cluster_, 31, 5)) marks.push_back(m);
   ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, mode));
-  if (mode == Mode::kStream) ASSERT_NO_FATAL_FAILURE(StopStream());
+  if (mode == Mode::kStream) {
+    ASSERT_NO_FATAL_FAILURE(StopStream());
+  }
 
   // Time targets: exactly the rows committed before them.
   EXPECT_EQ(RestoreAndCount("--time " + marks[9].after_time, "time10"), Expect(10));
@@ -368,7 +370,9 @@ TEST_P(LogChainPitr, RestoresExactlyToTimeLsnAndLatest) {
 TEST_P(LogChainPitr, TargetBeforeTheFullBackupIsRefused) {
   const Mode mode = GetParam();
   CreateCluster(mode);
-  if (mode == Mode::kStream) ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  if (mode == Mode::kStream) {
+    ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  }
   const std::string before =
       cluster_->Psql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
   const std::string lsn_before = cluster_->Psql("SELECT pg_current_wal_insert_lsn()");
@@ -396,7 +400,9 @@ TEST_P(LogChainPitr, TargetBeforeTheFullBackupIsRefused) {
   }
   // And a target inside the window is accepted.
   EXPECT_EQ(RestoreAndCount("--time " + marks[1].after_time, "inside"), Expect(2));
-  if (mode == Mode::kStream) ASSERT_NO_FATAL_FAILURE(StopStream());
+  if (mode == Mode::kStream) {
+    ASSERT_NO_FATAL_FAILURE(StopStream());
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(LogChain, LogChainPitr, ::testing::Values(Mode::kStream, Mode::kArchive), ModeName);
@@ -603,7 +609,9 @@ TEST_F(LogChainTest, PromotedStandbyContinuesTheChainOnTimeline2) {
 TEST_P(LogChainPitr, FiguresRecoveryPointAge) {
   const Mode mode = GetParam();
   CreateCluster(mode);
-  if (mode == Mode::kStream) ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  if (mode == Mode::kStream) {
+    ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  }
   ASSERT_FALSE(FullBackup(*cluster_).is_null());
 
   // Under pgbench -c 4: the time from a commit returning to its WAL being durable in the repository.
@@ -685,7 +693,9 @@ TEST_P(LogChainPitr, FiguresRecoveryPointAge) {
     std::cout << "[figures] wal-push: 20 forced segments archived in " << secs << " s (" << 20 / secs
               << " segments/s, mostly-empty 16 MiB segments)\n";
   }
-  if (mode == Mode::kStream) ASSERT_NO_FATAL_FAILURE(StopStream());
+  if (mode == Mode::kStream) {
+    ASSERT_NO_FATAL_FAILURE(StopStream());
+  }
 }
 
 }  // namespace
