@@ -42,6 +42,9 @@ struct ClusterRuntime {
   ClusterObservation observation;
   Decision full_decision, log_decision;
   std::string state = "not yet observed";  // one line: what the agent does with it and why
+  // (Coexistence rule 4.) archive_command when archive_mode is on and the command is not
+  // smartbackup wal-push: someone else ships WAL; stream mode coexists and says so.
+  std::string foreign_archive_command;
   uint64_t system_identifier = 0;
   uint32_t timeline = 0;
   bool minimal_seen = false;
@@ -266,6 +269,11 @@ struct Agent::Impl {
     o.current_lsn = info->current_lsn;
     {
       std::lock_guard lock(c.mu);
+      // Coexistence rule 4: remember another WAL archiver, to be named in the state line.
+      const bool ours = info->archive_command.find("smartbackup") != std::string::npos &&
+                        info->archive_command.find("wal-push") != std::string::npos;
+      c.foreign_archive_command =
+          info->archive_mode != "off" && !info->archive_command.empty() && !ours ? info->archive_command : "";
       if (info->wal_level == "minimal") c.minimal_seen = true;
       if (c.system_identifier != 0 && c.system_identifier != info->system_identifier) {
         o.new_container = true;
@@ -483,6 +491,22 @@ struct Agent::Impl {
     });
   }
 
+  // Makes (or finds) the cluster's container for its current (system identifier, timeline) on the
+  // loop's thread; see the fix note in BackupLoop. False when it could not (the jobs then do it).
+  bool PrepareContainer(ClusterRuntime& c, const ClusterSettings& s, bool force_new, const std::string& reason) {
+    uint64_t sysid = 0;
+    uint32_t tli = 0;
+    {
+      std::lock_guard lock(c.mu);
+      sysid = c.system_identifier;
+      tli = c.timeline;
+    }
+    if (sysid == 0 || tli == 0) return false;
+    auto repo = OpenRepo(s.storage_url);
+    if (!repo.ok()) return false;
+    return (*repo)->EnsureContainer(c.name, sysid, tli, reason, force_new).ok();
+  }
+
   // Archive mode: PostgreSQL's archive_command must be smartbackup's.
   static std::optional<std::string> ForeignArchiveCommand(const std::string& conninfo) {
     auto conn = PgConnection::Connect(conninfo, false);
@@ -521,15 +545,34 @@ struct Agent::Impl {
           capture_ok = false;
         }
       }
-      if (capture_ok && s.mode == "stream") {
-        EnsureStreamer(*c, s);
-      } else if (c->stream_running) {
-        StopStreamer(*c);
-      }
       Decision full = DecideFull(o, s);
       Decision logd = DecideLog(o, s);
       if (!archive_problem.empty()) {
         full = logd = {.action = Decision::Action::kSkip, .reason = archive_problem};
+      }
+      // A new timeline or system identifier gets its own container anyway; only a
+      // return from wal_level=minimal reuses (sysid, timeline) and must force a new one.
+      bool force_new_container = o.new_container && StartsWith(o.new_container_cause, "wal_level");
+      const bool full_starts = full.action == Decision::Action::kFull && fulls_running < config.max_parallel_fulls;
+      // Fix (coexistence tests): the streamer and a full backup started in the same loop each called
+      // Repository::EnsureContainer on their own thread. On an empty lineage the loser of that race took
+      // the winner's fresh container for an older one and created "<sysid>-<tli>-2", so the first full and
+      // the WAL after it landed in different containers (the full never got log backups); after a return
+      // from wal_level=minimal the streamer could keep writing into the old container. The loop now makes
+      // the container itself, before either job starts; both then find it as the newest of the lineage.
+      const bool streamer_starts = capture_ok && s.mode == "stream" && !c->stream_running;
+      if (full_starts || streamer_starts) {
+        bool made = PrepareContainer(*c, s, full_starts && force_new_container,
+                                     full_starts ? full.reason : std::string("first WAL (stream mode)"));
+        if (made && full_starts && force_new_container) {
+          force_new_container = false;                   // made above: the full must not make yet another
+          if (c->stream_running) StopStreamer(*c);       // and WAL capture moves into it too
+        }
+      }
+      if (capture_ok && s.mode == "stream") {
+        EnsureStreamer(*c, s);
+      } else if (c->stream_running) {
+        StopStreamer(*c);
       }
       {
         std::lock_guard lock(c->mu);
@@ -543,6 +586,12 @@ struct Agent::Impl {
           c->state = "skipped: " + full.reason;
         } else {
           c->state = "ok";
+          // Coexistence rule 4: stream mode works beside log shipping through its own slot; say so.
+          if (s.mode == "stream" && !c->foreign_archive_command.empty()) {
+            c->state += fmt::format("; stream mode: coexists with archive_command '{}' through its own replication "
+                                    "slot {}",
+                                    c->foreign_archive_command, DefaultSlotName(c->name));
+          }
         }
       }
       if (!o.reachable && s.enabled && master_on) {
@@ -555,9 +604,7 @@ struct Agent::Impl {
         } else {
           if (o.chain_broken) Event(c->name, HealthCategory::kChainBreak, full.reason);
           log::Info("[{}] {}", c->name, full.reason);
-          // A new timeline or system identifier gets its own container anyway; only a
-          // return from wal_level=minimal reuses (sysid, timeline) and must force a new one.
-          StartFullJob(*c, s, full, o.new_container && StartsWith(o.new_container_cause, "wal_level"));
+          StartFullJob(*c, s, full, force_new_container);
         }
       } else if (logd.action == Decision::Action::kLog) {
         log::Info("[{}] {}", c->name, logd.reason);
