@@ -407,7 +407,7 @@ marker_loop() {  # marker_loop OUT SECONDS: a marker row every 0.5 s -> "TIME FL
     psql_q -c "INSERT INTO bench_marker DEFAULT VALUES" \
       -c "SELECT extract(epoch FROM clock_timestamp()), pg_wal_lsn_diff(pg_current_wal_flush_lsn(), '0/0')" >>"$out"
     next=$(awk -v s="$start" -v i="$i" 'BEGIN { printf "%.3f", s + (i + 1) * 0.5 }')
-    sleep "$(awk -v n="$next" -v t="$(now)" 'BEGIN { d = n - t; printf "%.3f", d > 0 ? d : 0 }')"
+    sleep "$(awk -v n="$next" -v t="$(now)" 'BEGIN { d = n - t; printf "%.3f", (d > 0 ? d : 0) }')"
   done
 }
 
@@ -416,6 +416,7 @@ max_end() { awk '{ if ($2 > m) m = $2 } END { printf "%.0f", m }' "$1" 2>/dev/nu
 # ages MARKERS EVENTS END_TIME: one line per marker, "age" or "pending lower_bound".
 ages() {
   awk -v endt="$3" '
+    BEGIN { ne = 0 }
     FILENAME == ARGV[1] { et[ne] = $1; ee[ne] = $2; ne++; next }
     { t = $1; l = $2; found = 0; cover = 0
       for (i = 0; i < ne; i++) {

@@ -206,7 +206,16 @@ Result<ContainerInfo> Repository::EnsureContainer(const std::string& db, uint64_
     Status s = storage_->Put(ContainerKey(db, info.name), j.dump(1) + "\n", {.if_absent = true});
     if (s.ok()) return info;
     if (!s.IsAlreadyExists()) return s.WithContext("cannot create container for database \"" + db + "\"");
-    // Another writer took that name first (or an older one exists): try the next.
+    if (!force_new) {
+      // Another writer (the streamer, wal-push, a full backup) created it just now: use it.
+      ASSIGN_OR_RETURN(auto again, ListContainers(db));
+      const ContainerInfo* found = nullptr;
+      for (const auto& c : again) {
+        if (c.system_identifier == sysid && c.timeline == timeline) found = &c;
+      }
+      if (found) return *found;
+    }
+    // A name of an older lineage, or force_new: try the next.
   }
 }
 

@@ -2,6 +2,10 @@
 // gaps, sealing, timeline crossing and segment assembly.
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include <fmt/core.h>
+
 #include "engine/wal/wal_archive.h"
 #include "engine/wal/wal_catalog.h"
 #include "storage/memory/memory_storage.h"
@@ -173,6 +177,22 @@ TEST_F(WalCatalogTest, SealedPartWithChangedBytesIsCorrupt) {
   auto bytes = Load().Assemble(repo_->storage(), 1, Lsn{0x1000000}, Lsn{0x2000000}, nullptr);
   EXPECT_EQ(bytes.status().code(), StatusCode::kCorruption);
   EXPECT_NE(bytes.status().message().find(key), std::string::npos);
+}
+
+TEST_F(WalCatalogTest, ConcurrentWritersShareOneNewContainer) {
+  // The streamer and the first full backup both ask for the timeline-2 container at once.
+  for (int round = 0; round < 20; ++round) {
+    uint32_t tli = 10 + round;
+    std::string a, b;
+    std::thread t1([&] { a = repo_->EnsureContainer("main", kSysid, tli, "stream")->name; });
+    std::thread t2([&] { b = repo_->EnsureContainer("main", kSysid, tli, "full")->name; });
+    t1.join();
+    t2.join();
+    EXPECT_EQ(a, b) << "round " << round;
+  }
+  auto forced = repo_->EnsureContainer("main", kSysid, 10, "back from minimal", /*force_new=*/true);
+  ASSERT_TRUE(forced.ok());
+  EXPECT_EQ(forced->name, fmt::format("{}-{:08X}-2", kSysid, 10));
 }
 
 TEST(TimelineHistoryTest, ParsesTheLastLine) {
