@@ -492,7 +492,7 @@ struct Agent::Impl {
   }
 
   // Makes (or finds) the cluster's container for its current (system identifier, timeline) on the
-  // loop's thread; see the fix note in BackupLoop. False when it could not (the jobs then do it).
+  // loop's thread. False when it could not (the jobs then do it).
   bool PrepareContainer(ClusterRuntime& c, const ClusterSettings& s, bool force_new, const std::string& reason) {
     uint64_t sysid = 0;
     uint32_t tli = 0;
@@ -554,20 +554,12 @@ struct Agent::Impl {
       // return from wal_level=minimal reuses (sysid, timeline) and must force a new one.
       bool force_new_container = o.new_container && StartsWith(o.new_container_cause, "wal_level");
       const bool full_starts = full.action == Decision::Action::kFull && fulls_running < config.max_parallel_fulls;
-      // Fix (coexistence tests): the streamer and a full backup started in the same loop each called
-      // Repository::EnsureContainer on their own thread. On an empty lineage the loser of that race took
-      // the winner's fresh container for an older one and created "<sysid>-<tli>-2", so the first full and
-      // the WAL after it landed in different containers (the full never got log backups); after a return
-      // from wal_level=minimal the streamer could keep writing into the old container. The loop now makes
-      // the container itself, before either job starts; both then find it as the newest of the lineage.
-      const bool streamer_starts = capture_ok && s.mode == "stream" && !c->stream_running;
-      if (full_starts || streamer_starts) {
-        bool made = PrepareContainer(*c, s, full_starts && force_new_container,
-                                     full_starts ? full.reason : std::string("first WAL (stream mode)"));
-        if (made && full_starts && force_new_container) {
-          force_new_container = false;                   // made above: the full must not make yet another
-          if (c->stream_running) StopStreamer(*c);       // and WAL capture moves into it too
-        }
+      // Back from wal_level=minimal the new container is made here, before the full starts, and WAL
+      // capture is restarted so that it writes into it too. (Concurrent writers asking for the same
+      // container get one container: Repository::EnsureContainer handles that race.)
+      if (full_starts && force_new_container && PrepareContainer(*c, s, /*force_new=*/true, full.reason)) {
+        force_new_container = false;  // made above: the full must not make yet another
+        if (c->stream_running) StopStreamer(*c);
       }
       if (capture_ok && s.mode == "stream") {
         EnsureStreamer(*c, s);
