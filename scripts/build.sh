@@ -3,7 +3,7 @@
 # flags, ccache when present). Usage: scripts/build.sh [extra cmake args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD_DIR="${BUILD_DIR:-build}"
+source scripts/common.sh
 JOBS="${JOBS:-$(nproc)}"
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSMARTBACKUP_WERROR=ON "$@" >/dev/null

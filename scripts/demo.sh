@@ -12,8 +12,9 @@ SCALE="${DEMO_SCALE:-5}"
 LOAD_SECONDS="${DEMO_SECONDS:-60}"
 
 bash scripts/install-deps.sh
+source scripts/common.sh
 bash scripts/build.sh >/dev/null
-SB="$ROOT/${BUILD_DIR:-build}/smartbackup"
+SB="$BUILD_DIR/smartbackup"
 chmod o+rx "$ROOT" "$(dirname "$SB")" 2>/dev/null || true
 
 PGBIN=/usr/lib/postgresql/15/bin

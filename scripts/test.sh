@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+source scripts/common.sh
 bash scripts/build.sh
-cd "${BUILD_DIR:-build}"
+cd "$BUILD_DIR"
 # Integration tests start PostgreSQL as "postgres": it needs to reach the binaries.
 chmod o+rx . .. 2>/dev/null || true
 ctest --output-on-failure --timeout 900 -j "${TEST_JOBS:-2}" "$@"
