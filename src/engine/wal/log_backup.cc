@@ -17,8 +17,10 @@ Result<BackupManifest> RunLogBackup(Repository& repo, const LogBackupOptions& o)
     auto rows = conn->Query("SELECT pg_walfile_name(pg_switch_wal())");
     if (rows.ok() && !rows->empty() && (*rows)[0][0]) {
       const std::string wanted = *(*rows)[0][0];
-      // Bounded wait (60 s) for the archiver to hand that segment to wal-push.
-      for (int i = 0; i < 600; ++i) {
+      // Bounded wait (15 s) for the archiver to hand that segment to wal-push; what is not
+      // archived by then is sealed by the next log backup. Kept short: an agent shutting
+      // down waits for a running log backup.
+      for (int i = 0; i < 150; ++i) {
         auto st = conn->Query("SELECT coalesce(last_archived_wal, '') >= '" + wanted + "' FROM pg_stat_archiver");
         if (st.ok() && !st->empty() && (*st)[0][0] == std::optional<std::string>("t")) break;
         repo.clock()->SleepFor(std::chrono::milliseconds(100));
