@@ -19,6 +19,7 @@
 #include "engine/backup/full_backup.h"
 #include "engine/retention/retention.h"
 #include "engine/wal/log_backup.h"
+#include "engine/wal/wal_archive.h"
 #include "engine/wal/wal_catalog.h"
 #include "engine/wal/wal_streamer.h"
 #include "pg/connection.h"
@@ -45,6 +46,7 @@ struct ClusterRuntime {
   // (Coexistence rule 4.) archive_command when archive_mode is on and the command is not
   // smartbackup wal-push: someone else ships WAL; stream mode coexists and says so.
   std::string foreign_archive_command;
+  std::string archive_command;  // as last observed; archive mode needs smartbackup's own
   uint64_t system_identifier = 0;
   uint32_t timeline = 0;
   bool minimal_seen = false;
@@ -270,8 +272,8 @@ struct Agent::Impl {
     {
       std::lock_guard lock(c.mu);
       // Coexistence rule 4: remember another WAL archiver, to be named in the state line.
-      const bool ours = info->archive_command.find("smartbackup") != std::string::npos &&
-                        info->archive_command.find("wal-push") != std::string::npos;
+      const bool ours = IsSmartbackupArchiveCommand(info->archive_command);
+      c.archive_command = info->archive_command;
       c.foreign_archive_command =
           info->archive_mode != "off" && !info->archive_command.empty() && !ours ? info->archive_command : "";
       if (info->wal_level == "minimal") c.minimal_seen = true;
@@ -513,8 +515,7 @@ struct Agent::Impl {
     if (!conn.ok()) return std::nullopt;
     auto info = ReadServerInfo(**conn);
     if (!info.ok()) return std::nullopt;
-    if (info->archive_command.find("smartbackup") != std::string::npos &&
-        info->archive_command.find("wal-push") != std::string::npos) {
+    if (IsSmartbackupArchiveCommand(info->archive_command)) {
       return std::nullopt;
     }
     return info->archive_command;
@@ -536,14 +537,18 @@ struct Agent::Impl {
       ClusterObservation o = Observe(*c, s, master_on);
       bool capture_ok = master_on && s.enabled && o.reachable && !o.in_recovery && o.wal_level != "minimal";
       std::string archive_problem;
-      if (capture_ok && s.mode == "archive") {
-        if (auto foreign = ForeignArchiveCommand(c->conninfo)) {
-          archive_problem = fmt::format(
-              "archive mode refused: archive_command is '{}', not smartbackup wal-push (log shipping or another tool "
-              "owns the WAL)",
-              *foreign);
-          capture_ok = false;
-        }
+      std::string observed_archive_command;
+      {
+        std::lock_guard lock(c->mu);
+        observed_archive_command = c->archive_command;
+      }
+      // Observe just read the server's settings: no second connection for this check.
+      if (capture_ok && s.mode == "archive" && !IsSmartbackupArchiveCommand(observed_archive_command)) {
+        archive_problem = fmt::format(
+            "archive mode refused: archive_command is '{}', not smartbackup wal-push (log shipping or another tool "
+            "owns the WAL)",
+            observed_archive_command);
+        capture_ok = false;
       }
       Decision full = DecideFull(o, s);
       Decision logd = DecideLog(o, s);

@@ -13,7 +13,7 @@ Result<BackupManifest> RunLogBackup(Repository& repo, const LogBackupOptions& o)
   RETURN_IF_ERROR(Repository::ValidateDatabaseName(o.database));
   ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(o.conninfo, false));
   ASSIGN_OR_RETURN(ServerInfo info, ReadServerInfo(*conn));
-  if (info.archive_command.find("wal-push") != std::string::npos && !info.in_recovery) {
+  if (IsSmartbackupArchiveCommand(info.archive_command) && !info.in_recovery) {
     auto rows = conn->Query("SELECT pg_walfile_name(pg_switch_wal())");
     if (rows.ok() && !rows->empty() && (*rows)[0][0]) {
       const std::string wanted = *(*rows)[0][0];

@@ -80,6 +80,11 @@ std::string Basename(const std::string& path) {
 
 }  // namespace
 
+bool IsSmartbackupArchiveCommand(const std::string& archive_command) {
+  return archive_command.find("smartbackup") != std::string::npos &&
+         archive_command.find("wal-push") != std::string::npos;
+}
+
 Result<WalSegmentHeader> ParseWalSegmentHeader(std::string_view seg, const std::string& origin) {
   if (seg.size() < 40) return Status::Corruption(fmt::format("\"{}\" is too short to be a WAL segment", origin));
   uint16_t info = static_cast<uint16_t>(LoadLe(seg.data() + 2, 2));

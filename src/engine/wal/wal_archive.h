@@ -62,6 +62,10 @@ Result<int> SealLogBackups(Repository& repo, const std::string& db, const Contai
                            uint64_t wal_segment_size, const std::string& key_id, const LogThresholds& thresholds,
                            bool force, const KnownPartHashes& known = {});
 
+// True when an archive_command is smartbackup's own wal-push (archive mode);
+// anything else means log shipping or another tool owns the WAL.
+bool IsSmartbackupArchiveCommand(const std::string& archive_command);
+
 // Reads the system identifier and segment size from a WAL segment's first
 // (long) page header.
 struct WalSegmentHeader {
