@@ -11,7 +11,6 @@
 #include <fstream>
 #include <filesystem>
 #include <future>
-#include <thread>
 
 #include <fmt/core.h>
 
@@ -72,6 +71,11 @@ struct Destination {
   bool created = false;
 };
 
+// Three stages: `workers` threads fetch, verify and decode objects ahead;
+// this thread parses the tar stream in order (cheap: headers only); the file
+// data it finds is written by the same workers, so the kernel copies — most
+// of a restore's cost — run on every core. Memory stays bounded: the fetch
+// window and the pool's queue each hold a few decoded objects.
 Status RestoreArchives(Repository& repo, const BackupManifest& m, const RestoreOptions& options,
                        const std::map<uint32_t, Destination>& dests, int workers) {
   auto rewrite = [&](const std::string& path, const std::string& target) -> std::string {
@@ -83,30 +87,54 @@ Status RestoreArchives(Repository& repo, const BackupManifest& m, const RestoreO
     }
     return target;
   };
+  using Decoded = std::shared_ptr<const std::string>;
+  ThreadPool pool(workers, 2 * workers);
+  Status status;
   for (const auto& archive : m.archives) {
     const auto& dest = dests.at(archive.tablespace_oid);
     TarExtractor tar(dest.dir, archive.name, rewrite);
-    // A sliding window of fetches keeps `workers` objects in flight while
-    // the extractor consumes them in order.
-    std::deque<std::future<Result<std::string>>> window;
+    const std::shared_ptr<FirstError> write_errors = tar.errors();  // Finish reports them too
+    std::deque<std::future<Result<Decoded>>> window;
     size_t next = 0;
-    while (next < archive.chunks.size() || !window.empty()) {
+    while (status.ok() && (next < archive.chunks.size() || !window.empty())) {
       while (next < archive.chunks.size() && window.size() < static_cast<size_t>(workers) + 1) {
-        const ObjectRef* ref = &archive.chunks[next++];
-        window.push_back(std::async(std::launch::async,
-                                    [&repo, ref, key = options.key] { return FetchObject(repo.storage(), *ref, key); }));
+        auto fetched = std::make_shared<std::promise<Result<Decoded>>>();
+        window.push_back(fetched->get_future());
+        pool.Submit([&repo, ref = &archive.chunks[next++], key = options.key, fetched] {
+          auto data = FetchObject(repo.storage(), *ref, key);
+          if (!data.ok()) {
+            fetched->set_value(data.status());
+          } else {
+            fetched->set_value(Decoded(std::make_shared<const std::string>(std::move(data).value())));
+          }
+        });
       }
       auto data = window.front().get();
       window.pop_front();
       if (!data.ok()) {
-        for (auto& f : window) f.wait();
-        return data.status();
+        status = data.status();
+        break;
       }
-      RETURN_IF_ERROR(tar.Feed(*data));
+      std::vector<FileWrite> writes;
+      status = tar.Feed(**data, &writes);
+      if (status.ok()) status = write_errors->Get();
+      if (!status.ok() || writes.empty()) continue;
+      // The task owns the decoded object the writes point into.
+      pool.Submit([chunk = std::move(data).value(), writes = std::move(writes), write_errors]() mutable {
+        for (auto& w : writes) {
+          write_errors->Record(w.file->WriteAt(w.offset, w.bytes));
+          w.file.reset();  // the last holder closes the file
+        }
+      });
     }
-    RETURN_IF_ERROR(tar.Finish());
+    for (auto& f : window) f.wait();
+    if (!status.ok()) break;
+    pool.Wait();  // every file of this archive written and closed
+    status = tar.Finish();
+    if (!status.ok()) break;
   }
-  return Status::Ok();
+  pool.Wait();
+  return status;
 }
 
 }  // namespace

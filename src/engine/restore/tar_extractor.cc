@@ -52,40 +52,50 @@ Status ErrnoStatus(const std::string& what, const std::string& path) {
   return Status::IoError(msg);
 }
 
-Status WriteAll(int fd, const char* data, size_t n, const std::string& path) {
+}  // namespace
+
+OutputFile::~OutputFile() {
+  if (::close(fd_) != 0) errors_->Record(ErrnoStatus("close", path_));
+}
+
+Status OutputFile::WriteAt(uint64_t offset, std::string_view bytes) const {
+  const char* data = bytes.data();
+  size_t n = bytes.size();
   while (n > 0) {
-    ssize_t w = ::write(fd, data, n);
+    ssize_t w = ::pwrite(fd_, data, n, static_cast<off_t>(offset));
     if (w < 0) {
       if (errno == EINTR) continue;
-      return ErrnoStatus("write", path);
+      return ErrnoStatus("write", path_);
     }
     data += w;
+    offset += static_cast<uint64_t>(w);
     n -= static_cast<size_t>(w);
   }
   return Status::Ok();
 }
 
-}  // namespace
-
 TarExtractor::TarExtractor(std::string dest_dir, std::string archive_name, SymlinkRewriter rewrite_symlink)
     : dest_(std::move(dest_dir)), archive_(std::move(archive_name)), rewrite_symlink_(std::move(rewrite_symlink)) {}
 
-TarExtractor::~TarExtractor() {
-  if (fd_ >= 0) ::close(fd_);
-}
+TarExtractor::~TarExtractor() = default;
 
 Status TarExtractor::Fail(const std::string& why) {
   return Status::Corruption(fmt::format("archive \"{}\" is not a valid tar stream: {}", archive_, why));
 }
 
-Status TarExtractor::Feed(std::string_view bytes) {
+Status TarExtractor::Feed(std::string_view bytes, std::vector<FileWrite>* deferred) {
   while (!bytes.empty()) {
     if (remaining_ > 0) {
       size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, bytes.size()));
       if (type_ == 'L' || type_ == 'x' || type_ == 'g') {
         meta_buffer_.append(bytes.data(), take);
-      } else if (fd_ >= 0) {
-        RETURN_IF_ERROR(WriteAll(fd_, bytes.data(), take, path_));
+      } else if (file_) {
+        if (deferred) {
+          deferred->push_back({file_, file_offset_, bytes.substr(0, take)});
+        } else {
+          RETURN_IF_ERROR(file_->WriteAt(file_offset_, bytes.substr(0, take)));
+        }
+        file_offset_ += take;
       }
       remaining_ -= take;
       bytes.remove_prefix(take);
@@ -162,13 +172,14 @@ Status TarExtractor::ParseHeader(const char* b) {
   if (!SafeRelative(path_)) return Fail(fmt::format("unsafe entry path \"{}\"", path_));
 
   const std::string full = dest_ + "/" + path_;
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(full).parent_path(), ec);
+  RETURN_IF_ERROR(MakeParentDirs(full));
   switch (type_) {
     case '0':
     case '7': {
-      fd_ = ::open(full.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_ ? mode_ : 0600);
-      if (fd_ < 0) return ErrnoStatus("create", full);
+      int fd = ::open(full.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_ ? mode_ : 0600);
+      if (fd < 0) return ErrnoStatus("create", full);
+      file_ = std::make_shared<OutputFile>(fd, full, errors_);
+      file_offset_ = 0;
       ++files_;
       if (size == 0) return StartEntry();
       return Status::Ok();
@@ -204,21 +215,33 @@ Status TarExtractor::StartEntry() {
       if (StartsWith(rec, "path=")) long_name_ = rec.substr(5);
       pos += len;
     }
-  } else if (fd_ >= 0) {
-    if (::close(fd_) != 0) {
-      fd_ = -1;
-      return ErrnoStatus("close", path_);
-    }
-    fd_ = -1;
+  } else if (file_) {
+    // Closed here, or by the last deferred write still holding it.
+    file_.reset();
+    RETURN_IF_ERROR(errors_->Get());
   }
   meta_buffer_.clear();
   return Status::Ok();
 }
 
-Status TarExtractor::Finish() {
-  if (remaining_ > 0 || fd_ >= 0) return Fail(fmt::format("entry \"{}\" is cut short", path_));
-  if (!header_.empty()) return Fail("archive ends inside a header");
+// Base backups list a directory before its contents, so the parent nearly
+// always exists already; remembering the last one saves a stat per file.
+Status TarExtractor::MakeParentDirs(const std::string& full) {
+  std::string parent = std::filesystem::path(full).parent_path().string();
+  if (parent == last_dir_) return Status::Ok();
+  std::error_code ec;
+  std::filesystem::create_directories(parent, ec);
+  if (ec) {
+    return Status::IoError(fmt::format("cannot create directory \"{}\": {}", parent, ec.message()));
+  }
+  last_dir_ = parent;
   return Status::Ok();
+}
+
+Status TarExtractor::Finish() {
+  if (remaining_ > 0 || file_) return Fail(fmt::format("entry \"{}\" is cut short", path_));
+  if (!header_.empty()) return Fail("archive ends inside a header");
+  return errors_->Get();
 }
 
 }  // namespace sb

@@ -2,18 +2,67 @@
 // destination directory as bytes arrive (PostgreSQL's base backup archives:
 // regular files, directories, symlinks; pax "path" and GNU long names are
 // understood too). Refuses absolute paths and ".." components.
-// Thread-safety: one extractor per thread.
+//
+// File data can be written by Feed itself or handed back as FileWrite
+// records, so a restore can parse headers on one thread and spread the
+// writes (most of a restore's system time) over several.
+// Thread-safety: one extractor per thread; FileWrite records may be carried
+// out on any thread, in any order.
 #pragma once
 
 #include <cstdint>
 #include <functional>
-#include <map>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.h"
 
 namespace sb {
+
+// Keeps the first error reported by any thread.
+class FirstError {
+ public:
+  void Record(const Status& s) {
+    if (s.ok()) return;
+    std::lock_guard<std::mutex> l(mu_);
+    if (first_.ok()) first_ = s;
+  }
+  Status Get() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return first_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  Status first_;
+};
+
+// A file being restored; closed when the last FileWrite for it is done.
+// A failure to close is recorded in the extractor's FirstError.
+class OutputFile {
+ public:
+  OutputFile(int fd, std::string path, std::shared_ptr<FirstError> errors)
+      : fd_(fd), path_(std::move(path)), errors_(std::move(errors)) {}
+  ~OutputFile();
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  Status WriteAt(uint64_t offset, std::string_view bytes) const;
+
+ private:
+  int fd_;
+  std::string path_;
+  std::shared_ptr<FirstError> errors_;
+};
+
+// `bytes` points into the buffer given to Feed: it must outlive the write.
+struct FileWrite {
+  std::shared_ptr<OutputFile> file;
+  uint64_t offset = 0;
+  std::string_view bytes;
+};
 
 class TarExtractor {
  public:
@@ -24,9 +73,13 @@ class TarExtractor {
   TarExtractor(std::string dest_dir, std::string archive_name, SymlinkRewriter rewrite_symlink = nullptr);
   ~TarExtractor();
 
-  Status Feed(std::string_view bytes);
-  // Checks the archive ended cleanly (no entry cut short).
+  // Without `deferred`, file data is written before Feed returns; with it,
+  // it is appended there for the caller to write (FileWrite::file->WriteAt).
+  Status Feed(std::string_view bytes, std::vector<FileWrite>* deferred = nullptr);
+  // Checks the archive ended cleanly (no entry cut short) and reports the
+  // first failure to write or close a file seen so far.
   Status Finish();
+  const std::shared_ptr<FirstError>& errors() const { return errors_; }
 
   uint64_t files_written() const { return files_; }
 
@@ -34,6 +87,7 @@ class TarExtractor {
   Status ParseHeader(const char* block);
   Status StartEntry();
   Status Fail(const std::string& why);
+  Status MakeParentDirs(const std::string& full);
 
   std::string dest_;
   std::string archive_;
@@ -47,7 +101,10 @@ class TarExtractor {
   uint32_t mode_ = 0600;
   uint64_t remaining_ = 0;   // data bytes left in the current entry
   uint64_t padding_ = 0;     // padding bytes left after it
-  int fd_ = -1;
+  std::shared_ptr<OutputFile> file_;  // the regular file being written
+  uint64_t file_offset_ = 0;
+  std::string last_dir_;     // parent directory known to exist
+  std::shared_ptr<FirstError> errors_ = std::make_shared<FirstError>();
   bool ended_ = false;       // saw the two zero blocks
   uint64_t files_ = 0;
 };
