@@ -71,6 +71,10 @@ Status OutputFile::WriteAt(uint64_t offset, std::string_view bytes) const {
     offset += static_cast<uint64_t>(w);
     n -= static_cast<size_t>(w);
   }
+  // Start writeback now, so the final sync does not write the whole restore
+  // at the end; errors surface at that sync.
+  (void)::sync_file_range(fd_, static_cast<off_t>(offset - bytes.size()), static_cast<off_t>(bytes.size()),
+                          SYNC_FILE_RANGE_WRITE);
   return Status::Ok();
 }
 
