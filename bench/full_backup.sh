@@ -21,6 +21,9 @@ usage: bench/full_backup.sh [options]
   --parallel P        workers for every tool (default: nproc; env PARALLEL)
   --smartbackup PATH  smartbackup binary (default: build-bench/, build/ or any build*/ in the
                       source tree that works; builds with scripts/build.sh if none does)
+  --rounds N          run every backup and restore N times, the tools taking turns, and
+                      report the fastest (default 1; env ROUNDS). On a machine where other
+                      work comes and goes, the best of 3-5 is the figure least skewed by it
   --skip-pgbackrest   do not run pgBackRest (and do not archive WAL)
   --no-start-check    only check restored dirs for PG_VERSION and global/pg_control,
                       do not start them to compare row counts
@@ -39,6 +42,7 @@ SCALE="${SCALE:-100}"
 RANDOM_MB="${RANDOM_MB:-}"
 PARALLEL="${PARALLEL:-$(nproc)}"
 SMARTBACKUP="${SMARTBACKUP:-}"
+ROUNDS="${ROUNDS:-1}"
 SKIP_PGBACKREST=0
 SKIP_SMARTBACKUP=0
 START_CHECK=1
@@ -50,6 +54,7 @@ while [ $# -gt 0 ]; do
     --random-mb) RANDOM_MB="${2:?--random-mb needs a value}"; shift 2 ;;
     --parallel) PARALLEL="${2:?--parallel needs a value}"; shift 2 ;;
     --smartbackup) SMARTBACKUP="${2:?--smartbackup needs a path}"; shift 2 ;;
+    --rounds) ROUNDS="${2:?--rounds needs a value}"; shift 2 ;;
     --skip-pgbackrest) SKIP_PGBACKREST=1; shift ;;
     --skip-smartbackup) SKIP_SMARTBACKUP=1; shift ;;
     --no-start-check) START_CHECK=0; shift ;;
@@ -63,6 +68,7 @@ done
 [[ "$SCALE" =~ ^[1-9][0-9]*$ ]] || die "--scale must be a positive integer, got \"$SCALE\""
 [[ "$RANDOM_MB" =~ ^[0-9]+$ ]] || die "--random-mb must be a non-negative integer, got \"$RANDOM_MB\""
 [[ "$PARALLEL" =~ ^[1-9][0-9]*$ ]] || die "--parallel must be a positive integer, got \"$PARALLEL\""
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, got \"$ROUNDS\""
 
 [ "$(id -u)" = 0 ] || die "run as root (PostgreSQL and the tools are run as the postgres user via runuser)"
 id postgres >/dev/null 2>&1 || die "no \"postgres\" user; hint: install the postgresql-15 package"
@@ -168,12 +174,14 @@ bytes_of() { du -sb "$1" | cut -f1; }
 data_bytes() { echo $(( $(bytes_of "$1") - $(bytes_of "$1/pg_wal") )); }
 fmt_mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
 
-declare -A SECS RSS CPU LOAD STORED
+declare -A SECS RSS CPU LOAD STORED SAMPLES
 ORDER=()
 
 # timed TOOL OP OUTDIR CMD...: runs CMD as postgres under /usr/bin/time, then sync(1)s,
 # and records wall seconds (command + sync), the peak RSS of the largest process and the
 # user+system CPU seconds of the whole process tree (server-side walsenders not included).
+# Over several rounds the fastest run is kept (with its RSS, CPU and load) and every
+# run's seconds are listed in SAMPLES.
 timed() {
   local tool="$1" op="$2" outdir="$3"; shift 3
   local key="$tool/$op" tf="$T/time.$tool.$op" t0 t1 t2
@@ -187,16 +195,25 @@ timed() {
   t1=$(date +%s.%N)
   sync
   t2=$(date +%s.%N)
-  SECS[$key]=$(awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.2f", b - a }')
-  RSS[$key]=$(awk '$1 == "rusage" { v = $2 } END { printf "%.0f", v / 1024 }' "$tf")
-  CPU[$key]=$(awk '$1 == "rusage" { v = $3 + $4 } END { printf "%.1f", v }' "$tf")
+  local secs rss cpu load
+  secs=$(awk -v a="$t0" -v b="$t2" 'BEGIN { printf "%.2f", b - a }')
+  rss=$(awk '$1 == "rusage" { v = $2 } END { printf "%.0f", v / 1024 }' "$tf")
+  cpu=$(awk '$1 == "rusage" { v = $3 + $4 } END { printf "%.1f", v }' "$tf")
   # The 1-minute load average at the end: other work on the machine skews the figures.
-  LOAD[$key]=$(cut -d' ' -f1 /proc/loadavg)
-  ORDER+=("$key")
-  log "$tool $op: ${SECS[$key]} s (of which sync $(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.2f", b - a }') s), peak RSS ${RSS[$key]} MB, CPU ${CPU[$key]} s, load ${LOAD[$key]}"
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  log "$tool $op: $secs s (of which sync $(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.2f", b - a }') s), peak RSS $rss MB, CPU $cpu s, load $load"
   # The tool itself adds about P+1 to it, and the 1-minute average lags, so warn only well above.
-  if awk -v l="${LOAD[$key]}" -v n="$(nproc)" 'BEGIN { exit !(l > 2 * n) }'; then
-    log "warning: load average ${LOAD[$key]} on $(nproc) cores: something else is running, the figures are skewed"
+  if awk -v l="$load" -v n="$(nproc)" 'BEGIN { exit !(l > 2 * n) }'; then
+    log "warning: load average $load on $(nproc) cores: something else is running, the figures are skewed"
+  fi
+  if [ -z "${SECS[$key]:-}" ]; then
+    ORDER+=("$key")
+    SAMPLES[$key]=$secs
+  else
+    SAMPLES[$key]="${SAMPLES[$key]},$secs"
+  fi
+  if [ -z "${SECS[$key]:-}" ] || awk -v a="$secs" -v b="${SECS[$key]}" 'BEGIN { exit !(a < b) }'; then
+    SECS[$key]=$secs; RSS[$key]=$rss; CPU[$key]=$cpu; LOAD[$key]=$load
   fi
 }
 
@@ -345,44 +362,51 @@ DATA_BYTES=$(data_bytes "$PGDATA")
 DB_BYTES=$(psql_src -A -t -c "SELECT pg_database_size('postgres')")
 log "data directory: $(fmt_mb "$DATA_BYTES") MB without pg_wal ($(fmt_mb "$(bytes_of "$PGDATA")") MB with it); database: $(fmt_mb "$DB_BYTES") MB"
 
-# ---- 1. smartbackup ---------------------------------------------------------
-SB_REPO="$T/sb-repo"; SB_RESTORE="$T/sb-restore"
-SB_JSON_SIZE="-"; SB_JSON_STORED="-"; SB_JSON_SECS="-"
-if [ "$SKIP_SMARTBACKUP" = 0 ]; then
-  mkdir_pg "$SB_REPO"
-  timed smartbackup backup "$SB_REPO" "$SMARTBACKUP" backup \
-    --pg "host=127.0.0.1 port=$PORT user=postgres dbname=postgres" \
-    --repo "file://$SB_REPO" --db bench --parallel "$PARALLEL" --compress-level 3 --output json
-  SB_JSON_SIZE=$(jq -r '.size_bytes' "$T/out.smartbackup.backup" 2>/dev/null || echo "?")
-  SB_JSON_STORED=$(jq -r '.stored_bytes' "$T/out.smartbackup.backup" 2>/dev/null || echo "?")
-  SB_JSON_SECS=$(jq -r '.seconds' "$T/out.smartbackup.backup" 2>/dev/null || echo "?")
-  STORED[smartbackup]=$(bytes_of "$SB_REPO")
-  timed smartbackup restore "$SB_RESTORE" "$SMARTBACKUP" restore \
-    --repo "file://$SB_REPO" --db bench --target-dir "$SB_RESTORE" --parallel "$PARALLEL" --output json
-  check_restored smartbackup "$SB_RESTORE"
-fi
+for round in $(seq 1 "$ROUNDS"); do
+  [ "$ROUNDS" = 1 ] || log "round $round of $ROUNDS"
+  # ---- 1. smartbackup ---------------------------------------------------------
+  SB_REPO="$T/sb-repo"; SB_RESTORE="$T/sb-restore"
+  SB_JSON_SIZE="-"; SB_JSON_STORED="-"; SB_JSON_SECS="-"
+  if [ "$SKIP_SMARTBACKUP" = 0 ]; then
+    rm -rf "$SB_REPO" "$SB_RESTORE"
+    mkdir_pg "$SB_REPO"
+    timed smartbackup backup "$SB_REPO" "$SMARTBACKUP" backup \
+      --pg "host=127.0.0.1 port=$PORT user=postgres dbname=postgres" \
+      --repo "file://$SB_REPO" --db bench --parallel "$PARALLEL" --compress-level 3 --output json
+    SB_JSON_SIZE=$(jq -r '.size_bytes' "$T/out.smartbackup.backup" 2>/dev/null || echo "?")
+    SB_JSON_STORED=$(jq -r '.stored_bytes' "$T/out.smartbackup.backup" 2>/dev/null || echo "?")
+    SB_JSON_SECS=$(jq -r '.seconds' "$T/out.smartbackup.backup" 2>/dev/null || echo "?")
+    STORED[smartbackup]=$(bytes_of "$SB_REPO")
+    timed smartbackup restore "$SB_RESTORE" "$SMARTBACKUP" restore \
+      --repo "file://$SB_REPO" --db bench --target-dir "$SB_RESTORE" --parallel "$PARALLEL" --output json
+    check_restored smartbackup "$SB_RESTORE"
+  fi
 
-# ---- 2. pg_basebackup -------------------------------------------------------
-PGBB_DIR="$T/pgbb"; PGBB_RESTORE="$T/pgbb-restore"
-timed pg_basebackup backup "$PGBB_DIR" "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres \
-  -D "$PGBB_DIR" -Ft -X fetch -c fast --compress="$PGBB_COMPRESS"
-STORED[pg_basebackup]=$(bytes_of "$PGBB_DIR")
-[ -s "$PGBB_DIR/base.tar.zst" ] || die "pg_basebackup did not write \"$PGBB_DIR/base.tar.zst\""
-mkdir_pg "$PGBB_RESTORE"
-timed pg_basebackup restore "$PGBB_RESTORE" tar --use-compress-program=zstd -xf "$PGBB_DIR/base.tar.zst" -C "$PGBB_RESTORE"
-check_restored pg_basebackup "$PGBB_RESTORE"
+  # ---- 2. pg_basebackup -------------------------------------------------------
+  PGBB_DIR="$T/pgbb"; PGBB_RESTORE="$T/pgbb-restore"
+  rm -rf "$PGBB_DIR" "$PGBB_RESTORE"
+  timed pg_basebackup backup "$PGBB_DIR" "$PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PORT" -U postgres \
+    -D "$PGBB_DIR" -Ft -X fetch -c fast --compress="$PGBB_COMPRESS"
+  STORED[pg_basebackup]=$(bytes_of "$PGBB_DIR")
+  [ -s "$PGBB_DIR/base.tar.zst" ] || die "pg_basebackup did not write \"$PGBB_DIR/base.tar.zst\""
+  mkdir_pg "$PGBB_RESTORE"
+  timed pg_basebackup restore "$PGBB_RESTORE" tar --use-compress-program=zstd -xf "$PGBB_DIR/base.tar.zst" -C "$PGBB_RESTORE"
+  check_restored pg_basebackup "$PGBB_RESTORE"
 
-# ---- 3. pgBackRest ----------------------------------------------------------
-if [ "$SKIP_PGBACKREST" = 0 ]; then
-  PGBR_RESTORE="$T/pgbackrest-restore"
-  timed pgbackrest backup "$T/pgbackrest-repo" "$PGBACKREST" --config="$PGBR_CONF" --stanza=bench backup --type=full
-  # The backup set only: the archive also holds all the WAL written while loading.
-  STORED[pgbackrest]=$(bytes_of "$T/pgbackrest-repo/backup/bench")
-  mkdir_pg "$PGBR_RESTORE"
-  timed pgbackrest restore "$PGBR_RESTORE" "$PGBACKREST" --config="$PGBR_CONF" --stanza=bench restore \
-    --pg1-path="$PGBR_RESTORE" --process-max="$PARALLEL"
-  check_restored pgbackrest "$PGBR_RESTORE"
-fi
+  # ---- 3. pgBackRest ----------------------------------------------------------
+  if [ "$SKIP_PGBACKREST" = 0 ]; then
+    PGBR_RESTORE="$T/pgbackrest-restore"
+    timed pgbackrest backup "$T/pgbackrest-repo" "$PGBACKREST" --config="$PGBR_CONF" --stanza=bench backup --type=full
+    # The backup set only: the archive also holds all the WAL written while loading.
+    # Later rounds add sets to the same repository, so the size is taken once.
+    [ "$round" -gt 1 ] || STORED[pgbackrest]=$(bytes_of "$T/pgbackrest-repo/backup/bench")
+    rm -rf "$PGBR_RESTORE"
+    mkdir_pg "$PGBR_RESTORE"
+    timed pgbackrest restore "$PGBR_RESTORE" "$PGBACKREST" --config="$PGBR_CONF" --stanza=bench restore \
+      --pg1-path="$PGBR_RESTORE" --process-max="$PARALLEL"
+    check_restored pgbackrest "$PGBR_RESTORE"
+  fi
+done
 
 # ---- verification by starting the restored clusters ----------------------------
 stop_cluster "$PGDATA"   # frees memory and avoids any interference with the checks
@@ -416,7 +440,8 @@ for key in "${ORDER[@]}"; do
   printf '%-14s %-8s %9s %9s %10s %7s %7s %7s %6s %7s  %s\n' "$tool" "$op" "$s" "$m" "$st" "$ratio" "${RSS[$key]}" "${CPU[$key]}" "${LOAD[$key]}" "$rel" "${VERIFIED[$tool]:-}"
 done
 echo
-echo "MB = 10^6 bytes; MB/s = data dir bytes (without pg_wal) / seconds; seconds include a final sync;"
+echo "MB = 10^6 bytes; MB/s = data dir bytes (without pg_wal) / seconds; seconds include a final sync"
+echo "     (best of $ROUNDS round(s); every run's seconds are in the RESULT lines);"
 echo "ratio = data dir / stored; vs_sb = throughput relative to smartbackup for the same operation;"
 echo "rss_MB = peak RSS of the largest single process (pgBackRest worker processes are separate);"
 echo "cpu_s = user+system CPU seconds of the tool's processes (not the server's walsender);"
@@ -432,5 +457,5 @@ echo
 for key in "${ORDER[@]}"; do
   tool=${key%/*}; op=${key#*/}
   if [ "$op" = backup ]; then st=$(fmt_mb "${STORED[$tool]}"); else st="-"; fi
-  echo "RESULT tool=$tool op=$op seconds=${SECS[$key]} mbps=$(mbps "${SECS[$key]}") stored_mb=$st rss_mb=${RSS[$key]} cpu_s=${CPU[$key]} load1=${LOAD[$key]} data_mb=$(fmt_mb "$DATA_BYTES") scale=$SCALE random_mb=$RANDOM_MB parallel=$PARALLEL"
+  echo "RESULT tool=$tool op=$op seconds=${SECS[$key]} mbps=$(mbps "${SECS[$key]}") stored_mb=$st rss_mb=${RSS[$key]} cpu_s=${CPU[$key]} load1=${LOAD[$key]} samples=${SAMPLES[$key]} data_mb=$(fmt_mb "$DATA_BYTES") scale=$SCALE random_mb=$RANDOM_MB parallel=$PARALLEL"
 done
