@@ -4,6 +4,7 @@
 
 #include <fmt/core.h>
 
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "agent/competing_tools.h"
 #include "agent/scheduler.h"
 #include "agent/state_store.h"
 #include "common/logging.h"
@@ -50,6 +52,15 @@ struct ClusterRuntime {
   uint64_t system_identifier = 0;
   uint32_t timeline = 0;
   bool minimal_seen = false;
+  // (Coexistence rules 7 and 8, see WatchSlot.) Another client on smartbackup's slot now ("" when
+  // none); the last tool seen taking this cluster's WAL (that client, or in archive mode the owner of
+  // a foreign archive_command), named when the chain breaks and forgotten after a full backup;
+  // wal_level = minimal pending a restart (WAL capture stops so that the slot can be dropped).
+  std::string slot_consumer;
+  std::string wal_taker;
+  std::string slot_note;  // a clause for the state line
+  std::string minimal_note;
+  bool minimal_pending = false;
   std::optional<ChainBreak> pending_break;  // from the streamer or the object check; cleared by a full
   std::string running_full, running_log;    // descriptions of running jobs
   std::optional<RestoreWindow> window;
@@ -59,7 +70,166 @@ struct ClusterRuntime {
   std::atomic<bool> stream_stop{false};
   std::atomic<bool> stream_running{false};
   std::string stream_url;  // the storage the running streamer writes to
+
+  // Availability groups and mirroring (coexistence rules 1 and 2; see kBeaconPrefix).
+  // Loop thread only:
+  std::unique_ptr<PgConnection> beacon;  // idle connection to the cluster's primary, named for this agent
+  std::string beacon_name;
+  SteadyTime beacon_retry_at{};
+  std::string repo_id_url, repo_id;  // the repository id of repo_id_url (cached)
+  bool was_standby = false;          // in recovery when last observed
+  // Guarded by mu:
+  std::string ha_note;       // a clause for the state line: the primary's agent, standbys without agents
+  std::string ha_reported;   // the last availability line recorded in health (each change once)
+  std::string hybrid;        // non-empty: refused (the "hybrid" case); sticky while storage_url is hybrid_url
+  std::string hybrid_url;
+  std::string writer_note;   // a full/log lease was held by another agent: this one backed off
+  std::string stream_note;   // the stream lease is held by another agent: this one backs off
+  bool stream_backoff = false;       // (stream_note is current)
+  bool found_while_defaults_off = false;  // first seen while instance defaults were disabled (rule 2 tip)
 };
+
+// A storage lease held for as long as a writer works, renewed in the background at a third of
+// its ttl (an Azure lease expires unless renewed; a local flock does not, but Renew notices a
+// replaced lock file). Destroying it stops the renewals and releases the lease.
+class HeldLease {
+ public:
+  static Result<std::unique_ptr<HeldLease>> Acquire(Storage& storage, const std::string& key,
+                                                    const std::string& owner) {
+    const std::chrono::seconds ttl(60);
+    ASSIGN_OR_RETURN(auto lease, storage.AcquireLease(key, {.ttl = ttl, .owner = owner}));
+    return std::unique_ptr<HeldLease>(new HeldLease(std::move(lease), ttl / 3));
+  }
+  ~HeldLease() {
+    {
+      std::lock_guard lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    renew_.join();
+    (void)lease_->Release();
+  }
+
+ private:
+  HeldLease(std::unique_ptr<Lease> lease, std::chrono::seconds every) : lease_(std::move(lease)) {
+    renew_ = std::thread([this, every] {
+      std::unique_lock lock(mu_);
+      while (!cv_.wait_for(lock, every, [this] { return done_; })) {
+        Status s = lease_->Renew();
+        if (!s.ok()) log::Warn("{}", s.message());
+      }
+    });
+  }
+  std::unique_ptr<Lease> lease_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread renew_;
+};
+
+// Availability groups and mirroring (coexistence rules 1 and 2). Every agent that manages an
+// enabled cluster holds one idle connection to that cluster's primary (its own server on the
+// primary; on a standby, the server its WAL receiver streams from) with the application_name
+// "smartbackup:<role>:<repository id, 16 hex>:<cluster name>". The primary's pg_stat_activity is
+// then the one place that lists every agent of the cluster and the storage each one writes to:
+// nothing is shared between the nodes but PostgreSQL itself, and nothing is written into it. A
+// standby's agent refuses when the primary's agent writes to another repository (the "hybrid"
+// case); the primary's agent warns about standbys that no agent manages on its storage (no backups
+// would follow a failover to them).
+constexpr std::string_view kBeaconPrefix = "smartbackup:";
+
+std::string BeaconName(const std::string& role, const std::string& repo_id, const std::string& db) {
+  std::string name = fmt::format("{}{}:{}:{}", kBeaconPrefix, role, repo_id.substr(0, 16), db);
+  if (name.size() > 63) name.resize(63);  // NAMEDATALEN - 1: the server would cut it anyway
+  return name;
+}
+
+struct Beacon {
+  std::string role;     // "primary" | "standby"
+  std::string repo_id;  // first 16 characters of the repository id
+  std::string db;
+  std::string from;     // client address, for messages
+};
+
+std::optional<Beacon> ParseBeacon(const std::string& app_name, const std::string& from) {
+  if (!StartsWith(app_name, kBeaconPrefix)) return std::nullopt;
+  std::string rest = app_name.substr(kBeaconPrefix.size());
+  auto a = rest.find(':');
+  auto b = a == std::string::npos ? a : rest.find(':', a + 1);
+  if (b == std::string::npos) return std::nullopt;
+  Beacon beacon{.role = rest.substr(0, a), .repo_id = rest.substr(a + 1, b - a - 1), .db = rest.substr(b + 1),
+                .from = from};
+  if (beacon.role != "primary" && beacon.role != "standby") return std::nullopt;
+  return beacon;
+}
+
+// What the primary shows: the agents connected to it and the standbys that replay its WAL.
+struct PrimaryView {
+  bool in_recovery = false;
+  std::vector<Beacon> agents;
+  std::vector<std::string> standbys;  // "<application_name> (<client address>)"
+};
+
+// Needs pg_monitor (pg_read_all_stats) to see other roles' client addresses and replay positions.
+Result<PrimaryView> ReadPrimaryView(PgConnection& conn) {
+  ASSIGN_OR_RETURN(
+      auto rows,
+      conn.Query("SELECT 'a', application_name, coalesce(host(client_addr), 'local') FROM pg_stat_activity "
+                 "WHERE application_name LIKE 'smartbackup:%' AND pid <> pg_backend_pid() "
+                 "UNION ALL SELECT 's', r.application_name, coalesce(host(r.client_addr), 'local') "
+                 "FROM pg_stat_replication r WHERE r.state IN ('streaming', 'catchup') AND r.replay_lsn IS NOT NULL "
+                 "AND r.application_name NOT LIKE 'smartbackup%' AND NOT EXISTS (SELECT 1 FROM pg_replication_slots l "
+                 "WHERE l.active_pid = r.pid AND l.slot_type = 'logical') "
+                 "UNION ALL SELECT 'r', pg_is_in_recovery()::text, ''"));
+  PrimaryView view;
+  for (const auto& r : rows) {
+    if (r.size() != 3 || !r[0]) continue;
+    const std::string name = r[1].value_or(""), from = r[2].value_or("");
+    if (*r[0] == "r") view.in_recovery = name == "true";
+    if (*r[0] == "s") view.standbys.push_back(fmt::format("{} ({})", name.empty() ? "unnamed" : name, from));
+    if (*r[0] == "a") {
+      if (auto beacon = ParseBeacon(name, from)) view.agents.push_back(*beacon);
+    }
+  }
+  return view;
+}
+
+// The conninfo of the cluster's primary, from a node's conninfo: itself, or up the WAL senders of
+// standbys (cascading ones too, at most 4 hops), with the same credentials. *where: its host:port.
+Result<std::string> FindPrimary(const std::string& conninfo, std::string* where) {
+  std::string current = conninfo;
+  for (int hop = 0; hop < 5; ++hop) {
+    ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(current, false));
+    *where = conn->HostPort();
+    ASSIGN_OR_RETURN(auto rows, conn->Query("SELECT pg_is_in_recovery(), (SELECT sender_host FROM "
+                                            "pg_stat_wal_receiver), (SELECT sender_port FROM pg_stat_wal_receiver)"));
+    if (rows.size() != 1 || rows[0].size() != 3) {
+      return Status::Internal(fmt::format("unexpected answer about WAL senders from PostgreSQL at {}", *where));
+    }
+    if (rows[0][0].value_or("t") == "f") return current;
+    if (!rows[0][1] || !rows[0][2]) {
+      return Status::NotFound(fmt::format(
+          "standby {} has no WAL receiver (WAL shipped by restore_command, or not connected): its primary is unknown",
+          *where));
+    }
+    ASSIGN_OR_RETURN(current, ConninfoWith(current, {{"host", *rows[0][1]}, {"port", *rows[0][2]}, {"hostaddr", ""}}));
+  }
+  return Status::NotFound("no primary within 4 cascading standbys");
+}
+
+// The refusal line when the primary's agent writes to another repository than `repo_id`.
+std::optional<std::string> HybridConflict(const PrimaryView& view, const std::string& where,
+                                          const std::string& repo_id, const std::string& storage_url) {
+  for (const auto& a : view.agents) {
+    if (a.role != "primary" || a.repo_id == repo_id.substr(0, 16)) continue;
+    return fmt::format(
+        "hybrid availability group: the smartbackup agent of the primary at {} backs up this cluster to another "
+        "storage (repository {}), this node's agent to {} (repository {}); every node must target the same "
+        "storage; hint: set storage_url here to the primary agent's storage",
+        where, a.repo_id, storage_url, repo_id.substr(0, 16));
+  }
+  return std::nullopt;
+}
 
 HealthCategory CategoryOf(const Status& s, bool from_storage) {
   switch (s.code()) {
@@ -147,7 +317,7 @@ struct Agent::Impl {
       if (!slot) {
         slot = std::make_unique<ClusterRuntime>();
         slot->name = name;
-        if (!known_by_name.count(name)) FirstSeen(name);
+        if (!known_by_name.count(name)) slot->found_while_defaults_off = !FirstSeen(name);
       }
       slot->conninfo = conninfo;
       slot->dropped = false;
@@ -175,13 +345,17 @@ struct Agent::Impl {
   }
 
   // Instance defaults apply to clusters that appear after they were enabled:
-  // the defaults of that moment become the cluster's own settings.
-  void FirstSeen(const std::string& name) {
+  // the defaults of that moment become the cluster's own settings. False when
+  // instance defaults exist but are disabled (suspended, e.g. while a standby
+  // is set up: coexistence rule 2's tip): the new cluster keeps managed backup off.
+  bool FirstSeen(const std::string& name) {
     KnownCluster k{.name = name, .first_seen = clock->Now(), .last_seen = clock->Now()};
     auto saved = store->LoadInstanceDefaults();
+    bool suspended = false;
     if (saved.ok() && *saved) {
       auto it = (*saved)->find("enabled");
-      if (it != (*saved)->end() && it->second == "true") {
+      suspended = it == (*saved)->end() || it->second != "true";
+      if (!suspended) {
         auto overrides = store->LoadClusterOverrides();
         PartialSettings mine = **saved;
         if (overrides.ok() && overrides->count(name)) {
@@ -193,6 +367,13 @@ struct Agent::Impl {
       }
     }
     (void)store->UpsertKnownCluster(k);
+    if (suspended) {
+      Event(name, HealthCategory::kWarning,
+            fmt::format("new cluster \"{}\" found while instance defaults are disabled: they are not applied, managed "
+                        "backup stays off for it; hint: set-db-backup {} --enable to manage it",
+                        name, name));
+    }
+    return !suspended;
   }
 
   // Debian layout: <root>/<version>/<name>/postgresql.conf → "<version>-<name>".
@@ -284,6 +465,7 @@ struct Agent::Impl {
       c.system_identifier = info->system_identifier;
       c.timeline = info->timeline;
     }
+    if (!info->in_recovery) WatchSlot(c, s, **conn, *info);
     if (!s.enabled || info->in_recovery) return o;
     auto repo = OpenRepo(s.storage_url);
     if (!repo.ok()) {
@@ -339,6 +521,9 @@ struct Agent::Impl {
       o.chain_broken = true;
       o.chain_break_cause = c.pending_break->cause;
     }
+    if (o.chain_broken && !c.wal_taker.empty() && o.chain_break_cause.find(c.wal_taker) == std::string::npos) {
+      o.chain_break_cause += ", taken by " + c.wal_taker;  // coexistence rule 8: the competing tool by name
+    }
     o.full_running = !c.running_full.empty();
     o.log_running = !c.running_log.empty();
     c.window = newest_window;
@@ -346,26 +531,137 @@ struct Agent::Impl {
     return o;
   }
 
+  // ---- smartbackup's replication slot (coexistence rules 7 and 8) ------------------
+
+  // What the server shows about smartbackup's slot. Rule 8: another client consuming it (pg_receivewal
+  // and the like) takes WAL away from the chain: named, warned once per client, and remembered to name
+  // the chain break it causes. Rule 7: PostgreSQL 15 does not start with wal_level = minimal while a
+  // physical slot exists; seen pending a restart, WAL capture stops (BackupLoop) so that the DBA can
+  // drop the slot, and the warning gives the command. Loop thread (from Observe).
+  void WatchSlot(ClusterRuntime& c, const ClusterSettings& s, PgConnection& conn, const ServerInfo& info) {
+    const std::string slot = DefaultSlotName(c.name);
+    auto view = ReadSlotView(conn, slot);
+    if (!view.ok()) {
+      log::Debug("[{}] cannot read replication slot {}: {}", c.name, slot, view.status().message());
+      return;
+    }
+    std::string consumer, consumer_warning, minimal;
+    if (s.enabled && view->foreign_consumer) {
+      consumer = DescribeWalConsumer(*view->foreign_consumer) + " on replication slot " + slot;
+      consumer_warning = fmt::format(
+          "replication slot {} is consumed by {}, not smartbackup: the WAL it receives is lost to the log chain (a "
+          "chain break, then a full backup, follow); hint: give that tool its own replication slot",
+          slot, DescribeWalConsumer(*view->foreign_consumer));
+    }
+    bool minimal_pending = false;
+    if (view->wal_level_change_pending && info.wal_level != "minimal") {
+      const std::string drop = fmt::format("SELECT pg_drop_replication_slot('{}')", slot);
+      const std::string stopped = s.enabled && s.mode == "stream" ? "WAL capture stopped; " : "";
+      if (view->pending_wal_level == "minimal") {
+        minimal_pending = true;
+        if (view->slot_exists) {
+          minimal = fmt::format(
+              "wal_level = minimal is pending a restart: {}PostgreSQL 15 does not start with wal_level = minimal while "
+              "a physical replication slot exists: drop smartbackup's before the restart: {}",
+              stopped, drop);
+        } else if (s.mode == "stream") {
+          minimal = fmt::format("wal_level = minimal is pending a restart: {}replication slot {} is dropped: ready for "
+                                "the restart (scheduling stops under minimal)",
+                                stopped, slot);
+        }
+      } else if (!view->pending_wal_level && view->slot_exists) {
+        minimal = fmt::format(
+            "wal_level changes at the next restart (only a superuser can read to what): if to minimal, PostgreSQL 15 "
+            "will not start while replication slot {} exists: disable managed backup of this cluster, then {} before "
+            "the restart",
+            slot, drop);
+      }
+    }
+    const bool foreign_archiver = s.mode == "archive" && info.archive_mode != "off" && !info.archive_command.empty() &&
+                                  !IsSmartbackupArchiveCommand(info.archive_command);
+    bool warn_consumer = false, warn_minimal = false;
+    {
+      std::lock_guard lock(c.mu);
+      if (!consumer.empty()) {
+        c.wal_taker = consumer;
+      } else if (foreign_archiver) {
+        c.wal_taker = NameArchiveCommand(info.archive_command);
+      }
+      warn_consumer = !consumer.empty() && consumer != c.slot_consumer;
+      c.slot_consumer = consumer;
+      warn_minimal = !minimal.empty() && minimal != c.minimal_note;
+      c.minimal_note = minimal;
+      c.minimal_pending = minimal_pending;
+      c.slot_note = consumer_warning.empty() ? minimal
+                    : minimal.empty()        ? "warning: " + consumer_warning
+                                             : "warning: " + consumer_warning + "; " + minimal;
+    }
+    if (warn_consumer) Event(c.name, HealthCategory::kWarning, consumer_warning);
+    if (warn_minimal) Event(c.name, HealthCategory::kWarning, minimal);
+  }
+
   // ---- jobs -------------------------------------------------------------------
 
-  // Runs a full backup now (on the calling thread). Returns its manifest.
+  // Who holds a lease, for the "held by" message of the agent that backs off.
+  std::string LeaseOwner() const { return fmt::format("smartbackup agent (state_dir {})", config.state_dir); }
+
+  // Coexistence rule 1: a lease held by another agent means that agent writes this cluster's chain
+  // (both believe they run on the primary, or one is still finishing): back off, saying so.
+  static Status BackOff(const std::string& db, const Status& lease) {
+    if (lease.code() != StatusCode::kAlreadyExists) return lease;
+    return Status::AlreadyExists(fmt::format(
+        "backs off: another smartbackup agent is writing the backups of \"{}\" ({}); one writer per cluster", db,
+        lease.message()));
+  }
+  // Records a back-off once (health, log, state line): a full or log backup's until this agent
+  // writes again, WAL capture's for as long as the other agent holds the stream lease.
+  void NoteBackOff(ClusterRuntime& c, const std::string& message, bool stream = false) {
+    {
+      std::lock_guard lock(c.mu);
+      std::string& note = stream ? c.stream_note : c.writer_note;
+      if (note == message) return;
+      note = message;
+    }
+    Event(c.name, HealthCategory::kWarning, message);
+  }
+  void ClearBackOff(ClusterRuntime& c, bool stream = false) {
+    std::lock_guard lock(c.mu);
+    (stream ? c.stream_note : c.writer_note).clear();
+  }
+
+  // Runs a full backup now (on the calling thread). Returns its manifest. With `recheck` (scheduled
+  // fulls), a full of the cluster's current lineage that finished after `seen_last_full` (what the
+  // decision saw) means another agent took it meanwhile: kAlreadyExists, nothing written.
   Result<BackupManifest> RunFull(ClusterRuntime& c, const ClusterSettings& s, const std::string& reason,
-                                 bool new_container) {
+                                 bool new_container, bool recheck = false,
+                                 std::optional<SystemTime> seen_last_full = std::nullopt) {
     Status key_error;
     auto key = LoadKeyOrLog(s, &key_error);
     RETURN_IF_ERROR(key_error);
     ASSIGN_OR_RETURN(auto repo, OpenRepo(s.storage_url));
     // One writer per cluster even if two agents believe they are primary.
-    ASSIGN_OR_RETURN(auto lease, repo->storage().AcquireLease(
-                                     fmt::format("db/{}/locks/full", c.name),
-                                     {.ttl = std::chrono::seconds(60), .owner = "smartbackup agent"}));
-    std::atomic<bool> done{false};
-    std::thread renew([&] {
-      while (!done) {
-        for (int i = 0; i < 200 && !done; ++i) std::this_thread::sleep_for(milliseconds(100));
-        if (!done) (void)lease->Renew();
+    auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/full", c.name), LeaseOwner());
+    if (!lease.ok()) return BackOff(c.name, lease.status());
+    if (recheck) {
+      uint64_t sysid = 0;
+      uint32_t tli = 0;
+      {
+        std::lock_guard lock(c.mu);
+        sysid = c.system_identifier;
+        tli = c.timeline;
       }
-    });
+      auto listing = repo->ListBackups(c.name);
+      if (listing.ok()) {
+        for (const auto& b : listing->backups) {
+          if (b.type != BackupType::kFull || b.system_identifier != sysid || b.timeline != tli) continue;
+          if (seen_last_full && b.finish_time <= *seen_last_full) continue;
+          return Status::AlreadyExists(fmt::format(
+              "backs off: another smartbackup agent finished full backup {} of \"{}\" meanwhile; none is needed "
+              "from this one",
+              b.backup_id, c.name));
+        }
+      }
+    }
     auto job = store->StartJob({.cluster = c.name, .kind = "full", .reason = reason, .started = clock->Now(),
                                 .result = "running"});
     auto m = RunFullBackup(*repo, {.conninfo = c.conninfo,
@@ -373,9 +669,7 @@ struct Agent::Impl {
                                    .key = key ? &*key : nullptr,
                                    .container_reason = reason,
                                    .new_container = new_container});
-    done = true;
-    renew.join();
-    (void)lease->Release();
+    lease->reset();
     if (job.ok()) {
       (void)store->FinishJob(*job, m.ok() ? "ok" : "failed", m.ok() ? m->backup_id : m.status().message(),
                              clock->Now());
@@ -384,6 +678,7 @@ struct Agent::Impl {
       std::lock_guard lock(c.mu);
       c.pending_break.reset();
       c.minimal_seen = false;
+      if (c.slot_consumer.empty()) c.wal_taker.clear();
       log::Info("[{}] full backup {} complete ({})", c.name, m->backup_id, reason);
     }
     return m;
@@ -394,6 +689,8 @@ struct Agent::Impl {
     auto key = LoadKeyOrLog(s, &key_error);
     RETURN_IF_ERROR(key_error);
     ASSIGN_OR_RETURN(auto repo, OpenRepo(s.storage_url));
+    auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/log", c.name), LeaseOwner());
+    if (!lease.ok()) return BackOff(c.name, lease.status());
     auto job = store->StartJob({.cluster = c.name, .kind = "log", .reason = reason, .started = clock->Now(),
                                 .result = "running"});
     auto m = RunLogBackup(*repo, {.conninfo = c.conninfo, .database = c.name, .key = key ? &*key : nullptr});
@@ -406,14 +703,22 @@ struct Agent::Impl {
 
   void StartFullJob(ClusterRuntime& c, const ClusterSettings& s, const Decision& d, bool new_container) {
     if (c.full_thread.joinable()) c.full_thread.join();
+    std::optional<SystemTime> seen_last_full;
     {
       std::lock_guard lock(c.mu);
       c.running_full = "full backup (" + d.reason + ")";
+      seen_last_full = c.observation.last_full_finish;
     }
     ++fulls_running;
-    c.full_thread = std::thread([this, &c, s, d, new_container] {
-      auto m = RunFull(c, s, d.reason, new_container);
-      if (!m.ok()) Event(c.name, CategoryOf(m.status(), false), "full backup failed: " + m.status().message());
+    c.full_thread = std::thread([this, &c, s, d, new_container, seen_last_full] {
+      auto m = RunFull(c, s, d.reason, new_container, /*recheck=*/true, seen_last_full);
+      if (m.ok()) {
+        ClearBackOff(c);
+      } else if (m.status().code() == StatusCode::kAlreadyExists) {
+        NoteBackOff(c, m.status().message());
+      } else {
+        Event(c.name, CategoryOf(m.status(), false), "full backup failed: " + m.status().message());
+      }
       --fulls_running;
       std::lock_guard lock(c.mu);
       c.running_full.clear();
@@ -428,7 +733,9 @@ struct Agent::Impl {
     }
     c.log_thread = std::thread([this, &c, s, d] {
       auto m = RunLog(c, s, d.reason);
-      if (!m.ok() && m.status().code() != StatusCode::kFailedPrecondition) {
+      if (!m.ok() && m.status().code() == StatusCode::kAlreadyExists) {
+        NoteBackOff(c, m.status().message());
+      } else if (!m.ok() && m.status().code() != StatusCode::kFailedPrecondition) {
         Event(c.name, CategoryOf(m.status(), false), "log backup failed: " + m.status().message());
       }
       std::lock_guard lock(c.mu);
@@ -457,10 +764,19 @@ struct Agent::Impl {
         auto repo = OpenRepo(s.storage_url);
         result = repo.status();
         if (repo.ok()) {
-          auto lease = (*repo)->storage().AcquireLease(fmt::format("db/{}/locks/stream", c.name),
-                                                       {.ttl = std::chrono::seconds(60), .owner = "smartbackup agent"});
+          auto lease = HeldLease::Acquire((*repo)->storage(), fmt::format("db/{}/locks/stream", c.name), LeaseOwner());
           result = lease.status();
+          {
+            std::lock_guard lock(c.mu);
+            c.stream_backoff = !lease.ok() && lease.status().code() == StatusCode::kAlreadyExists;
+          }
+          if (!lease.ok() && lease.status().code() == StatusCode::kAlreadyExists) {
+            // Another agent captures this cluster's WAL: said once, retried every loop.
+            NoteBackOff(c, BackOff(c.name, lease.status()).message(), /*stream=*/true);
+            result = Status::Ok();
+          }
           if (lease.ok()) {
+            ClearBackOff(c, /*stream=*/true);
             result = RunWalStreamer(**repo, {.conninfo = c.conninfo,
                                              .database = c.name,
                                              .key = key ? &*key : nullptr,
@@ -470,25 +786,39 @@ struct Agent::Impl {
                                              .on_chain_break =
                                                  [this, &c](const ChainBreak& b) {
                                                    if (b.cause == "timeline switch") return;
+                                                   ChainBreak named = b;  // rule 8: the tool, by name
+                                                   std::string taken;
                                                    {
                                                      std::lock_guard lock(c.mu);
-                                                     c.pending_break = b;
+                                                     if (!c.wal_taker.empty()) taken = ", taken by " + c.wal_taker;
+                                                     named.cause += taken;
+                                                     c.pending_break = named;
                                                    }
                                                    Event(c.name, HealthCategory::kChainBreak,
-                                                         fmt::format("log chain break: {} (WAL {}..{} on timeline {}); "
+                                                         fmt::format("log chain break: {} (WAL {}..{} on timeline {}){}; "
                                                                      "a full backup is scheduled at once",
                                                                      b.cause, b.start.ToString(), b.end.ToString(),
-                                                                     b.timeline));
+                                                                     b.timeline, taken));
                                                  },
                                              .on_durable = [this, &c](Lsn) {
                                                std::lock_guard lock(c.mu);
                                                c.recovery_point = clock->Now();
+                                               c.writer_note.clear();  // this agent writes the chain
                                              }});
-            (void)(*lease)->Release();
+            lease->reset();
           }
         }
       }
-      if (!result.ok()) Event(c.name, CategoryOf(result, false), "WAL streaming stopped: " + result.message());
+      if (!result.ok()) {
+        std::string who;  // rule 8: the slot's other client, by name
+        {
+          std::lock_guard lock(c.mu);
+          if (!c.slot_consumer.empty() && result.message().find("in use") != std::string::npos) {
+            who = "; it is " + c.slot_consumer;
+          }
+        }
+        Event(c.name, CategoryOf(result, false), "WAL streaming stopped: " + result.message() + who);
+      }
       c.stream_running = false;
     });
   }
@@ -507,6 +837,186 @@ struct Agent::Impl {
     auto repo = OpenRepo(s.storage_url);
     if (!repo.ok()) return false;
     return (*repo)->EnsureContainer(c.name, sysid, tli, reason, force_new).ok();
+  }
+
+  // ---- availability groups and mirroring (coexistence rules 1 and 2) ------------
+
+  // The repository id of the cluster's storage (cached per URL). Empty when the storage cannot be opened
+  // (Observe reports that on a primary; a standby is checked again next loop).
+  std::string RepoIdOf(ClusterRuntime& c, const ClusterSettings& s) {
+    if (c.repo_id_url == s.storage_url && !c.repo_id.empty()) return c.repo_id;
+    auto repo = OpenRepo(s.storage_url);
+    if (!repo.ok()) return "";
+    c.repo_id_url = s.storage_url;
+    c.repo_id = (*repo)->id();
+    return c.repo_id;
+  }
+
+  // Keeps the cluster's beacon (see kBeaconPrefix) connected to its primary and reads what the primary
+  // shows: on a standby, the primary's agent (same storage, or refused as hybrid); on the primary, the
+  // standbys that no agent manages on this storage (warned: no backups after a failover to them).
+  // Records each change of the resulting line in health once. Loop thread only.
+  void CheckPeers(ClusterRuntime& c, const ClusterSettings& s, const ClusterObservation& o) {
+    std::string line;  // what health records (once per change)
+    HealthCategory category = HealthCategory::kWarning;
+    std::string note;
+    bool promoted = false;
+    if (s.enabled && o.reachable) {
+      promoted = c.was_standby && !o.in_recovery;
+      c.was_standby = o.in_recovery;
+    }
+    if (!s.enabled || !o.reachable || o.wal_level == "minimal") {
+      c.beacon.reset();
+      std::lock_guard lock(c.mu);
+      c.ha_note.clear();
+      c.ha_reported.clear();
+      return;
+    }
+    if (promoted) {
+      bool refused = false;
+      {
+        std::lock_guard lock(c.mu);
+        refused = !c.hybrid.empty() && c.hybrid_url == s.storage_url;
+      }
+      Event(c.name, HealthCategory::kWarning,
+            refused ? fmt::format("promoted: the cluster left recovery on timeline {}; backups stay refused (hybrid "
+                                  "availability group)",
+                                  c.timeline)
+                    : fmt::format("promoted: the cluster left recovery on timeline {}: backups start on this node{}",
+                                  c.timeline,
+                                  o.new_container ? " in a new container, beginning with a full backup" : ""));
+    }
+    const std::string repo_id = RepoIdOf(c, s);
+    if (repo_id.empty()) return;
+    const std::string name = BeaconName(o.in_recovery ? "standby" : "primary", repo_id, c.name);
+    if (c.beacon && c.beacon_name != name) c.beacon.reset();  // role or storage changed
+    std::optional<PrimaryView> view;
+    std::string where = c.beacon ? c.beacon->HostPort() : "", problem;
+    if (c.beacon) {
+      auto v = ReadPrimaryView(*c.beacon);
+      if (v.ok() && !v->in_recovery) {
+        view = std::move(v).value();
+      } else {
+        c.beacon.reset();  // the primary went away or is a standby now: look again
+        c.beacon_retry_at = SteadyTime{};
+      }
+    }
+    if (!c.beacon && clock->SteadyNow() >= c.beacon_retry_at) {
+      Result<std::string> primary = o.in_recovery ? FindPrimary(c.conninfo, &where) : Result<std::string>(c.conninfo);
+      Result<std::unique_ptr<PgConnection>> conn = primary.status();
+      if (primary.ok()) {
+        auto named = ConninfoWith(*primary, {{"application_name", name}});
+        conn = named.ok() ? PgConnection::Connect(*named, false) : Result<std::unique_ptr<PgConnection>>(named.status());
+      }
+      Result<PrimaryView> v = conn.ok() ? ReadPrimaryView(**conn) : Result<PrimaryView>(conn.status());
+      if (v.ok() && !v->in_recovery) {
+        c.beacon = std::move(conn).value();
+        c.beacon_name = name;
+        where = c.beacon->HostPort();
+        view = std::move(v).value();
+      } else {
+        // Not every loop: reaching a primary that is down may take the whole connect timeout.
+        c.beacon_retry_at = clock->SteadyNow() + std::chrono::seconds(30);
+        problem = v.ok() ? "its primary is in recovery too" : v.status().message();
+      }
+    }
+    // Agents must also use one name for the cluster, or a failover continues the chain under another.
+    const std::string my_db = ParseBeacon(name, "")->db;
+    if (o.in_recovery) {
+      std::string hybrid;
+      const Beacon* primary_agent = nullptr;
+      if (view) {
+        for (const auto& b : view->agents) {
+          if (b.role == "primary" && (!primary_agent || b.db == my_db)) primary_agent = &b;
+        }
+      }
+      if (view) {
+        if (auto conflict = HybridConflict(*view, where, repo_id, s.storage_url)) {
+          hybrid = *conflict;
+        } else if (primary_agent && primary_agent->db != my_db) {
+          note = fmt::format(
+              "warning: the primary's agent names this cluster \"{}\", this agent \"{}\": after a failover the backups "
+              "would continue under another name; hint: use one name on every node",
+              primary_agent->db, my_db);
+        } else if (primary_agent) {
+          note = fmt::format("the primary at {} is backed up by its agent to this same storage", where);
+        } else {
+          note = fmt::format("no smartbackup agent seen on the primary at {}", where);
+        }
+      } else if (!problem.empty()) {
+        note = "cannot compare storage targets with the primary: " + problem;
+      }
+      if (!hybrid.empty()) {
+        std::lock_guard lock(c.mu);
+        if (c.hybrid.empty() || c.hybrid_url != s.storage_url) {
+          c.hybrid = hybrid;
+          c.hybrid_url = s.storage_url;
+        }
+      }
+      line = "skipped: standby: backups run on the primary only";
+      if (!note.empty()) line += "; " + note;
+    } else if (view) {
+      int same = 0;
+      std::vector<std::string> elsewhere;
+      for (const auto& a : view->agents) {
+        if (a.role != "standby") continue;
+        if (a.repo_id != repo_id.substr(0, 16)) {
+          elsewhere.push_back(a.from);
+        } else if (a.db == my_db) {
+          ++same;
+        }
+      }
+      const int standbys = static_cast<int>(view->standbys.size());
+      if (standbys > same) {
+        std::string names;
+        for (const auto& n : view->standbys) names += (names.empty() ? "" : ", ") + n;
+        note = fmt::format(
+            "warning: {} standby(s) replicate from this primary ({}) but {} run a smartbackup agent managing this "
+            "cluster as \"{}\" on this storage: no backups follow a failover to an unmanaged standby{}; hint: on "
+            "each standby, enable managed backup for this cluster with storage_url = {}",
+            standbys, names, same == 0 ? std::string("none") : fmt::format("only {}", same), c.name,
+            elsewhere.empty() ? "" : fmt::format(" ({} standby agent(s) target another storage: refused there)",
+                                                 elsewhere.size()),
+            s.storage_url);
+        line = note;
+      }
+    }
+    bool record = false;
+    {
+      std::lock_guard lock(c.mu);
+      c.ha_note = note;
+      if (!c.hybrid.empty() && c.hybrid_url == s.storage_url) {
+        line = "refused: " + c.hybrid;
+        category = HealthCategory::kOtherError;
+      }
+      record = !line.empty() && line != c.ha_reported;
+      if (line.empty() && StartsWith(c.ha_reported, "warning:")) {
+        log::Info("[{}] every standby of this primary now has a smartbackup agent on this storage", c.name);
+      }
+      c.ha_reported = line;
+    }
+    if (record) Event(c.name, category, line);
+  }
+
+  // Refuses enabling a standby whose primary's agent writes to another storage (the "hybrid" case).
+  // A check that cannot be made (the primary unreachable, no agent there) does not refuse.
+  Status CheckSameStorageAsPrimary(const ClusterSettings& s, const std::string& conninfo) {
+    auto conn = PgConnection::Connect(conninfo, false);
+    if (!conn.ok()) return Status::Ok();
+    auto info = ReadServerInfo(**conn);
+    if (!info.ok() || !info->in_recovery) return Status::Ok();
+    std::string where;
+    auto primary = FindPrimary(conninfo, &where);
+    if (!primary.ok()) return Status::Ok();
+    auto pconn = PgConnection::Connect(*primary, false);
+    if (!pconn.ok()) return Status::Ok();
+    auto view = ReadPrimaryView(**pconn);
+    auto repo = OpenRepo(s.storage_url);
+    if (!view.ok() || !repo.ok()) return Status::Ok();
+    if (auto conflict = HybridConflict(*view, (*pconn)->HostPort(), (*repo)->id(), s.storage_url)) {
+      return Status::FailedPrecondition("refused: " + *conflict);
+    }
+    return Status::Ok();
   }
 
   // Archive mode: PostgreSQL's archive_command must be smartbackup's.
@@ -535,25 +1045,43 @@ struct Agent::Impl {
       }
       ClusterSettings s = Resolve(*c);
       ClusterObservation o = Observe(*c, s, master_on);
+      CheckPeers(*c, s, o);
+      std::string refusal;  // coexistence rule 1: the "hybrid" case, sticky until the storage changes
+      bool stream_backoff = false;
+      {
+        std::lock_guard lock(c->mu);
+        if (!s.enabled || c->hybrid_url != s.storage_url) c->hybrid.clear();
+        if (o.reachable) refusal = c->hybrid;
+        stream_backoff = c->stream_backoff;
+      }
       bool capture_ok = master_on && s.enabled && o.reachable && !o.in_recovery && o.wal_level != "minimal";
       std::string archive_problem;
       std::string observed_archive_command;
+      bool minimal_pending = false;
       {
         std::lock_guard lock(c->mu);
         observed_archive_command = c->archive_command;
+        minimal_pending = c->minimal_pending;
       }
       // Observe just read the server's settings: no second connection for this check.
       if (capture_ok && s.mode == "archive" && !IsSmartbackupArchiveCommand(observed_archive_command)) {
         archive_problem = fmt::format(
-            "archive mode refused: archive_command is '{}', not smartbackup wal-push (log shipping or another tool "
-            "owns the WAL)",
-            observed_archive_command);
+            "archive mode refused: {}, not smartbackup wal-push (log shipping or another tool owns the WAL)",
+            DescribeForeignArchiveCommand(observed_archive_command));
         capture_ok = false;
       }
       Decision full = DecideFull(o, s);
       Decision logd = DecideLog(o, s);
       if (!archive_problem.empty()) {
         full = logd = {.action = Decision::Action::kSkip, .reason = archive_problem};
+      }
+      if (!refusal.empty()) {
+        full = logd = {.action = Decision::Action::kSkip, .reason = refusal};
+        capture_ok = false;
+      }
+      if (stream_backoff && s.mode == "stream" && logd.action == Decision::Action::kLog) {
+        // Another agent holds the stream lease: it captures and seals this cluster's WAL.
+        logd = {.action = Decision::Action::kNone, .reason = "another smartbackup agent captures this cluster's WAL"};
       }
       // A new timeline or system identifier gets its own container anyway; only a
       // return from wal_level=minimal reuses (sysid, timeline) and must force a new one.
@@ -566,7 +1094,8 @@ struct Agent::Impl {
         force_new_container = false;  // made above: the full must not make yet another
         if (c->stream_running) StopStreamer(*c);
       }
-      if (capture_ok && s.mode == "stream") {
+      // wal_level = minimal pending a restart: the slot must be dropped first (WatchSlot), so no capture.
+      if (capture_ok && s.mode == "stream" && !minimal_pending) {
         EnsureStreamer(*c, s);
       } else if (c->stream_running) {
         StopStreamer(*c);
@@ -579,17 +1108,26 @@ struct Agent::Impl {
         c->log_decision = logd;
         if (!o.reachable) {
           // c->state already holds the error line
+        } else if (!refusal.empty()) {
+          c->state = "refused: " + refusal;
         } else if (full.action == Decision::Action::kSkip) {
           c->state = "skipped: " + full.reason;
+          if (o.in_recovery && !c->ha_note.empty()) c->state += "; " + c->ha_note;
+          if (!s.enabled && c->found_while_defaults_off) {
+            c->state += " (found while instance defaults were disabled: they were not applied)";
+          }
         } else {
-          c->state = "ok";
+          c->state = c->stream_backoff && !c->stream_note.empty() ? c->stream_note
+                     : !c->writer_note.empty()                   ? c->writer_note
+                                                                 : "ok";
+          if (!c->ha_note.empty()) c->state += "; " + c->ha_note;
           // Coexistence rule 4: stream mode works beside log shipping through its own slot; say so.
           if (s.mode == "stream" && !c->foreign_archive_command.empty()) {
-            c->state += fmt::format("; stream mode: coexists with archive_command '{}' through its own replication "
-                                    "slot {}",
-                                    c->foreign_archive_command, DefaultSlotName(c->name));
+            c->state += fmt::format("; stream mode: coexists with {} through its own replication slot {}",
+                                    NameArchiveCommand(c->foreign_archive_command), DefaultSlotName(c->name));
           }
         }
+        if (o.reachable && !c->slot_note.empty()) c->state += "; " + c->slot_note;  // rules 7 and 8
       }
       if (!o.reachable && s.enabled && master_on) {
         Event(c->name, HealthCategory::kPostgresError, c->state);
@@ -760,12 +1298,13 @@ struct Agent::Impl {
       return repo.status().WithContext(fmt::format("storage {} is not usable", s.storage_url));
     }
     if (!s.key_file.empty()) RETURN_IF_ERROR(EncryptionKey::LoadFromFile(s.key_file).status());
+    if (!conninfo.empty()) RETURN_IF_ERROR(CheckSameStorageAsPrimary(s, conninfo));
     if (!conninfo.empty() && s.mode == "archive") {
       if (auto foreign = ForeignArchiveCommand(conninfo)) {
         return Status::FailedPrecondition(fmt::format(
-            "cannot enable archive mode: archive_command is '{}', not smartbackup wal-push; log shipping or another "
+            "cannot enable archive mode: {}, not smartbackup wal-push; log shipping or another "
             "tool owns the WAL; hint: use mode = stream, which coexists through its own replication slot",
-            *foreign));
+            DescribeForeignArchiveCommand(*foreign)));
       }
     }
     return Status::Ok();
@@ -799,6 +1338,13 @@ struct Agent::Impl {
         if (!usable.ok()) return Error(400, usable.message());
         Status s = store->SaveInstanceDefaults(*next);
         if (!s.ok()) return Error(500, s.message());
+        const bool was_on = current.count("enabled") && current.at("enabled") == "true";
+        const bool on = next->count("enabled") && next->at("enabled") == "true";
+        if (was_on != on) {
+          log::Info("{}", on ? "instance defaults enabled: clusters found from now on are managed with them"
+                       : "instance defaults disabled: clusters found from now on are not managed (settings kept; "
+                         "clusters already known are unchanged)");
+        }
       }
       return {.body = SettingsJson(ResolveSettings(InstanceDefaults(), {})).dump()};
     }

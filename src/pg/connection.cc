@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #include "common/logging.h"
@@ -225,6 +226,37 @@ Result<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& c
   }
   PQsetNoticeReceiver(conn, NoticeReceiver, nullptr);
   return pc;
+}
+
+Result<std::string> ConninfoWith(const std::string& conninfo,
+                                 const std::vector<std::pair<std::string, std::string>>& overrides) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (opts == nullptr) {
+    if (err) PQfreemem(err);
+    return Status::InvalidArgument("invalid PostgreSQL connection string: it cannot be parsed");
+  }
+  auto quote = [](const std::string& v) {
+    std::string q = "'";
+    for (char ch : v) {
+      if (ch == '\\' || ch == '\'') q += '\\';
+      q += ch;
+    }
+    return q + "'";
+  };
+  std::string out;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    std::optional<std::string> value;
+    if (o->val != nullptr && *o->val != '\0') value = o->val;
+    for (const auto& [k, v] : overrides) {
+      if (k == o->keyword) value = v;
+    }
+    if (!value || value->empty()) continue;  // an override to "" removes the keyword (e.g. hostaddr)
+    if (!out.empty()) out += ' ';
+    out += std::string(o->keyword) + "=" + quote(*value);
+  }
+  PQconninfoFree(opts);
+  return out;
 }
 
 PgConnection::~PgConnection() {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -53,6 +54,13 @@ class PgConnection {
   PGconn* conn_;
   bool replication_ = false;
 };
+
+// `conninfo` (key=value string or postgresql:// URI) with some keywords
+// replaced or added, e.g. {{"host", h}, {"port", p}} to reach another node
+// with the same credentials. Returns a key='value' string; kInvalidArgument
+// when conninfo cannot be parsed (the message quotes nothing of it).
+Result<std::string> ConninfoWith(const std::string& conninfo,
+                                 const std::vector<std::pair<std::string, std::string>>& overrides);
 
 struct ServerInfo {
   uint64_t system_identifier = 0;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/text.h"
+#include "repo/object_codec.h"
 
 namespace sb {
 namespace {
@@ -35,25 +36,52 @@ Status CheckDescriptor(const std::string& text, const std::string& where) {
   return Status::Ok();
 }
 
+// The descriptor's "repository_id"; a repository made before ids existed is
+// named by a digest of its descriptor (written once, so just as stable).
+std::string IdOfDescriptor(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_object() && j.contains("repository_id") && j["repository_id"].is_string()) {
+    return j["repository_id"].get<std::string>();
+  }
+  return "d" + Sha256Hex(text).substr(0, 31);
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<Storage> storage, bool create, Clock* clock) {
   const std::string where = storage->Describe();
   auto existing = storage->Get(kDescriptorKey);
+  std::string descriptor;
   if (existing.ok()) {
     RETURN_IF_ERROR(CheckDescriptor(*existing, where));
+    descriptor = std::move(existing).value();
   } else if (existing.status().IsNotFound()) {
     if (!create) {
       return Status::NotFound(
           fmt::format("no smartbackup repository at {}; hint: check --repo, or take a backup first", where));
     }
-    json j = {{"format", kDescriptorFormat}, {"version", kFormatVersion}, {"created", FormatRfc3339(clock->Now())}};
-    Status s = storage->Put(kDescriptorKey, j.dump(1) + "\n", {.if_absent = true});
-    if (!s.ok() && !s.IsAlreadyExists()) return s.WithContext("cannot create repository at " + where);
+    unsigned char rnd[16];
+    RAND_bytes(rnd, sizeof rnd);
+    std::string id;
+    for (unsigned char b : rnd) id += fmt::format("{:02x}", b);
+    json j = {{"format", kDescriptorFormat},
+              {"version", kFormatVersion},
+              {"created", FormatRfc3339(clock->Now())},
+              {"repository_id", id}};
+    descriptor = j.dump(1) + "\n";
+    Status s = storage->Put(kDescriptorKey, descriptor, {.if_absent = true});
+    if (s.IsAlreadyExists()) {  // another writer created it first: its descriptor (and id) wins
+      ASSIGN_OR_RETURN(descriptor, storage->Get(kDescriptorKey));
+      RETURN_IF_ERROR(CheckDescriptor(descriptor, where));
+    } else if (!s.ok()) {
+      return s.WithContext("cannot create repository at " + where);
+    }
   } else {
     return existing.status().WithContext("cannot open repository at " + where);
   }
-  return std::unique_ptr<Repository>(new Repository(std::move(storage), clock));
+  std::unique_ptr<Repository> repo(new Repository(std::move(storage), clock));
+  repo->id_ = IdOfDescriptor(descriptor);
+  return repo;
 }
 
 Status Repository::ValidateDatabaseName(const std::string& db) {

@@ -51,6 +51,11 @@ class Repository {
 
   Storage& storage() { return *storage_; }
   Clock* clock() { return clock_; }
+  // The repository's identity (the descriptor's random "repository_id"): two
+  // URLs name the same storage exactly when their ids match, whatever their
+  // text (a file:// path on two hosts is two repositories unless it is one
+  // shared mount). Agents compare it across nodes (availability groups).
+  const std::string& id() const { return id_; }
 
   static Status ValidateDatabaseName(const std::string& db);
   static std::string ManifestKey(const std::string& db, const std::string& container, const std::string& backup_id);
@@ -86,6 +91,7 @@ class Repository {
   Repository(std::unique_ptr<Storage> storage, Clock* clock) : storage_(std::move(storage)), clock_(clock) {}
   std::unique_ptr<Storage> storage_;
   Clock* clock_;
+  std::string id_;
 };
 
 }  // namespace sb

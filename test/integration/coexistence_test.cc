@@ -1,12 +1,16 @@
-// Coexistence rules (spec section 4; README "Coexistence with other tools"),
-// one test per rule, with the in-process agent against real PostgreSQL 15:
-//   Rule4_LogShipping        a foreign archive_command: archive mode refused (quoting it), stream coexists
-//   Rule6_AdHocBackups       on-demand full/log join the chain; copy-only and pg_basebackup change nothing
-//   Rule7_DropDetach         a dropped cluster: no more backups, purged only once retention has elapsed
-//   Rule7_UnreachableIsNotADrop  a stopped server is an error in health, never purged early
-//   Rule8_WalLevelMinimal    (spec rule 7) minimal stops scheduling, keeps config and retention;
-//                            back to replica = new container + new full
-//   Rule5_OtherLogTools      (spec rule 8) pg_receivewal consuming our slot: chain break, full at once, heals
+// Coexistence rules 4-8 (spec section 4, numbered as there; README "Coexistence with other tools"),
+// one test per rule, with the in-process agent against real PostgreSQL 15 (rules 1-3, several
+// nodes: cluster_rules_test.cc):
+//   Rule4_LogShipping            a foreign archive_command: archive mode refused (quoting it, naming
+//                                pgBackRest when it is its command), stream coexists
+//   Rule5_AdHocBackups           on-demand full/log join the chain; copy-only and pg_basebackup change nothing
+//   Rule6_DropDetach             a dropped cluster: no more backups, purged only once retention has elapsed
+//   Rule6_UnreachableIsNotADrop  a stopped server is an error in health, never purged early
+//   Rule7_RecoveryModelMinimal   minimal pending a restart: capture stops, the slot-drop command is given;
+//                                minimal stops scheduling, keeps config and retention;
+//                                back to replica = new container + new full
+//   Rule8_OtherLogTools          pg_receivewal consuming our slot: named; chain break naming it, full at
+//                                once, heals
 // No assertion depends on timing; waits are bounded polls for conditions.
 #include <gtest/gtest.h>
 
@@ -88,6 +92,19 @@ class CoexistenceTest : public ::testing::Test {
     return json::object();
   }
   int HealthCount(const std::string& category) { return Api("GET", "/v1/health")["counts"][category].get<int>(); }
+  // Health events of `category` whose message contains every one of `parts`.
+  int EventsWith(const std::string& category, const std::vector<std::string>& parts) {
+    int n = 0;
+    const json health = Api("GET", "/v1/health");  // held: a range-for over a temporary's member dangles
+    for (const auto& e : health["events"]) {
+      if (e["category"] != category) continue;
+      const std::string message = e["message"].get<std::string>();
+      bool all = true;
+      for (const auto& p : parts) all = all && message.find(p) != std::string::npos;
+      n += all;
+    }
+    return n;
+  }
 
   BackupListing Listing() {
     auto storage = OpenStorage(Repo());
@@ -199,10 +216,31 @@ TEST_F(CoexistenceTest, Rule4_LogShipping) {
   // The shipping goes on too: segments still reach its directory.
   cluster_->Psql("SELECT pg_switch_wal()");
   EXPECT_TRUE(WaitFor([&] { return fs::exists(shipped) && !fs::is_empty(shipped); }, 20s));
+
+  // A recognisable tool's archive_command is named (spec rule 8: competing archivers by name). It need
+  // not work (no such stanza): the refusal and the status line come before any archiving by it.
+  const std::string pgbackrest = "pgbackrest --config=/dev/null --stanza=coexistence-test archive-push %p";
+  cluster_->Psql("ALTER SYSTEM SET archive_command = '" + pgbackrest + "'");
+  cluster_->Psql("SELECT pg_reload_conf()");
+  ASSERT_TRUE(WaitFor([&] { return cluster_->Psql("SHOW archive_command") == pgbackrest; }, 20s));
+  json stream_config = Api("GET", "/v1/db/main/config");
+  refused = Api("POST", "/v1/db/main/config", {{"settings", {{"mode", "archive"}}}});
+  EXPECT_EQ(last_status_, 400) << refused.dump();
+  const std::string named = refused.value("error", "");
+  EXPECT_NE(named.find("cannot enable archive mode: archive_command belongs to pgBackRest: '" + pgbackrest + "'"),
+            std::string::npos)
+      << named;
+  EXPECT_EQ(Api("GET", "/v1/db/main/config"), stream_config);
+  agent_->BackupLoopOnce();
+  s = Status();
+  EXPECT_NE(s["state"].get<std::string>().find("coexists with pgBackRest (archive_command '" + pgbackrest +
+                                               "') through its own replication slot " + kSlot),
+            std::string::npos)
+      << s.dump();
 }
 
-// Rule 5 (spec numbering; seed "Ad hoc backups"): on-demand backups join the chain, copy-only never changes it.
-TEST_F(CoexistenceTest, Rule6_AdHocBackups) {
+// Rule 5: ad hoc backups. On-demand backups join the chain, copy-only never changes it.
+TEST_F(CoexistenceTest, Rule5_AdHocBackups) {
   ASSERT_NO_FATAL_FAILURE(CreateCluster());
   // Large thresholds: nothing but this test's requests takes backups.
   ASSERT_NO_FATAL_FAILURE(MakeAgent("enabled = true", "mode = \"stream\"\nflush_interval = \"1s\"\n"
@@ -262,8 +300,8 @@ TEST_F(CoexistenceTest, Rule6_AdHocBackups) {
   EXPECT_EQ(RowsOfType(rows, "copy_only"), 1) << rows.dump(1);
 }
 
-// Rule 6 (spec numbering): drop / detach.
-TEST_F(CoexistenceTest, Rule7_DropDetach) {
+// Rule 6: drop / detach.
+TEST_F(CoexistenceTest, Rule6_DropDetach) {
   ASSERT_NO_FATAL_FAILURE(CreateCluster());
   // retention_unit makes "retention_days = 6" mean six seconds (defaults: they outlive the [[cluster]]).
   const std::string defaults = "mode = \"stream\"\nflush_interval = \"1s\"\nretention_days = 6\nretention_unit = \"1s\"";
@@ -294,7 +332,7 @@ TEST_F(CoexistenceTest, Rule7_DropDetach) {
   EXPECT_TRUE(purged) << Listing().backups.size() << " backups left";
 }
 
-TEST_F(CoexistenceTest, Rule7_UnreachableIsNotADrop) {
+TEST_F(CoexistenceTest, Rule6_UnreachableIsNotADrop) {
   ASSERT_NO_FATAL_FAILURE(CreateCluster());
   ASSERT_NO_FATAL_FAILURE(
       MakeAgent("enabled = true", "mode = \"stream\"\nflush_interval = \"1s\"\nretention_days = 3\nretention_unit = \"1s\""));
@@ -335,21 +373,45 @@ TEST_F(CoexistenceTest, Rule7_UnreachableIsNotADrop) {
   EXPECT_EQ(Status()["role"], "unreachable");
 }
 
-// Rule 7 (spec numbering): recovery model changes.
-TEST_F(CoexistenceTest, Rule8_WalLevelMinimal) {
+// Rule 7: recovery model changes.
+TEST_F(CoexistenceTest, Rule7_RecoveryModelMinimal) {
   ASSERT_NO_FATAL_FAILURE(CreateCluster());
   ASSERT_NO_FATAL_FAILURE(MakeAgent("enabled = true", "mode = \"stream\"\nflush_interval = \"1s\""));
   ASSERT_NO_FATAL_FAILURE(LoopUntilFulls(1));
   ASSERT_TRUE(WaitFor([&] { return SlotActive(); }, 20s));
   const std::string first_container = Of(BackupType::kFull).at(0).container;
 
-  // To minimal. PostgreSQL refuses to start with a physical slot under wal_level=minimal,
-  // so the operator drops it too (the server is down: its directory goes).
+  // To minimal. PostgreSQL 15 does not start with wal_level=minimal while a physical slot exists
+  // ("FATAL: physical replication slot ... exists, but wal_level < replica"). Once a reload shows the
+  // change pending a restart, the agent stops its WAL capture and says how to drop its slot.
   cluster_->Psql("ALTER SYSTEM SET wal_level = minimal");
   cluster_->Psql("ALTER SYSTEM SET max_wal_senders = 0");
   cluster_->Psql("ALTER SYSTEM SET archive_mode = off");
+  cluster_->Psql("SELECT pg_reload_conf()");
+  ASSERT_TRUE(WaitFor(
+      [&] { return cluster_->Psql("SELECT pending_restart FROM pg_settings WHERE name = 'wal_level'") == "t"; }, 20s));
+  agent_->BackupLoopOnce();
+  const std::string drop = std::string("SELECT pg_drop_replication_slot('") + kSlot + "')";
+  json pending = Status();
+  EXPECT_NE(pending["state"].get<std::string>().find("wal_level = minimal is pending a restart: WAL capture stopped"),
+            std::string::npos)
+      << pending.dump();
+  EXPECT_NE(pending["state"].get<std::string>().find(drop), std::string::npos) << pending.dump();
+  EXPECT_FALSE(pending["streaming"].get<bool>()) << pending.dump();
+  EXPECT_EQ(EventsWith("warning", {"wal_level = minimal is pending a restart", drop}), 1)
+      << Api("GET", "/v1/health").dump();
+  // The operator runs the command from the warning (once the agent's walsender has gone); the agent
+  // does not make the slot again while minimal is pending, so the restart works.
+  ASSERT_TRUE(WaitFor([&] { return !SlotActive(); }, 20s));
+  cluster_->Psql(drop);
+  agent_->BackupLoopOnce();
+  EXPECT_NE(Status()["state"].get<std::string>().find("ready for the restart"), std::string::npos) << Status().dump();
+  agent_->BackupLoopOnce();
+  EXPECT_EQ(EventsWith("warning", {"wal_level = minimal is pending a restart", drop}), 1) << "recorded once";
+  EXPECT_EQ(EventsWith("warning", {"wal_level = minimal is pending a restart", "ready for the restart"}), 1);
+  EXPECT_EQ(cluster_->Psql(std::string("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '") + kSlot + "'"),
+            "0");
   cluster_->Stop();
-  RunCommand("rm -rf " + ShellQuote(cluster_->data_dir() + "/pg_replslot/" + kSlot));
   cluster_->Start();
   ASSERT_EQ(cluster_->Psql("SHOW wal_level"), "minimal");
   const size_t listed = Listing().backups.size();
@@ -412,8 +474,8 @@ TEST_F(CoexistenceTest, Rule8_WalLevelMinimal) {
   EXPECT_TRUE(window) << Status().dump() << "\n" << AvailableBackups().dump(1);
 }
 
-// Rule 8 (spec numbering): another log-backup tool consumes our slot.
-TEST_F(CoexistenceTest, Rule5_OtherLogTools) {
+// Rule 8: another log-backup tool consumes our slot.
+TEST_F(CoexistenceTest, Rule8_OtherLogTools) {
   ASSERT_NO_FATAL_FAILURE(CreateCluster({"max_wal_size = 32MB", "min_wal_size = 32MB", "wal_keep_size = 0",
                                          "checkpoint_timeout = 1h"}));
   const std::string defaults = "mode = \"stream\"\nflush_interval = \"1s\"";
@@ -444,36 +506,47 @@ TEST_F(CoexistenceTest, Rule5_OtherLogTools) {
       },
       30s);
   ASSERT_TRUE(gone) << "segment " << old_segment << " never left pg_wal\n" << receiver->Log();
-  receiver->Signal(SIGINT);
-  ASSERT_TRUE(receiver->Wait(20s).has_value());
-  ASSERT_TRUE(WaitFor([&] { return !SlotActive(); }, 20s));
 
-  // The agent again: the WAL it needs is gone → a chain break, recorded in health.
+  // The agent again, while pg_receivewal still holds the slot: it names it, in the status line and
+  // (once) in health.
+  const std::string consumed = std::string("replication slot ") + kSlot + " is consumed by pg_receivewal (pid ";
   ASSERT_NO_FATAL_FAILURE(MakeAgent("enabled = true", defaults));
   agent_->BackupLoopOnce();
-  ASSERT_TRUE(WaitFor([&] { return HealthCount("chain_break") >= 1; }, 30s)) << Api("GET", "/v1/health").dump();
-  bool event = false;
-  const json health = Api("GET", "/v1/health");  // held: a range-for over a temporary's member dangles
-  for (const auto& e : health["events"]) {
-    if (e["category"] == "chain_break" && e["message"].get<std::string>().find("log chain break") != std::string::npos) {
-      event = true;
-    }
-  }
-  EXPECT_TRUE(event) << health.dump();
-
-  // A full backup at once, for that reason.
-  agent_->BackupLoopOnce();
   json s = Status();
+  EXPECT_NE(s["state"].get<std::string>().find(consumed), std::string::npos) << s.dump();
+  agent_->BackupLoopOnce();
+  EXPECT_EQ(EventsWith("warning", {consumed}), 1) << Api("GET", "/v1/health").dump();
+
+  // It stops. The WAL it took is gone from the server → a chain break naming it, recorded in health.
+  receiver->Signal(SIGINT);
+  ASSERT_TRUE(receiver->Wait(20s).has_value());
+  const std::vector<std::string> named = {"log chain break", "taken by pg_receivewal (pid ",
+                                          std::string("on replication slot ") + kSlot};
+  bool broke = WaitFor(
+      [&] {
+        if (EventsWith("chain_break", named) >= 1) return true;
+        agent_->BackupLoopOnce();  // restarts WAL capture once the slot is free
+        return false;
+      },
+      60s);
+  ASSERT_TRUE(broke) << Api("GET", "/v1/health").dump();
+
+  // A full backup at once, for that reason (started by this loop, or already by the last one above).
+  agent_->BackupLoopOnce();
+  s = Status();
   EXPECT_TRUE(s["chain_broken"].get<bool>()) << s.dump();
-  EXPECT_NE(s["next_full"]["reason"].get<std::string>().find("log chain broken"), std::string::npos) << s.dump();
-  EXPECT_EQ(s["next_full"]["action"], "full") << s.dump();
+  const std::string why = (s["next_full"]["action"] == "full" ? s["next_full"]["reason"].get<std::string>() : "") +
+                          (s["running"].empty() ? "" : s["running"][0].get<std::string>());
+  EXPECT_NE(why.find("log chain broken"), std::string::npos) << s.dump();
+  EXPECT_NE(why.find("taken by pg_receivewal (pid "), std::string::npos) << s.dump();
   ASSERT_NO_FATAL_FAILURE(LoopUntilFulls(2));
 
-  // Healed: the chain is whole again from the new full on.
+  // Healed: the chain is whole again from the new full on, and the tool is no longer mentioned.
   agent_->BackupLoopOnce();
   s = Status();
   EXPECT_FALSE(s["chain_broken"].get<bool>()) << s.dump();
   EXPECT_NE(s["next_full"]["action"], "full") << s.dump();
+  EXPECT_EQ(s["state"].get<std::string>().find("pg_receivewal"), std::string::npos) << s.dump();
   json rows = AvailableBackups();
   EXPECT_GE(RowsOfType(rows, "broken_chain"), 1) << "the gap stays visible in the history\n" << rows.dump(1);
 }
