@@ -4,7 +4,6 @@
 
 #include <fmt/core.h>
 
-#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +13,7 @@
 #include <thread>
 
 #include "agent/competing_tools.h"
+#include "agent/peers.h"
 #include "agent/scheduler.h"
 #include "agent/state_store.h"
 #include "common/logging.h"
@@ -25,6 +25,7 @@
 #include "engine/wal/wal_catalog.h"
 #include "engine/wal/wal_streamer.h"
 #include "pg/connection.h"
+#include "storage/held_lease.h"
 #include "storage/storage_factory.h"
 
 namespace sb {
@@ -88,148 +89,6 @@ struct ClusterRuntime {
   bool stream_backoff = false;       // (stream_note is current)
   bool found_while_defaults_off = false;  // first seen while instance defaults were disabled (rule 2 tip)
 };
-
-// A storage lease held for as long as a writer works, renewed in the background at a third of
-// its ttl (an Azure lease expires unless renewed; a local flock does not, but Renew notices a
-// replaced lock file). Destroying it stops the renewals and releases the lease.
-class HeldLease {
- public:
-  static Result<std::unique_ptr<HeldLease>> Acquire(Storage& storage, const std::string& key,
-                                                    const std::string& owner) {
-    const std::chrono::seconds ttl(60);
-    ASSIGN_OR_RETURN(auto lease, storage.AcquireLease(key, {.ttl = ttl, .owner = owner}));
-    return std::unique_ptr<HeldLease>(new HeldLease(std::move(lease), ttl / 3));
-  }
-  ~HeldLease() {
-    {
-      std::lock_guard lock(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    renew_.join();
-    (void)lease_->Release();
-  }
-
- private:
-  HeldLease(std::unique_ptr<Lease> lease, std::chrono::seconds every) : lease_(std::move(lease)) {
-    renew_ = std::thread([this, every] {
-      std::unique_lock lock(mu_);
-      while (!cv_.wait_for(lock, every, [this] { return done_; })) {
-        Status s = lease_->Renew();
-        if (!s.ok()) log::Warn("{}", s.message());
-      }
-    });
-  }
-  std::unique_ptr<Lease> lease_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread renew_;
-};
-
-// Availability groups and mirroring (coexistence rules 1 and 2). Every agent that manages an
-// enabled cluster holds one idle connection to that cluster's primary (its own server on the
-// primary; on a standby, the server its WAL receiver streams from) with the application_name
-// "smartbackup:<role>:<repository id, 16 hex>:<cluster name>". The primary's pg_stat_activity is
-// then the one place that lists every agent of the cluster and the storage each one writes to:
-// nothing is shared between the nodes but PostgreSQL itself, and nothing is written into it. A
-// standby's agent refuses when the primary's agent writes to another repository (the "hybrid"
-// case); the primary's agent warns about standbys that no agent manages on its storage (no backups
-// would follow a failover to them).
-constexpr std::string_view kBeaconPrefix = "smartbackup:";
-
-std::string BeaconName(const std::string& role, const std::string& repo_id, const std::string& db) {
-  std::string name = fmt::format("{}{}:{}:{}", kBeaconPrefix, role, repo_id.substr(0, 16), db);
-  if (name.size() > 63) name.resize(63);  // NAMEDATALEN - 1: the server would cut it anyway
-  return name;
-}
-
-struct Beacon {
-  std::string role;     // "primary" | "standby"
-  std::string repo_id;  // first 16 characters of the repository id
-  std::string db;
-  std::string from;     // client address, for messages
-};
-
-std::optional<Beacon> ParseBeacon(const std::string& app_name, const std::string& from) {
-  if (!StartsWith(app_name, kBeaconPrefix)) return std::nullopt;
-  std::string rest = app_name.substr(kBeaconPrefix.size());
-  auto a = rest.find(':');
-  auto b = a == std::string::npos ? a : rest.find(':', a + 1);
-  if (b == std::string::npos) return std::nullopt;
-  Beacon beacon{.role = rest.substr(0, a), .repo_id = rest.substr(a + 1, b - a - 1), .db = rest.substr(b + 1),
-                .from = from};
-  if (beacon.role != "primary" && beacon.role != "standby") return std::nullopt;
-  return beacon;
-}
-
-// What the primary shows: the agents connected to it and the standbys that replay its WAL.
-struct PrimaryView {
-  bool in_recovery = false;
-  std::vector<Beacon> agents;
-  std::vector<std::string> standbys;  // "<application_name> (<client address>)"
-};
-
-// Needs pg_monitor (pg_read_all_stats) to see other roles' client addresses and replay positions.
-Result<PrimaryView> ReadPrimaryView(PgConnection& conn) {
-  ASSIGN_OR_RETURN(
-      auto rows,
-      conn.Query("SELECT 'a', application_name, coalesce(host(client_addr), 'local') FROM pg_stat_activity "
-                 "WHERE application_name LIKE 'smartbackup:%' AND pid <> pg_backend_pid() "
-                 "UNION ALL SELECT 's', r.application_name, coalesce(host(r.client_addr), 'local') "
-                 "FROM pg_stat_replication r WHERE r.state IN ('streaming', 'catchup') AND r.replay_lsn IS NOT NULL "
-                 "AND r.application_name NOT LIKE 'smartbackup%' AND NOT EXISTS (SELECT 1 FROM pg_replication_slots l "
-                 "WHERE l.active_pid = r.pid AND l.slot_type = 'logical') "
-                 "UNION ALL SELECT 'r', pg_is_in_recovery()::text, ''"));
-  PrimaryView view;
-  for (const auto& r : rows) {
-    if (r.size() != 3 || !r[0]) continue;
-    const std::string name = r[1].value_or(""), from = r[2].value_or("");
-    if (*r[0] == "r") view.in_recovery = name == "true";
-    if (*r[0] == "s") view.standbys.push_back(fmt::format("{} ({})", name.empty() ? "unnamed" : name, from));
-    if (*r[0] == "a") {
-      if (auto beacon = ParseBeacon(name, from)) view.agents.push_back(*beacon);
-    }
-  }
-  return view;
-}
-
-// The conninfo of the cluster's primary, from a node's conninfo: itself, or up the WAL senders of
-// standbys (cascading ones too, at most 4 hops), with the same credentials. *where: its host:port.
-Result<std::string> FindPrimary(const std::string& conninfo, std::string* where) {
-  std::string current = conninfo;
-  for (int hop = 0; hop < 5; ++hop) {
-    ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(current, false));
-    *where = conn->HostPort();
-    ASSIGN_OR_RETURN(auto rows, conn->Query("SELECT pg_is_in_recovery(), (SELECT sender_host FROM "
-                                            "pg_stat_wal_receiver), (SELECT sender_port FROM pg_stat_wal_receiver)"));
-    if (rows.size() != 1 || rows[0].size() != 3) {
-      return Status::Internal(fmt::format("unexpected answer about WAL senders from PostgreSQL at {}", *where));
-    }
-    if (rows[0][0].value_or("t") == "f") return current;
-    if (!rows[0][1] || !rows[0][2]) {
-      return Status::NotFound(fmt::format(
-          "standby {} has no WAL receiver (WAL shipped by restore_command, or not connected): its primary is unknown",
-          *where));
-    }
-    ASSIGN_OR_RETURN(current, ConninfoWith(current, {{"host", *rows[0][1]}, {"port", *rows[0][2]}, {"hostaddr", ""}}));
-  }
-  return Status::NotFound("no primary within 4 cascading standbys");
-}
-
-// The refusal line when the primary's agent writes to another repository than `repo_id`.
-std::optional<std::string> HybridConflict(const PrimaryView& view, const std::string& where,
-                                          const std::string& repo_id, const std::string& storage_url) {
-  for (const auto& a : view.agents) {
-    if (a.role != "primary" || a.repo_id == repo_id.substr(0, 16)) continue;
-    return fmt::format(
-        "hybrid availability group: the smartbackup agent of the primary at {} backs up this cluster to another "
-        "storage (repository {}), this node's agent to {} (repository {}); every node must target the same "
-        "storage; hint: set storage_url here to the primary agent's storage",
-        where, a.repo_id, storage_url, repo_id.substr(0, 16));
-  }
-  return std::nullopt;
-}
 
 HealthCategory CategoryOf(const Status& s, bool from_storage) {
   switch (s.code()) {
