@@ -405,6 +405,52 @@ TEST_P(LogChainPitr, TargetBeforeTheFullBackupIsRefused) {
   }
 }
 
+// ---- 2b. a time target after the last commit --------------------------------
+// PostgreSQL ends such a recovery with FATAL "recovery ended before configured
+// recovery target was reached": no commit past the target ever comes. The
+// restore reads the window's last commit time from the WAL and replays the
+// whole window instead (the same data).
+
+TEST_P(LogChainPitr, TimeTargetAfterTheLastCommitRestoresEverything) {
+  const Mode mode = GetParam();
+  CreateCluster(mode);
+  // No background commits (autovacuum/autoanalyze) after ours: the case under test is exact.
+  cluster_->Psql("ALTER SYSTEM SET autovacuum = off");
+  cluster_->Psql("SELECT pg_reload_conf()");
+  if (mode == Mode::kStream) {
+    ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  }
+  json full = FullBackup(*cluster_);
+  ASSERT_FALSE(full.is_null());
+  auto marks = WriteMarks(*cluster_, 1, 5);
+  ASSERT_EQ(marks.size(), 5u);
+  // The target: the whole second after the last commit. Windows end at the
+  // durable time of their newest WAL in whole seconds, so WAL without commits
+  // (a checkpoint) is made durable once the clock has passed the target.
+  const std::string target = cluster_->Psql(
+      "SELECT to_char((date_trunc('second', '" + marks.back().after_time +
+      "'::timestamptz) + interval '1 second') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
+  ASSERT_TRUE(WaitFor([&] { return cluster_->Psql("SELECT clock_timestamp() > '" + target + "'") == "t"; },
+                      seconds(10)));
+  cluster_->Psql("CHECKPOINT");
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, cluster_->Psql("SELECT pg_current_wal_insert_lsn()"), mode));
+
+  const std::string dir = work_ + "/r-after-last-commit";
+  CommandResult r = Restore("--time " + target + " -v", dir);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("up to the target: recovery replays the whole window"), std::string::npos)
+      << "the restore should have found the last commit (" << marks.back().after_time << ") in the WAL:\n"
+      << r.err;
+  auto restored = PgCluster::Adopt(dir);
+  WaitPromoted(*restored, dir);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  EXPECT_EQ(MarksState(*restored), Expect(5));
+  restored.reset();
+  if (mode == Mode::kStream) {
+    ASSERT_NO_FATAL_FAILURE(StopStream());
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(LogChain, LogChainPitr, ::testing::Values(Mode::kStream, Mode::kArchive), ModeName);
 
 // ---- 3. kill -9 of the streamer under load ----------------------------------

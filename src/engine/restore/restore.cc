@@ -19,6 +19,7 @@
 #include "common/text.h"
 #include "engine/restore/tar_extractor.h"
 #include "engine/wal/wal_catalog.h"
+#include "engine/wal/wal_reader.h"
 
 namespace sb {
 namespace fs = std::filesystem;
@@ -167,8 +168,45 @@ std::string RecoveryTarget::ToString() const {
   return "";
 }
 
+namespace {
+
+// The time of the last commit or abort in `w`, read from its newest WAL
+// backwards, a segment at a time, for at most kMaxSegments. nullopt when it
+// cannot be told (not found that far back, WAL unreadable): the caller then
+// leaves the target to PostgreSQL. `none_since_start` is set when the whole
+// window was read and holds no transaction end.
+std::optional<SystemTime> LastTransactionTimeIn(Repository& repo, const WalCatalog& catalog, const RestoreWindow& w,
+                                                const EncryptionKey* key, bool* none_since_start) {
+  constexpr int kMaxSegments = 16;
+  constexpr uint64_t kSegment = 16ull << 20;  // what smartbackup captures from PostgreSQL 15 clusters
+  *none_since_start = false;
+  uint64_t seg_start = (w.end_lsn.value == 0 ? 0 : (w.end_lsn.value - 1)) / kSegment * kSegment;
+  for (int i = 0; i < kMaxSegments; ++i) {
+    Lsn from{std::max(seg_start, w.start_lsn.value / 8192 * 8192)};
+    Lsn to{std::min(seg_start + kSegment, w.end_lsn.value)};
+    if (to.value <= from.value) return std::nullopt;
+    auto bytes = catalog.Assemble(repo.storage(), w.end_timeline, from, to, key);
+    if (!bytes.ok()) {
+      log::Debug("cannot read WAL {}..{} for the last commit time: {}", from.ToString(), to.ToString(),
+                 bytes.status().message());
+      return std::nullopt;
+    }
+    auto last = LastTransactionTime(*bytes, from, to);
+    if (!last.ok()) return std::nullopt;
+    if (*last) return **last;
+    if (from.value <= w.start_lsn.value || seg_start == 0) {
+      *none_since_start = true;
+      return std::nullopt;
+    }
+    seg_start -= kSegment;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<RestorePlan> PlanRestore(Repository& repo, const std::string& database, const RecoveryTarget& target,
-                                const std::string& backup_id) {
+                                const std::string& backup_id, const EncryptionKey* key) {
   ASSIGN_OR_RETURN(WalCatalog catalog, WalCatalog::Load(repo, database, std::nullopt));
   if (catalog.bases().empty()) {
     return Status::NotFound(fmt::format("no complete full backup of database \"{}\" in {}; hint: check --db and --repo",
@@ -221,6 +259,16 @@ Result<RestorePlan> PlanRestore(Repository& repo, const std::string& database, c
                    best->end_timeline != best->start_timeline;
   plan.target_note = fmt::format("{}; window {} .. {} (timeline {})", target.ToString(), best->start_lsn.ToString(),
                                  best->end_lsn.ToString(), best->end_timeline);
+  if (target.kind == RecoveryTarget::Kind::kTime && plan.needs_wal) {
+    bool none_since_start = false;
+    auto last = LastTransactionTimeIn(repo, catalog, *best, key, &none_since_start);
+    if ((last && target.time >= *last) || none_since_start) {
+      plan.replay_to_end = true;
+      plan.target_note += last ? fmt::format("; no commit after {} up to the target: recovery replays the whole window",
+                                             FormatRfc3339(*last))
+                               : "; no commit in the window: recovery replays the whole window";
+    }
+  }
   return plan;
 }
 
@@ -287,7 +335,8 @@ Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& option
     return Status::InvalidArgument(
         fmt::format("restore target \"{}\" must be an absolute path", options.target_dir));
   }
-  ASSIGN_OR_RETURN(RestorePlan plan, PlanRestore(repo, options.database, options.target, options.backup_id));
+  ASSIGN_OR_RETURN(RestorePlan plan,
+                   PlanRestore(repo, options.database, options.target, options.backup_id, options.key));
   const BackupManifest& m = plan.base;
   if (m.type == BackupType::kLog) {
     return Status::InvalidArgument(fmt::format("backup \"{}\" is a log backup, not a full backup", m.backup_id));
@@ -334,9 +383,14 @@ Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& option
   }
 
   int workers = WorkerCount(options.parallelism);
-  log::Info("restoring backup {} of \"{}\" into {}", m.backup_id, m.database, options.target_dir);
+  log::Info("restoring backup {} of \"{}\" into {}; recovery target {}", m.backup_id, m.database, options.target_dir,
+            plan.target_note);
   Status s = RestoreArchives(repo, m, options, dests, workers);
-  if (s.ok() && plan.needs_wal) s = WriteRecoveryConfig(options.target_dir, m, options);
+  if (s.ok() && plan.needs_wal) {
+    RestoreOptions recovery = options;
+    if (plan.replay_to_end) recovery.target = RecoveryTarget{};  // same data, and PostgreSQL accepts it
+    s = WriteRecoveryConfig(options.target_dir, m, recovery);
+  }
   if (s.ok()) s = SyncFilesystem(options.target_dir);
   if (!s.ok()) {
     undo();

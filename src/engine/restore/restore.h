@@ -44,14 +44,19 @@ Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& option
 struct RestorePlan {
   BackupManifest base;
   bool needs_wal = false;   // false: the base backup alone reaches the target
+  // A time target at or after the window's last commit/abort: recovery
+  // replays to the end of the window (the same data), because PostgreSQL
+  // refuses to end a recovery that never reached a record past its target.
+  bool replay_to_end = false;
   std::string target_note;  // "latest: 0/5000060 on timeline 1 (2026-…)"
 };
 
 // Chooses the base backup for the target: the newest one whose restorable
 // window holds it. A target outside every window is refused with the windows
-// in the message. backup_id forces a base.
+// in the message. backup_id forces a base. `key` reads encrypted WAL (the
+// last transaction times of a time target's window).
 Result<RestorePlan> PlanRestore(Repository& repo, const std::string& database, const RecoveryTarget& target,
-                                const std::string& backup_id);
+                                const std::string& backup_id, const EncryptionKey* key = nullptr);
 
 // Fetches an object, checks its SHA-256 against ref and decodes it.
 Result<std::string> FetchObject(Storage& storage, const ObjectRef& ref, const EncryptionKey* key);
