@@ -17,6 +17,7 @@
 #include "support/background_process.h"
 #include "support/pg_cluster.h"
 #include "support/smartbackup_cli.h"
+#include "support/wait.h"
 
 namespace sb::test {
 namespace {
@@ -93,17 +94,6 @@ class AgentTest : public ::testing::Test {
     int n = 0;
     for (const auto& m : Listing().backups) n += m.type == type;
     return n;
-  }
-
-  // Polls `pred` every 200 ms for at most `limit`; a deadline, not a timing assertion.
-  template <typename Pred>
-  bool WaitFor(Pred pred, std::chrono::seconds limit) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(200ms);
-    }
-    return pred();
   }
 
   std::string work_, config_path_;

@@ -25,6 +25,7 @@
 #include "storage/storage_factory.h"
 #include "support/pg_cluster.h"
 #include "support/smartbackup_cli.h"
+#include "support/wait.h"
 
 namespace sb::test {
 namespace {
@@ -37,17 +38,6 @@ constexpr const char* kSkippedStandby = "skipped: standby: backups run on the pr
 
 bool Has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 bool Begins(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
-// Polls `pred` every 200 ms for at most `limit`; a deadline, not a timing assertion.
-template <typename Pred>
-bool WaitFor(Pred pred, std::chrono::seconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(200ms);
-  }
-  return pred();
-}
 
 class ClusterRulesTest : public ::testing::Test {
  protected:

@@ -28,6 +28,7 @@
 #include "support/background_process.h"
 #include "support/pg_cluster.h"
 #include "support/smartbackup_cli.h"
+#include "support/wait.h"
 
 namespace sb::test {
 namespace {
@@ -143,16 +144,6 @@ class CoexistenceTest : public ::testing::Test {
     return n;
   }
 
-  // Polls `pred` every 200 ms for at most `limit`; a deadline, not a timing assertion.
-  template <typename Pred>
-  bool WaitFor(Pred pred, std::chrono::seconds limit) {
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (pred()) return true;
-      std::this_thread::sleep_for(200ms);
-    }
-    return pred();
-  }
   // Runs backup loops until `n` full backups exist, then waits (without new loops) until no job runs.
   void LoopUntilFulls(int n) {
     bool ok = WaitFor(

@@ -30,6 +30,7 @@
 #include "support/background_process.h"
 #include "support/pg_cluster.h"
 #include "support/smartbackup_cli.h"
+#include "support/wait.h"
 
 namespace sb::test {
 namespace {
@@ -135,17 +136,6 @@ void WaitPromoted(PgCluster& c, const std::string& data_dir, seconds limit = sec
     }
     std::this_thread::sleep_for(milliseconds(100));
   }
-}
-
-// Polls `probe` until it returns true or the deadline passes; false on timeout.
-template <typename F>
-bool WaitFor(F probe, seconds limit) {
-  const auto deadline = SteadyClock::now() + limit;
-  while (!probe()) {
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  return true;
 }
 
 // The slot's restart_lsn (0 when absent or unreserved) and whether a walsender holds it.
