@@ -16,6 +16,8 @@
 #include "agent/peers.h"
 #include "agent/scheduler.h"
 #include "agent/state_store.h"
+#include "repo/key_store.h"
+#include "repo/public_key.h"
 #include "common/logging.h"
 #include "common/text.h"
 #include "engine/backup/full_backup.h"
@@ -99,11 +101,18 @@ HealthCategory CategoryOf(const Status& s, bool from_storage) {
   return from_storage ? HealthCategory::kStorageError : HealthCategory::kPostgresError;
 }
 
-std::optional<EncryptionKey> LoadKeyOrLog(const ClusterSettings& s, Status* error) {
-  if (s.key_file.empty()) return std::nullopt;
-  auto key = EncryptionKey::LoadFromFile(s.key_file);
+// The key a job writes with: the key_file's, or with public_key a new data
+// key sealed to it (stored wrapped in the repository first; one per job).
+std::optional<EncryptionKey> LoadKeyOrLog(const ClusterSettings& s, Storage& storage, Status* error) {
+  if (!s.key_file.empty() && !s.public_key.empty()) {
+    *error = Status::InvalidArgument("key_file and public_key exclude each other: set one");
+    return std::nullopt;
+  }
+  auto key = !s.public_key.empty() ? NewWrappedDataKey(storage, s.public_key)
+             : !s.key_file.empty() ? EncryptionKey::LoadFromFile(s.key_file)
+                                   : Result<EncryptionKey>(Status::NotFound("no key"));
   if (!key.ok()) {
-    *error = key.status();
+    if (!key.status().IsNotFound() || !s.key_file.empty() || !s.public_key.empty()) *error = key.status();
     return std::nullopt;
   }
   return std::move(key).value();
@@ -494,13 +503,13 @@ struct Agent::Impl {
   Result<BackupManifest> RunFull(ClusterRuntime& c, const ClusterSettings& s, const std::string& reason,
                                  bool new_container, bool recheck = false,
                                  std::optional<SystemTime> seen_last_full = std::nullopt) {
-    Status key_error;
-    auto key = LoadKeyOrLog(s, &key_error);
-    RETURN_IF_ERROR(key_error);
     ASSIGN_OR_RETURN(auto repo, OpenRepo(s.storage_url));
     // One writer per cluster even if two agents believe they are primary.
     auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/full", c.name), LeaseOwner());
     if (!lease.ok()) return BackOff(c.name, lease.status());
+    Status key_error;
+    auto key = LoadKeyOrLog(s, repo->storage(), &key_error);
+    RETURN_IF_ERROR(key_error);
     if (recheck) {
       uint64_t sysid = 0;
       uint32_t tli = 0;
@@ -544,12 +553,12 @@ struct Agent::Impl {
   }
 
   Result<BackupManifest> RunLog(ClusterRuntime& c, const ClusterSettings& s, const std::string& reason) {
-    Status key_error;
-    auto key = LoadKeyOrLog(s, &key_error);
-    RETURN_IF_ERROR(key_error);
     ASSIGN_OR_RETURN(auto repo, OpenRepo(s.storage_url));
     auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/log", c.name), LeaseOwner());
     if (!lease.ok()) return BackOff(c.name, lease.status());
+    Status key_error;
+    auto key = LoadKeyOrLog(s, repo->storage(), &key_error);
+    RETURN_IF_ERROR(key_error);
     auto job = store->StartJob({.cluster = c.name, .kind = "log", .reason = reason, .started = clock->Now(),
                                 .result = "running"});
     auto m = RunLogBackup(*repo, {.conninfo = c.conninfo, .database = c.name, .key = key ? &*key : nullptr});
@@ -616,10 +625,8 @@ struct Agent::Impl {
     c.stream_running = true;
     c.stream_url = s.storage_url;
     c.stream_thread = std::thread([this, &c, s] {
-      Status key_error;
-      auto key = LoadKeyOrLog(s, &key_error);
-      Status result = key_error;
-      if (result.ok()) {
+      Status result;
+      {
         auto repo = OpenRepo(s.storage_url);
         result = repo.status();
         if (repo.ok()) {
@@ -634,7 +641,9 @@ struct Agent::Impl {
             NoteBackOff(c, BackOff(c.name, lease.status()).message(), /*stream=*/true);
             result = Status::Ok();
           }
-          if (lease.ok()) {
+          std::optional<EncryptionKey> key;  // made under the lease: no wrapped key per back-off
+          if (lease.ok()) key = LoadKeyOrLog(s, (*repo)->storage(), &result);
+          if (lease.ok() && result.ok()) {
             ClearBackOff(c, /*stream=*/true);
             result = RunWalStreamer(**repo, {.conninfo = c.conninfo,
                                              .database = c.name,
@@ -1156,7 +1165,11 @@ struct Agent::Impl {
     if (!repo.ok()) {
       return repo.status().WithContext(fmt::format("storage {} is not usable", s.storage_url));
     }
+    if (!s.key_file.empty() && !s.public_key.empty()) {
+      return Status::InvalidArgument("key_file and public_key exclude each other: set one");
+    }
     if (!s.key_file.empty()) RETURN_IF_ERROR(EncryptionKey::LoadFromFile(s.key_file).status());
+    if (!s.public_key.empty()) RETURN_IF_ERROR(PublicKeyFingerprint(s.public_key).status());
     if (!conninfo.empty()) RETURN_IF_ERROR(CheckSameStorageAsPrimary(s, conninfo));
     if (!conninfo.empty() && s.mode == "archive") {
       if (auto foreign = ForeignArchiveCommand(conninfo)) {

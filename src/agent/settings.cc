@@ -121,6 +121,9 @@ void Apply(ClusterSettings* s, const OptionDef& def, const std::string& value) {
   } else if (n == "key_file") {
     const std::string k = Trim(value);
     if (k.empty() || k[0] == '/') s->key_file = k;
+  } else if (n == "public_key") {
+    const std::string k = Trim(value);
+    if (k.empty() || k[0] == '/') s->public_key = k;
   } else if (n == "full_max_age") {
     if (auto d = ParsePositiveDuration(n, value); d.ok()) s->full_max_age = *d;
   } else if (n == "full_max_wal") {
@@ -176,6 +179,13 @@ const std::vector<OptionDef>& ManagedOptions() {
     {
       auto& o = add("key_file", Type::kString, "",
                     "absolute path of the AES-256 key file that encrypts backups; empty = not encrypted");
+      o.allow_empty = true;
+      o.verb_flag = true;
+    }
+    {
+      auto& o = add("public_key", Type::kString, "",
+                    "absolute path of an RSA public key or certificate (PEM): backups are encrypted with data keys "
+                    "sealed to it, so this host cannot read them (restore needs the private key); excludes key_file");
       o.allow_empty = true;
       o.verb_flag = true;
     }
@@ -250,6 +260,12 @@ Result<std::string> ValidateOption(const std::string& name, const std::string& v
       return Status::InvalidArgument(
           fmt::format("key_file must be an absolute path, got \"{}\"; hint: e.g. /etc/smartbackup/backup.key", value));
     }
+  } else if (name == "public_key") {
+    if (v[0] != '/') {
+      return Status::InvalidArgument(
+          fmt::format("public_key must be an absolute path, got \"{}\"; hint: e.g. /etc/smartbackup/backup-pub.pem",
+                      value));
+    }
   }
   return v;
 }
@@ -282,6 +298,7 @@ PartialSettings ToPartial(const ClusterSettings& s) {
   p["retention_days"] = std::to_string(s.retention_days);
   p["mode"] = s.mode;
   p["key_file"] = s.key_file;
+  p["public_key"] = s.public_key;
   p["full_max_age"] = FormatDuration(s.full_max_age);
   p["full_max_wal"] = FormatByteSizeExact(s.full_max_wal);
   p["log_max_age"] = FormatDuration(s.log_max_age);

@@ -32,6 +32,7 @@ struct ClusterSettings {
   int retention_days = 7;
   std::string mode = "stream";  // "stream" | "archive"
   std::string key_file;         // path; the key itself is never stored
+  std::string public_key;       // path of an RSA public key/certificate (PEM): data keys sealed to it
   std::chrono::milliseconds full_max_age = std::chrono::hours(24 * 7);
   uint64_t full_max_wal = 1ull << 30;
   std::chrono::milliseconds log_max_age = std::chrono::hours(2);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -25,6 +26,7 @@
 #include "engine/wal/wal_catalog.h"
 #include "engine/wal/wal_streamer.h"
 #include "pg/connection.h"
+#include "repo/key_store.h"
 #include "repo/object_codec.h"
 #include "repo/repository.h"
 #include "storage/storage_factory.h"
@@ -67,6 +69,38 @@ std::optional<EncryptionKey> LoadKey(const std::string& path) {
   return Check(EncryptionKey::LoadFromFile(path));
 }
 
+// What a writer encrypts with: the --key-file key, or with --public-key a new
+// data key whose wrapped form is stored in the repository first.
+struct WriterKey {
+  std::optional<EncryptionKey> key;
+  bool wrapped = false;
+  const EncryptionKey* get() const { return key ? &*key : nullptr; }
+};
+WriterKey LoadWriterKey(const std::string& key_file, const std::string& public_key, Repository& repo) {
+  if (!key_file.empty() && !public_key.empty()) {
+    Check(Status::InvalidArgument("--key-file and --public-key exclude each other: give one"));
+  }
+  if (public_key.empty()) return {LoadKey(key_file), false};
+  return {Check(NewWrappedDataKey(repo.storage(), public_key)), true};
+}
+
+// What a reader opens encrypted objects with: the --key-file key, or the
+// --private-key that opens the repository's wrapped data keys.
+std::unique_ptr<KeySource> LoadReaderKeys(const std::string& key_file, const std::string& private_key,
+                                          Repository& repo) {
+  if (!key_file.empty() && !private_key.empty()) {
+    Check(Status::InvalidArgument("--key-file and --private-key exclude each other: give one"));
+  }
+  if (!private_key.empty()) return Check(PrivateKeyRing::Open(repo.storage(), private_key));
+  if (!key_file.empty()) return std::make_unique<EncryptionKey>(Check(EncryptionKey::LoadFromFile(key_file)));
+  return nullptr;
+}
+
+// restore_command runs in the data directory: paths written into it must be absolute.
+std::string Absolute(const std::string& path) {
+  return path.empty() ? path : std::filesystem::absolute(path).lexically_normal().string();
+}
+
 json BackupJson(const BackupManifest& m, const std::string& status) {
   return {{"database", m.database},
           {"system_identifier", std::to_string(m.system_identifier)},
@@ -94,7 +128,7 @@ void AddCommon(CLI::App* verb, CommonFlags& flags) {
 // ---- verbs ------------------------------------------------------------------
 
 struct BackupArgs {
-  std::string pg, repo, db, type = "full", key_file;
+  std::string pg, repo, db, type = "full", key_file, public_key;
   bool copy_only = false;
   int parallel = 0, compress_level = 3;
   std::string chunk_size = "8MiB";
@@ -113,14 +147,15 @@ void RunLogBackupVerb(const BackupArgs& a, const CommonFlags& flags, const Encry
 }
 
 void RunBackupVerb(const BackupArgs& a, const CommonFlags& flags) {
-  auto key = LoadKey(a.key_file);
-  if (a.type == "log") return RunLogBackupVerb(a, flags, key ? &*key : nullptr);
+  LoadKey(a.key_file);  // a bad key file is named before the repository is touched
   auto repo = OpenRepo(a.repo, /*create=*/true);
+  WriterKey key = LoadWriterKey(a.key_file, a.public_key, *repo);
+  if (a.type == "log") return RunLogBackupVerb(a, flags, key.get());
   auto started = std::chrono::steady_clock::now();
   auto m = Check(RunFullBackup(*repo, {.conninfo = a.pg,
                                        .database = a.db,
                                        .copy_only = a.copy_only,
-                                       .key = key ? &*key : nullptr,
+                                       .key = key.get(),
                                        .zstd_level = a.compress_level,
                                        .parallelism = a.parallel,
                                        .chunk_size = Check(ParseByteSize(a.chunk_size))}));
@@ -146,14 +181,14 @@ std::string SelfPath() {
 }
 
 struct RestoreArgs {
-  std::string repo, db, target_dir, backup_id, key_file, time, lsn;
+  std::string repo, db, target_dir, backup_id, key_file, private_key, time, lsn;
   bool latest = false;
   int parallel = 0;
   std::vector<std::string> tablespace_map;
 };
 
 void RunRestoreVerb(const RestoreArgs& a, const CommonFlags& flags) {
-  RestoreOptions options{.database = a.db, .repo_url = a.repo, .key_file = a.key_file,
+  RestoreOptions options{.database = a.db, .repo_url = a.repo, .key_file = Absolute(a.key_file),
                          .smartbackup_path = SelfPath(), .target_dir = a.target_dir, .backup_id = a.backup_id,
                          .parallelism = a.parallel};
   if (!a.time.empty()) {
@@ -168,9 +203,11 @@ void RunRestoreVerb(const RestoreArgs& a, const CommonFlags& flags) {
     if (eq == std::string::npos) Check(Status::InvalidArgument("--tablespace-map takes OID=DIR, got \"" + entry + "\""));
     options.tablespace_map[static_cast<uint32_t>(std::stoul(entry.substr(0, eq)))] = entry.substr(eq + 1);
   }
-  auto key = LoadKey(a.key_file);
-  options.key = key ? &*key : nullptr;
+  LoadKey(a.key_file);
   auto repo = OpenRepo(a.repo, /*create=*/false);
+  auto keys = LoadReaderKeys(a.key_file, a.private_key, *repo);
+  options.key = keys.get();
+  options.private_key_file = Absolute(a.private_key);
   auto started = std::chrono::steady_clock::now();
   auto m = Check(RunRestore(*repo, options));
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -243,15 +280,16 @@ void RunAvailableBackupsVerb(const ListArgs& a, const CommonFlags& flags) {
 }
 
 struct VerifyArgs {
-  std::string repo, db, key_file;
+  std::string repo, db, key_file, private_key;
   int parallel = 0;
 };
 
 // Returns the exit code: 0 when everything checks out, 1 otherwise.
 int RunVerifyVerb(const VerifyArgs& a, const CommonFlags& flags) {
-  auto key = LoadKey(a.key_file);
+  LoadKey(a.key_file);
   auto repo = OpenRepo(a.repo, /*create=*/false);
-  VerifyOptions options{.key = key ? &*key : nullptr, .parallelism = a.parallel};
+  auto keys = LoadReaderKeys(a.key_file, a.private_key, *repo);
+  VerifyOptions options{.key = keys.get(), .parallelism = a.parallel};
   if (!a.db.empty()) options.database = a.db;
   auto report = Check(RunVerify(*repo, options));
   if (flags.format() == Output::kJson) {
@@ -288,17 +326,18 @@ std::atomic<bool> g_stop{false};
 void OnStopSignal(int) { g_stop = true; }
 
 struct StreamArgs {
-  std::string pg, repo, db, slot, key_file;
+  std::string pg, repo, db, slot, key_file, public_key;
   std::string flush_interval = "5s", log_max_wal = "5MiB", log_max_age = "2h";
 };
 
 void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
-  auto key = LoadKey(a.key_file);
+  LoadKey(a.key_file);
   auto repo = OpenRepo(a.repo, /*create=*/true);
+  WriterKey key = LoadWriterKey(a.key_file, a.public_key, *repo);
   WalStreamerOptions o{.conninfo = a.pg,
                        .database = a.db,
                        .slot = a.slot,
-                       .key = key ? &*key : nullptr,
+                       .key = key.get(),
                        .flush_interval = Check(ParseDuration(a.flush_interval)),
                        .thresholds = {.max_wal = Check(ParseByteSize(a.log_max_wal)),
                                       .max_age = Check(ParseDuration(a.log_max_age))},
@@ -312,16 +351,18 @@ void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
 }
 
 struct WalPushArgs {
-  std::string path, repo, db, key_file;
+  std::string path, repo, db, key_file, public_key;
   std::string log_max_wal = "5MiB", log_max_age = "2h";
 };
 
 void RunWalPushVerb(const WalPushArgs& a, const CommonFlags& flags) {
-  auto key = LoadKey(a.key_file);
+  LoadKey(a.key_file);
   auto repo = OpenRepo(a.repo, /*create=*/true);
+  WriterKey key = LoadWriterKey(a.key_file, a.public_key, *repo);
   auto r = Check(WalPush(*repo, {.database = a.db,
                                  .path = a.path,
-                                 .key = key ? &*key : nullptr,
+                                 .key = key.get(),
+                                 .key_is_wrapped = key.wrapped,
                                  .thresholds = {.max_wal = Check(ParseByteSize(a.log_max_wal)),
                                                 .max_age = Check(ParseDuration(a.log_max_age))}}));
   log::Info("wal-push {}: {}", a.path, r.note);
@@ -331,7 +372,7 @@ void RunWalPushVerb(const WalPushArgs& a, const CommonFlags& flags) {
 }
 
 struct WalGetArgs {
-  std::string name, dest, repo, db, key_file;
+  std::string name, dest, repo, db, key_file, private_key;
   uint64_t sysid = 0;
 };
 
@@ -339,12 +380,13 @@ struct WalGetArgs {
 // (recovery ends there), 255 = any other failure (recovery stops with an
 // error rather than ending early and silently losing data).
 int RunWalGetVerb(const WalGetArgs& a) {
-  auto key = LoadKey(a.key_file);
+  LoadKey(a.key_file);
   auto repo = OpenRepo(a.repo, /*create=*/false);
+  auto keys = LoadReaderKeys(a.key_file, a.private_key, *repo);
   Status s = WalGet(*repo, {.database = a.db,
                             .name = a.name,
                             .dest = a.dest,
-                            .key = key ? &*key : nullptr,
+                            .key = keys.get(),
                             .system_identifier = a.sysid ? std::optional<uint64_t>(a.sysid) : std::nullopt});
   if (s.ok()) return 0;
   std::fprintf(stderr, "smartbackup: %s: %s\n", s.IsNotFound() ? "not found" : "error", s.message().c_str());
@@ -410,7 +452,7 @@ void PrintStatus(const json& j, const CommonFlags& flags) {
 }
 
 struct SetBackupArgs {
-  std::string config, db, storage_url, mode, key_file;
+  std::string config, db, storage_url, mode, key_file, public_key;
   int retention_days = 0;
   bool enable = false, disable = false;
   std::vector<std::string> sets;
@@ -422,6 +464,7 @@ json SetBackupBody(const SetBackupArgs& a) {
   if (a.retention_days != 0) settings["retention_days"] = std::to_string(a.retention_days);
   if (!a.mode.empty()) settings["mode"] = a.mode;
   if (!a.key_file.empty()) settings["key_file"] = a.key_file;
+  if (!a.public_key.empty()) settings["public_key"] = a.public_key;
   for (const auto& kv : a.sets) {
     auto eq = kv.find('=');
     if (eq == std::string::npos) Check(Status::InvalidArgument("--set takes KEY=VALUE, got \"" + kv + "\""));
@@ -474,6 +517,8 @@ int RunCli(int argc, char** argv) {
   b->add_option("--type", backup.type, "full or log")->check(CLI::IsMember({"full", "log"}));
   b->add_flag("--copy-only", backup.copy_only, "a backup outside the managed chain");
   b->add_option("--key-file", backup.key_file, "encrypt with this 256-bit key (AES-256-GCM)");
+  b->add_option("--public-key", backup.public_key,
+                "encrypt with a new data key sealed to this RSA public key or certificate (PEM): this host cannot read the backup");
   b->add_option("--parallel", backup.parallel, "compression/upload workers (default: cores)")->check(CLI::Range(1, 64));
   b->add_option("--compress-level", backup.compress_level, "zstd level (0 stores uncompressed)")->check(CLI::Range(0, 19));
   b->add_option("--chunk-size", backup.chunk_size, "plaintext size of one stored object");
@@ -491,6 +536,7 @@ int RunCli(int argc, char** argv) {
   t->excludes(l);
   r->add_option("--backup-id", restore.backup_id, "restore this backup instead of the newest");
   r->add_option("--key-file", restore.key_file, "key for encrypted backups");
+  r->add_option("--private-key", restore.private_key, "RSA private key (PEM) for backups written with --public-key");
   r->add_option("--parallel", restore.parallel, "download/decompress workers")->check(CLI::Range(1, 64));
   r->add_option("--tablespace-map", restore.tablespace_map, "OID=DIR: restore a tablespace elsewhere");
   AddCommon(r, flags);
@@ -506,6 +552,7 @@ int RunCli(int argc, char** argv) {
   v->add_option("--repo", verify.repo, "repository URL")->required();
   v->add_option("--db", verify.db, "only this database");
   v->add_option("--key-file", verify.key_file, "also authenticate encrypted objects");
+  v->add_option("--private-key", verify.private_key, "RSA private key (PEM) for backups written with --public-key");
   v->add_option("--parallel", verify.parallel, "reader workers")->check(CLI::Range(1, 64));
   AddCommon(v, flags);
 
@@ -516,6 +563,7 @@ int RunCli(int argc, char** argv) {
   st->add_option("--db", stream.db, "database name in the repository")->required();
   st->add_option("--slot", stream.slot, "replication slot (default smartbackup_<db>)");
   st->add_option("--key-file", stream.key_file, "encrypt with this key");
+  st->add_option("--public-key", stream.public_key, "encrypt with a data key sealed to this RSA public key (PEM)");
   st->add_option("--flush-interval", stream.flush_interval, "make received WAL durable at least this often");
   st->add_option("--log-max-wal", stream.log_max_wal, "seal a log backup at this much WAL");
   st->add_option("--log-max-age", stream.log_max_age, "seal a log backup at this age");
@@ -527,6 +575,7 @@ int RunCli(int argc, char** argv) {
   wp->add_option("--repo", push.repo, "repository URL")->required();
   wp->add_option("--db", push.db, "database name in the repository")->required();
   wp->add_option("--key-file", push.key_file, "encrypt with this key");
+  wp->add_option("--public-key", push.public_key, "encrypt with a data key sealed to this RSA public key (PEM)");
   wp->add_option("--log-max-wal", push.log_max_wal, "seal a log backup at this much WAL");
   wp->add_option("--log-max-age", push.log_max_age, "seal a log backup at this age");
   AddCommon(wp, flags);
@@ -539,6 +588,7 @@ int RunCli(int argc, char** argv) {
   wg->add_option("--db", get.db, "database name in the repository")->required();
   wg->add_option("--sysid", get.sysid, "system identifier of the cluster being restored");
   wg->add_option("--key-file", get.key_file, "key for encrypted WAL");
+  wg->add_option("--private-key", get.private_key, "RSA private key (PEM) for WAL written with --public-key");
   AddCommon(wg, flags);
 
   std::string config_path;
@@ -556,6 +606,7 @@ int RunCli(int argc, char** argv) {
     verb->add_option("--retention-days", a.retention_days, "1-30");
     verb->add_option("--mode", a.mode, "stream or archive");
     verb->add_option("--key-file", a.key_file, "encrypt with this key file (path)");
+    verb->add_option("--public-key", a.public_key, "encrypt with data keys sealed to this RSA public key (path)");
     verb->add_option("--set", a.sets, "KEY=VALUE for any managed setting (see db-config)");
     AddCommon(verb, flags);
   };

@@ -448,17 +448,18 @@ Result<ObjectHeaderInfo> ParseObjectHeader(std::string_view stored, std::string_
   return info;
 }
 
-Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const EncryptionKey* key) {
+Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const KeySource* keys) {
   ASSIGN_OR_RETURN(ObjectHeaderInfo info, ParseObjectHeader(stored, object_key));
   std::string_view payload = stored.substr(kObjectHeaderSize, info.payload_size);
 
   ScratchRelease release_scratch;
   std::string out;
   if (info.encrypted) {
-    if (key == nullptr) {
+    if (keys == nullptr) {
       return Status::PermissionDenied(
-          fmt::format("object {} is encrypted; hint: pass --key-file", Quote(object_key)));
+          fmt::format("object {} is encrypted; hint: pass --key-file (or --private-key)", Quote(object_key)));
     }
+    ASSIGN_OR_RETURN(const EncryptionKey* key, keys->KeyFor(info.key_id));
     if (key->key_id() != info.key_id) {
       return Status::PermissionDenied(fmt::format("wrong encryption key for object {} (key id {}, object needs {})",
                                                   Quote(object_key), key->key_id(), info.key_id));

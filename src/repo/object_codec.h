@@ -17,10 +17,22 @@
 
 namespace sb {
 
+class EncryptionKey;
+
+// What a reader holds to open encrypted objects: one symmetric key, or a
+// private key that opens the data keys stored wrapped in the repository
+// (repo/key_store.h). Thread-safety: KeyFor may be called concurrently.
+class KeySource {
+ public:
+  virtual ~KeySource() = default;
+  // The key for objects encrypted under `key_id`, or kPermissionDenied.
+  virtual Result<const EncryptionKey*> KeyFor(const std::string& key_id) const = 0;
+};
+
 // A 256-bit symmetric key. key_id is a non-secret fingerprint (hex of
 // HMAC-SHA256(key, "smartbackup key id")[:8]) recorded in manifests so a
 // wrong key is reported as such rather than as corruption.
-class EncryptionKey {
+class EncryptionKey : public KeySource {
  public:
   // Key file: 64 hex characters, or 32 raw bytes, or base64 of 32 bytes
   // (whitespace around ignored). Refuses group/world-readable files? No:
@@ -31,6 +43,8 @@ class EncryptionKey {
 
   const std::array<uint8_t, 32>& bytes() const { return bytes_; }
   const std::string& key_id() const { return key_id_; }
+  // Itself, whatever the id: DecodeObject then names a wrong key as such.
+  Result<const EncryptionKey*> KeyFor(const std::string&) const override { return this; }
 
  private:
   std::array<uint8_t, 32> bytes_{};
@@ -55,7 +69,7 @@ Result<EncodedObject> EncodeObject(std::string_view plain, std::string_view obje
 // authenticates, decompresses, and checks raw size. Tampering or bit rot
 // gives kCorruption naming object_key. Does not check sha256; callers that
 // hold the manifest's checksum compare it with Sha256Hex(stored) first.
-Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const EncryptionKey* key);
+Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const KeySource* keys);
 
 // Hex SHA-256 of data.
 std::string Sha256Hex(std::string_view data);

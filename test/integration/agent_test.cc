@@ -151,6 +151,45 @@ TEST_F(AgentTest, SchedulesFullAndLogBackupsUnderLoadAndRestores) {
   EXPECT_EQ(restored_->Psql("SELECT count(*) FROM pgbench_history"), history);
 }
 
+// public_key: the agent host holds only the public key. Its full backup,
+// streamed WAL and log backups restore only with the private key.
+TEST_F(AgentTest, PublicKeyAgentWritesWhatOnlyThePrivateKeyRestores) {
+  const std::string keys = work_ + "/keys";
+  CommandResult gen = RunAsPostgres(
+      "mkdir -p " + keys + " && cd " + keys +
+      " && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out private.pem 2>/dev/null"
+      " && openssl pkey -in private.pem -pubout -out public.pem && chmod 600 private.pem");
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  MakeAgent("enabled = true\npublic_key = \"" + keys + "/public.pem\"",
+            "mode = \"stream\"\nflush_interval = \"1s\"\nlog_max_wal = \"1MiB\"\nlog_max_age = \"3s\"");
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return Count(BackupType::kFull) >= 1; }, 60s));
+  cluster_->Pgbench("-c 1 -t 200 -n");
+  ASSERT_TRUE(WaitFor([&] { return Count(BackupType::kLog) >= 1; }, 60s)) << "no log backup";
+  const std::string accounts = TableMd5(*cluster_, "pgbench_accounts", "aid");
+  const std::string lsn = cluster_->Psql("SELECT pg_current_wal_lsn()");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        json s = Api("GET", "/v1/status");
+        return s["clusters"][0].contains("restore_window") &&
+               Lsn::Parse(s["clusters"][0]["restore_window"]["end_lsn"].get<std::string>())->value >=
+                   Lsn::Parse(lsn)->value;
+      },
+      30s));
+  StopAgent();
+  GiveRepoToPostgres();
+  for (const auto& m : Listing().backups) EXPECT_FALSE(m.encryption_key_id.empty()) << m.backup_id;
+  auto denied = RunSmartbackup("restore --repo " + Repo() + " --db main --latest --target-dir " + work_ + "/nokey");
+  EXPECT_EQ(denied.exit_code, 1) << denied.err;
+  EXPECT_NE(denied.err.find("--private-key"), std::string::npos) << denied.err;
+  auto r = RunSmartbackup("restore --repo " + Repo() + " --db main --latest --target-dir " + work_ +
+                          "/restored --private-key " + keys + "/private.pem");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  restored_ = PgCluster::Adopt(work_ + "/restored");
+  ASSERT_TRUE(WaitFor([&] { return restored_->Psql("SELECT pg_is_in_recovery()") == "f"; }, 60s));
+  EXPECT_EQ(TableMd5(*restored_, "pgbench_accounts", "aid"), accounts);
+}
+
 TEST_F(AgentTest, RetentionPurgesOldBackupsAndKeepsTheWindowRestorable) {
   // retention_unit makes "retention_days = 6" mean six seconds.
   MakeAgent("enabled = true",

@@ -145,7 +145,7 @@ Status RestoreArchives(Repository& repo, const BackupManifest& m, const RestoreO
 
 }  // namespace
 
-Result<std::string> FetchObject(Storage& storage, const ObjectRef& ref, const EncryptionKey* key) {
+Result<std::string> FetchObject(Storage& storage, const ObjectRef& ref, const KeySource* key) {
   auto stored = storage.Get(ref.key);
   if (!stored.ok()) {
     if (stored.status().IsNotFound()) {
@@ -176,7 +176,7 @@ namespace {
 // leaves the target to PostgreSQL. `none_since_start` is set when the whole
 // window was read and holds no transaction end.
 std::optional<SystemTime> LastTransactionTimeIn(Repository& repo, const WalCatalog& catalog, const RestoreWindow& w,
-                                                const EncryptionKey* key, bool* none_since_start) {
+                                                const KeySource* key, bool* none_since_start) {
   constexpr int kMaxSegments = 16;
   constexpr uint64_t kSegment = 16ull << 20;  // what smartbackup captures from PostgreSQL 15 clusters
   *none_since_start = false;
@@ -206,7 +206,7 @@ std::optional<SystemTime> LastTransactionTimeIn(Repository& repo, const WalCatal
 }  // namespace
 
 Result<RestorePlan> PlanRestore(Repository& repo, const std::string& database, const RecoveryTarget& target,
-                                const std::string& backup_id, const EncryptionKey* key) {
+                                const std::string& backup_id, const KeySource* key) {
   ASSIGN_OR_RETURN(WalCatalog catalog, WalCatalog::Load(repo, database, std::nullopt));
   if (catalog.bases().empty()) {
     return Status::NotFound(fmt::format("no complete full backup of database \"{}\" in {}; hint: check --db and --repo",
@@ -306,6 +306,7 @@ Status WriteRecoveryConfig(const std::string& dir, const BackupManifest& base, c
   std::string command = ShellQuoteArg(o.smartbackup_path) + " wal-get %f %p --repo " + ShellQuoteArg(o.repo_url) +
                         " --db " + ShellQuoteArg(o.database) + " --sysid " + std::to_string(base.system_identifier);
   if (!o.key_file.empty()) command += " --key-file " + ShellQuoteArg(o.key_file);
+  if (!o.private_key_file.empty()) command += " --private-key " + ShellQuoteArg(o.private_key_file);
   std::string conf = "\n# Added by smartbackup restore of backup " + base.backup_id + ".\n";
   conf += "restore_command = " + QuoteConf(command) + "\n";
   conf += "recovery_target_timeline = 'latest'\n";
@@ -345,12 +346,15 @@ Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& option
   if (!m.encryption_key_id.empty()) {
     if (!options.key) {
       return Status::PermissionDenied(
-          fmt::format("backup \"{}\" is encrypted; hint: pass --key-file with its key (key id {})", m.backup_id,
-                      m.encryption_key_id));
+          fmt::format("backup \"{}\" is encrypted; hint: pass --key-file with its key, or --private-key if it was "
+                      "written with a public key (key id {})",
+                      m.backup_id, m.encryption_key_id));
     }
-    if (options.key->key_id() != m.encryption_key_id) {
+    auto key = options.key->KeyFor(m.encryption_key_id);
+    if (!key.ok()) return key.status().WithContext(fmt::format("backup \"{}\"", m.backup_id));
+    if ((*key)->key_id() != m.encryption_key_id) {
       return Status::PermissionDenied(fmt::format("wrong encryption key for backup \"{}\" (key id {}, backup needs {})",
-                                                  m.backup_id, options.key->key_id(), m.encryption_key_id));
+                                                  m.backup_id, (*key)->key_id(), m.encryption_key_id));
     }
   }
 

@@ -34,7 +34,8 @@ struct RestoreOptions {
   std::string smartbackup_path;
   std::string target_dir;
   std::string backup_id;  // empty: the newest complete full or copy-only backup
-  const EncryptionKey* key = nullptr;
+  const KeySource* key = nullptr;  // symmetric key or private-key ring
+  std::string private_key_file;    // for the restore_command, like key_file
   int parallelism = 0;    // 0: one per core
   std::map<uint32_t, std::string> tablespace_map;  // oid → new directory
 };
@@ -56,9 +57,9 @@ struct RestorePlan {
 // in the message. backup_id forces a base. `key` reads encrypted WAL (the
 // last transaction times of a time target's window).
 Result<RestorePlan> PlanRestore(Repository& repo, const std::string& database, const RecoveryTarget& target,
-                                const std::string& backup_id, const EncryptionKey* key = nullptr);
+                                const std::string& backup_id, const KeySource* key = nullptr);
 
 // Fetches an object, checks its SHA-256 against ref and decodes it.
-Result<std::string> FetchObject(Storage& storage, const ObjectRef& ref, const EncryptionKey* key);
+Result<std::string> FetchObject(Storage& storage, const ObjectRef& ref, const KeySource* key);
 
 }  // namespace sb

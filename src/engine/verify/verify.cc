@@ -29,7 +29,11 @@ Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options) {
     for (const auto& m : listing.backups) {
       ++report.backups_checked;
       // Decode only when it can succeed: encrypted objects need the matching key.
-      const bool can_decode = m.encryption_key_id.empty() || (options.key && options.key->key_id() == m.encryption_key_id);
+      bool can_decode = m.encryption_key_id.empty();
+      if (!can_decode && options.key) {
+        auto key = options.key->KeyFor(m.encryption_key_id);
+        can_decode = key.ok() && (*key)->key_id() == m.encryption_key_id;
+      }
       ThreadPool pool(workers, workers * 2);
       for (const ObjectRef* ref : m.AllObjects()) {
         pool.Submit([&, ref] {

@@ -33,7 +33,7 @@ struct VerifyReport {
 
 struct VerifyOptions {
   std::optional<std::string> database;  // all when unset
-  const EncryptionKey* key = nullptr;
+  const KeySource* key = nullptr;
   int parallelism = 0;
 };
 

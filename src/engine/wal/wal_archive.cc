@@ -224,15 +224,26 @@ Result<WalPushResult> WalPush(Repository& repo, const WalPushOptions& options) {
   if (s.IsAlreadyExists()) {
     // Archiving the same segment twice is normal after a crash; different content is not.
     ASSIGN_OR_RETURN(std::string stored, repo.storage().Get(result.key));
-    ASSIGN_OR_RETURN(std::string existing, DecodeObject(stored, result.key, options.key));
-    if (existing != data) {
-      return Status::AlreadyExists(fmt::format(
-          "WAL segment {} of database \"{}\" is already archived with different content; hint: another server with "
-          "the same system identifier may be archiving into this repository",
-          name, options.database));
+    ASSIGN_OR_RETURN(ObjectHeaderInfo header, ParseObjectHeader(stored, result.key));
+    if (options.key_is_wrapped && header.encrypted && header.key_id != options.key->key_id()) {
+      if (header.raw_size != data.size()) {
+        return Status::AlreadyExists(fmt::format(
+            "WAL segment {} of database \"{}\" is already archived with a different size ({} bytes, now {})", name,
+            options.database, header.raw_size, data.size()));
+      }
+      result.note = "already archived (sealed to the public key under another data key: its size matches, its "
+                    "content cannot be compared without the private key)";
+    } else {
+      ASSIGN_OR_RETURN(std::string existing, DecodeObject(stored, result.key, options.key));
+      if (existing != data) {
+        return Status::AlreadyExists(fmt::format(
+            "WAL segment {} of database \"{}\" is already archived with different content; hint: another server "
+            "with the same system identifier may be archiving into this repository",
+            name, options.database));
+      }
+      result.note = "already archived with identical content";
     }
     result.already_archived = true;
-    result.note = "already archived with identical content";
   } else {
     RETURN_IF_ERROR(s.WithContext(fmt::format("cannot archive WAL segment {}", name)));
     known[result.key] = enc.sha256;

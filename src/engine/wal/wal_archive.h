@@ -29,6 +29,10 @@ struct WalPushOptions {
   std::string database;
   std::string path;  // the file PostgreSQL passes as %p
   const EncryptionKey* key = nullptr;
+  // The key is a data key sealed to a public key (repo/key_store.h): a
+  // segment archived before under another data key cannot be read back, so
+  // a repeated push is compared by size alone.
+  bool key_is_wrapped = false;
   int zstd_level = 3;
   LogThresholds thresholds;
 };
@@ -45,7 +49,7 @@ struct WalGetOptions {
   std::string database;
   std::string name;  // %f: "000000010000000000000003" or "00000002.history"
   std::string dest;  // %p
-  const EncryptionKey* key = nullptr;
+  const KeySource* key = nullptr;
   std::optional<uint64_t> system_identifier;
 };
 

@@ -175,7 +175,7 @@ std::vector<ChainGap> WalCatalog::Gaps() const {
 }
 
 Result<std::string> WalCatalog::Assemble(Storage& storage, uint32_t timeline, Lsn start, Lsn end,
-                                         const EncryptionKey* key) const {
+                                         const KeySource* key) const {
   std::string out;
   Lsn x = start;
   // Before a timeline's switch point its WAL is its parent's (PostgreSQL

@@ -64,7 +64,7 @@ class WalCatalog {
   // taking what precedes the timeline's switch point from its parent.
   // kNotFound when nothing covers `start`. Checks each object's checksum
   // where a log backup recorded it.
-  Result<std::string> Assemble(Storage& storage, uint32_t timeline, Lsn start, Lsn end, const EncryptionKey* key) const;
+  Result<std::string> Assemble(Storage& storage, uint32_t timeline, Lsn start, Lsn end, const KeySource* keys) const;
 
  private:
   uint64_t sysid_ = 0;

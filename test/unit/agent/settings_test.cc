@@ -26,7 +26,7 @@ std::string Ok(const std::string& name, const std::string& value) {
 
 TEST(SettingsTest, TableHasEveryOptionOnceWithHelp) {
   const std::vector<std::string> expected = {"enabled",       "storage_url",  "retention_days", "mode",
-                                             "key_file",      "full_max_age", "full_max_wal",   "log_max_age",
+                                             "key_file", "public_key",      "full_max_age", "full_max_wal",   "log_max_age",
                                              "log_max_wal",   "full_schedule", "log_frequency", "flush_interval",
                                              "retention_unit"};
   std::set<std::string> seen;
@@ -172,7 +172,7 @@ TEST(SettingsTest, UnknownSetting) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(r.status().message(),
-            "unknown setting \"retention\"; hint: one of enabled, storage_url, retention_days, mode, key_file, "
+            "unknown setting \"retention\"; hint: one of enabled, storage_url, retention_days, mode, key_file, public_key, "
             "full_max_age, full_max_wal, log_max_age, log_max_wal, full_schedule, log_frequency, flush_interval, "
             "retention_unit");
   Status s = ValidateSettings({{"retention_days", "7"}, {"retenton_days", "7"}});

@@ -25,7 +25,9 @@
 #include <fmt/core.h>
 
 #include "common/text.h"
+#include "repo/key_store.h"
 #include "repo/public_key.h"
+#include "storage/memory/memory_storage.h"
 
 namespace sb {
 namespace {
@@ -280,7 +282,7 @@ TEST(ObjectCodecTamper, WrongKeyMissingKeySwappedObject) {
 
   auto missing = DecodeObject(stored, kObj, nullptr);
   ExpectCode(missing, StatusCode::kPermissionDenied);
-  EXPECT_EQ(missing.status().message(), std::string("object \"") + kObj + "\" is encrypted; hint: pass --key-file");
+  EXPECT_EQ(missing.status().message(), std::string("object \"") + kObj + "\" is encrypted; hint: pass --key-file (or --private-key)");
 
   const std::string other_name = "full/20261125T023328Z/0008.chunk";
   auto swapped = DecodeObject(stored, other_name, &key);
@@ -614,6 +616,43 @@ TEST_F(PublicKeyTest, BadKeyFiles) {
   u = UnwrapDataKey(*w, Path("a_pub.pem"));  // a public key is not a private key
   ASSERT_FALSE(u.ok());
   EXPECT_EQ(u.status().code(), StatusCode::kInvalidArgument);
+}
+
+// The key store: a writer holding only the public key stores its data key
+// wrapped; a reader holding the private key opens objects written with it.
+TEST_F(PublicKeyTest, KeyStoreWriterAndPrivateKeyRing) {
+  MemoryStorage storage;
+  auto data_key = NewWrappedDataKey(storage, Path("a_pub.pem"));
+  ASSERT_TRUE(data_key.ok()) << data_key.status().message();
+  EXPECT_TRUE(storage.Stat(WrappedKeyObject(data_key->key_id())).ok());
+  auto enc = EncodeObject("secret wal", "db/x/wal/1", {.key = &*data_key});
+  ASSERT_TRUE(enc.ok());
+
+  auto ring = PrivateKeyRing::Open(storage, Path("a_priv.pem"));
+  ASSERT_TRUE(ring.ok()) << ring.status().message();
+  auto plain = DecodeObject(enc->bytes, "db/x/wal/1", ring->get());
+  ASSERT_TRUE(plain.ok()) << plain.status().message();
+  EXPECT_EQ(*plain, "secret wal");
+  auto again = (*ring)->KeyFor(data_key->key_id());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *(*ring)->KeyFor(data_key->key_id())) << "opened once, then cached";
+
+  // A key that was never stored wrapped (a --key-file key) is named as such.
+  EncryptionKey symmetric = EncryptionKey::Generate();
+  auto other = EncodeObject("x", "db/x/wal/2", {.key = &symmetric});
+  ASSERT_TRUE(other.ok());
+  auto missing = DecodeObject(other->bytes, "db/x/wal/2", ring->get());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(missing.status().message().find("not in the repository's key store"), std::string::npos)
+      << missing.status().message();
+
+  auto wrong = PrivateKeyRing::Open(storage, Path("b_priv.pem"));
+  ASSERT_TRUE(wrong.ok());
+  auto denied = DecodeObject(enc->bytes, "db/x/wal/1", wrong->get());
+  ASSERT_FALSE(denied.ok());
+  EXPECT_EQ(denied.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_FALSE(PrivateKeyRing::Open(storage, Path("missing.pem")).ok());
 }
 
 }  // namespace
