@@ -134,6 +134,10 @@ void WaitPromoted(PgCluster& c, const std::string& data_dir, seconds limit = sec
       FAIL() << "still in recovery (or down) after " << limit.count() << "s: " << r.out << r.err << "\nserver log:\n"
              << AdoptedServerLog(data_dir);
     }
+    // A server that stopped (recovery ended with FATAL) will not come back: say so now.
+    if (r.exit_code != 0 && !fs::exists(data_dir + "/postmaster.pid")) {
+      FAIL() << "the restored server stopped during recovery:\n" << AdoptedServerLog(data_dir);
+    }
     std::this_thread::sleep_for(milliseconds(100));
   }
 }
