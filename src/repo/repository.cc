@@ -268,6 +268,21 @@ Result<BackupListing> Repository::ListBackups(const std::string& db) {
   return listing;
 }
 
+Result<std::vector<std::string>> Repository::ListManifestKeys(const std::string& db, const std::string& container,
+                                                              char type_letter) {
+  RETURN_IF_ERROR(ValidateDatabaseName(db));
+  ASSIGN_OR_RETURN(auto objects, ListAll(*storage_, fmt::format("db/{}/backups/{}/", db, container)));
+  const std::string marker = type_letter ? fmt::format("-{}-", type_letter) : "";
+  std::vector<std::string> keys;
+  for (const auto& o : objects) {
+    if (!EndsWith(o.key, ".json")) continue;
+    if (!marker.empty() && o.key.find(marker, o.key.rfind('/')) == std::string::npos) continue;
+    keys.push_back(o.key);
+  }
+  std::sort(keys.begin(), keys.end());  // ids begin with their UTC start time
+  return keys;
+}
+
 Result<BackupManifest> Repository::ReadManifest(const std::string& key) {
   ASSIGN_OR_RETURN(std::string text, storage_->Get(key));
   return BackupManifest::FromJson(text, key);

@@ -83,6 +83,11 @@ class Repository {
                                         const std::string& reason, bool force_new = false);
 
   Result<BackupListing> ListBackups(const std::string& db);
+  // The manifest keys of one container whose backup id has type letter
+  // `type_letter` ('F', 'C', 'L'; 0 = all), oldest id first. Keys only: no
+  // manifest is read (cheap however many backups the container holds).
+  Result<std::vector<std::string>> ListManifestKeys(const std::string& db, const std::string& container,
+                                                    char type_letter = 0);
   Result<BackupManifest> ReadManifest(const std::string& key);
   // Put-if-absent: a backup's manifest is written exactly once, last.
   Status WriteManifest(const BackupManifest& manifest);

@@ -5,6 +5,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <algorithm>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -107,16 +109,40 @@ Result<int> SealLogBackups(Repository& repo, const std::string& db, const Contai
                            uint64_t wal_segment_size, const std::string& key_id, const LogThresholds& thresholds,
                            bool force, const KnownPartHashes& known) {
   ASSIGN_OR_RETURN(auto parts, repo.ListWalParts(db, container.name));
-  ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(db));
+  // What is sealed already, per timeline: up to the furthest end of its log
+  // backups. Log backups seal runs in LSN order, so the newest manifests
+  // tell it; reading them newest first (at least a few, for sealers that
+  // raced) and stopping once every timeline with parts is seen keeps this
+  // cheap however many log backups the container holds.
+  std::set<uint32_t> timelines;
+  for (const auto& p : parts) timelines.insert(p.timeline);
+  std::map<uint32_t, Lsn> sealed_upto;
   std::set<std::string> sealed;
-  for (const auto& m : listing.backups) {
-    if (m.type != BackupType::kLog || m.container != container.name) continue;
-    for (const ObjectRef* ref : m.AllObjects()) sealed.insert(ref->key);
+  ASSIGN_OR_RETURN(auto log_keys, repo.ListManifestKeys(db, container.name, 'L'));
+  constexpr size_t kAtLeast = 8;
+  size_t read = 0;
+  for (auto it = log_keys.rbegin(); it != log_keys.rend(); ++it) {
+    if (read >= kAtLeast && std::all_of(timelines.begin(), timelines.end(),
+                                        [&](uint32_t t) { return sealed_upto.count(t) > 0; })) {
+      break;
+    }
+    auto m = repo.ReadManifest(*it);
+    if (!m.ok()) {
+      // An unreadable manifest seals nothing (verify reports it); anything else is an error.
+      if (m.status().code() == StatusCode::kCorruption || m.status().code() == StatusCode::kFailedPrecondition) continue;
+      return m.status();
+    }
+    ++read;
+    ASSIGN_OR_RETURN(Lsn end, Lsn::Parse(m->end_lsn));
+    Lsn& upto = sealed_upto[m->timeline];
+    if (upto < end) upto = end;
+    for (const ObjectRef* ref : m->AllObjects()) sealed.insert(ref->key);
   }
   // Runs of consecutive unsealed parts on one timeline.
   std::vector<std::vector<WalPart>> runs;
   for (const auto& p : parts) {
-    if (sealed.count(p.key)) continue;
+    auto mark = sealed_upto.find(p.timeline);
+    if (sealed.count(p.key) || (mark != sealed_upto.end() && p.end <= mark->second)) continue;
     if (!runs.empty() && runs.back().back().timeline == p.timeline && runs.back().back().end == p.start) {
       runs.back().push_back(p);
     } else {
