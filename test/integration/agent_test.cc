@@ -75,6 +75,18 @@ class AgentTest : public ::testing::Test {
     agent_.reset();
   }
 
+  // Until the status' restore window reaches `lsn` (at most 30 s).
+  bool WaitWindowReaches(const std::string& lsn) {
+    return WaitFor(
+        [&] {
+          json s = Api("GET", "/v1/status");
+          return s["clusters"][0].contains("restore_window") &&
+                 Lsn::Parse(s["clusters"][0]["restore_window"]["end_lsn"].get<std::string>())->value >=
+                     Lsn::Parse(lsn)->value;
+        },
+        30s);
+  }
+
   json Api(const std::string& method, const std::string& path, const json& body = nullptr) {
     auto r = agent_->HandleApi({.method = method, .path = path, .body = body.is_null() ? "" : body.dump()});
     last_status_ = r.status;
@@ -133,14 +145,7 @@ TEST_F(AgentTest, SchedulesFullAndLogBackupsUnderLoadAndRestores) {
   const std::string accounts = TableMd5(*cluster_, "pgbench_accounts", "aid");
   const std::string history = cluster_->Psql("SELECT count(*) FROM pgbench_history");
   const std::string lsn = cluster_->Psql("SELECT pg_current_wal_lsn()");
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        json s = Api("GET", "/v1/status");
-        return s["clusters"][0].contains("restore_window") &&
-               Lsn::Parse(s["clusters"][0]["restore_window"]["end_lsn"].get<std::string>())->value >=
-                   Lsn::Parse(lsn)->value;
-      },
-      30s));
+  ASSERT_TRUE(WaitWindowReaches(lsn));
   StopAgent();  // flushes WAL capture
   GiveRepoToPostgres();
   auto r = RunSmartbackup("restore --repo " + Repo() + " --db main --latest --target-dir " + work_ + "/restored");
@@ -155,12 +160,8 @@ TEST_F(AgentTest, SchedulesFullAndLogBackupsUnderLoadAndRestores) {
 // streamed WAL and log backups restore only with the private key.
 TEST_F(AgentTest, PublicKeyAgentWritesWhatOnlyThePrivateKeyRestores) {
   const std::string keys = work_ + "/keys";
-  CommandResult gen = RunAsPostgres(
-      "mkdir -p " + keys + " && cd " + keys +
-      " && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out private.pem 2>/dev/null"
-      " && openssl pkey -in private.pem -pubout -out public.pem && chmod 600 private.pem");
-  ASSERT_EQ(gen.exit_code, 0) << gen.err;
-  MakeAgent("enabled = true\npublic_key = \"" + keys + "/public.pem\"",
+  ASSERT_TRUE(MakeRsaKeyPair(keys, "private"));
+  MakeAgent("enabled = true\npublic_key = \"" + keys + "/private.pub.pem\"",
             "mode = \"stream\"\nflush_interval = \"1s\"\nlog_max_wal = \"1MiB\"\nlog_max_age = \"3s\"");
   StartAgent();
   ASSERT_TRUE(WaitFor([&] { return Count(BackupType::kFull) >= 1; }, 60s));
@@ -168,14 +169,7 @@ TEST_F(AgentTest, PublicKeyAgentWritesWhatOnlyThePrivateKeyRestores) {
   ASSERT_TRUE(WaitFor([&] { return Count(BackupType::kLog) >= 1; }, 60s)) << "no log backup";
   const std::string accounts = TableMd5(*cluster_, "pgbench_accounts", "aid");
   const std::string lsn = cluster_->Psql("SELECT pg_current_wal_lsn()");
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        json s = Api("GET", "/v1/status");
-        return s["clusters"][0].contains("restore_window") &&
-               Lsn::Parse(s["clusters"][0]["restore_window"]["end_lsn"].get<std::string>())->value >=
-                   Lsn::Parse(lsn)->value;
-      },
-      30s));
+  ASSERT_TRUE(WaitWindowReaches(lsn));
   StopAgent();
   GiveRepoToPostgres();
   for (const auto& m : Listing().backups) EXPECT_FALSE(m.encryption_key_id.empty()) << m.backup_id;

@@ -459,14 +459,9 @@ TEST_P(LogChainPitr, TimeTargetAfterTheLastCommitRestoresEverything) {
 TEST_P(LogChainPitr, PublicKeyWritersAndPrivateKeyRestore) {
   const Mode mode = GetParam();
   const std::string keys = work_ + "/keys";
-  CommandResult gen = RunAsPostgres(
-      "mkdir -p " + keys + " && cd " + keys +
-      " && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out private.pem 2>/dev/null"
-      " && openssl pkey -in private.pem -pubout -out public.pem"
-      " && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out other.pem 2>/dev/null"
-      " && chmod 600 private.pem other.pem");
-  ASSERT_EQ(gen.exit_code, 0) << gen.err;
-  public_key_ = keys + "/public.pem";
+  ASSERT_TRUE(MakeRsaKeyPair(keys, "private"));
+  ASSERT_TRUE(MakeRsaKeyPair(keys, "other"));
+  public_key_ = keys + "/private.pub.pem";
   CreateCluster(mode);
   if (mode == Mode::kStream) {
     ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));

@@ -26,4 +26,13 @@ void WritePostgresFile(const std::string& path, const std::string& contents) {
   RunCommand("chown postgres " + ShellQuote(path) + " 2>/dev/null; chmod 600 " + ShellQuote(path));
 }
 
+bool MakeRsaKeyPair(const std::string& dir, const std::string& name) {
+  const std::string priv = ShellQuote(dir + "/" + name + ".pem"), pub = ShellQuote(dir + "/" + name + ".pub.pem");
+  CommandResult r = RunAsPostgres("mkdir -p " + ShellQuote(dir) +
+                                  " && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out " + priv +
+                                  " 2>/dev/null && chmod 600 " + priv + " && openssl pkey -in " + priv +
+                                  " -pubout -out " + pub);
+  return r.exit_code == 0;
+}
+
 }  // namespace sb::test

@@ -17,4 +17,8 @@ std::string TableMd5(PgCluster& cluster, const std::string& table, const std::st
 // Writes a file owned by postgres (mode 0600) with the given contents.
 void WritePostgresFile(const std::string& path, const std::string& contents);
 
+// An RSA-2048 pair made by openssl as postgres in `dir` (created):
+// <name>.pem (private, 0600) and <name>.pub.pem (public). False on failure.
+bool MakeRsaKeyPair(const std::string& dir, const std::string& name);
+
 }  // namespace sb::test
