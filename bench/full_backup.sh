@@ -34,8 +34,8 @@ usage: bench/full_backup.sh [options]
 EOF
 }
 
-die() { echo "full_backup.sh: error: $*" >&2; exit 1; }
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+BENCH_NAME=full_backup.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---- options ----------------------------------------------------------------
 SCALE="${SCALE:-100}"
@@ -84,74 +84,16 @@ if [ "$SKIP_PGBACKREST" = 0 ]; then
   PGBACKREST="$(command -v pgbackrest)"
 fi
 
-SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-
-as_pg() { runuser -u postgres -- "$@"; }
-
-# A binary counts as "working" when it is a real build: its backup verb knows --pg.
-sb_works() { [ -x "$1" ] && "$1" backup --help 2>/dev/null | grep -q -- '--pg'; }
-
-find_smartbackup() {
-  if [ -n "$SMARTBACKUP" ]; then
-    SMARTBACKUP="$(readlink -f "$SMARTBACKUP")"
-    sb_works "$SMARTBACKUP" || die "\"$SMARTBACKUP\" is not a working smartbackup binary (its \"backup --help\" does not list --pg)"
-    return
-  fi
-  local c
-  for c in "$SRC_DIR/build/smartbackup" "$SRC_DIR/build-bench/smartbackup" "$SRC_DIR"/build*/smartbackup; do
-    if sb_works "$c"; then SMARTBACKUP="$c"; return; fi
-  done
-  log "no working smartbackup binary found; building with scripts/build.sh"
-  "$SRC_DIR/scripts/build.sh" >&2 || die "scripts/build.sh failed; hint: pass --smartbackup PATH"
-  sb_works "$SRC_DIR/build/smartbackup" || die "build/smartbackup still does not work after scripts/build.sh"
-  SMARTBACKUP="$SRC_DIR/build/smartbackup"
-}
 if [ "$SKIP_SMARTBACKUP" = 0 ]; then
   find_smartbackup
-  as_pg test -x "$SMARTBACKUP" || die "user postgres cannot execute \"$SMARTBACKUP\"; hint: copy it somewhere world-readable and pass --smartbackup"
 else
   SMARTBACKUP="(skipped)"
 fi
 
-free_port() {
-  local p
-  for p in $(seq 55432 55999); do
-    if ! ss -Hltn "sport = :$p" | grep -q .; then echo "$p"; return; fi
-  done
-  die "no free TCP port in 55432-55999"
-}
-
 # ---- work area and cleanup --------------------------------------------------
-mkdir -p "$WORKPARENT"
-T="$(mktemp -d "$WORKPARENT/sbbench.XXXXXX")"
-chmod 755 "$T"
-chown postgres: "$T"
+bench_setup sbbench
 PGDATA="$T/data"
-SOCK="$T/sock"
 PORT=""
-RUNNING=()   # data dirs of clusters we started
-
-cleanup() {
-  local rc=$?
-  set +e
-  local d
-  for d in "${RUNNING[@]}"; do
-    as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
-  done
-  if [ "$KEEP" = 1 ]; then
-    log "kept $T"
-  else
-    rm -rf "$T"
-  fi
-  [ "$rc" = 0 ] || echo "full_backup.sh: failed (exit $rc); see the messages above" >&2
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mkdir_pg() { mkdir -p "$@"; chown postgres: "$@"; }
-mkdir_pg "$SOCK"
 
 # ---- helpers ----------------------------------------------------------------
 psql_src() { as_pg "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$SOCK" -p "$PORT" -U postgres -d postgres "$@"; }
@@ -161,12 +103,6 @@ start_cluster() {  # start_cluster DATADIR PORT LOGFILE [extra -c settings...]
   as_pg "$PGBIN/pg_ctl" -D "$d" -l "$logf" -w -t 600 -o "-p $p -c unix_socket_directories=$SOCK -c listen_addresses=127.0.0.1 $*" start >/dev/null \
     || { tail -n 30 "$logf" >&2; die "could not start the cluster in \"$d\" (log above: $logf)"; }
   RUNNING+=("$d")
-}
-stop_cluster() {  # stop_cluster DATADIR
-  as_pg "$PGBIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null
-  local keep=() d
-  for d in "${RUNNING[@]}"; do [ "$d" = "$1" ] || keep+=("$d"); done
-  RUNNING=("${keep[@]+"${keep[@]}"}")
 }
 
 bytes_of() { du -sb "$1" | cut -f1; }

@@ -34,8 +34,8 @@ usage: bench/wal_archive.sh [options]
 EOF
 }
 
-die() { echo "wal_archive.sh: error: $*" >&2; exit 1; }
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+BENCH_NAME=wal_archive.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---- options ----------------------------------------------------------------
 SEGMENTS="${SEGMENTS:-64}"
@@ -75,56 +75,10 @@ if [ "$SKIP_PGBACKREST" = 0 ]; then
   PGBACKREST="$(command -v pgbackrest)"
 fi
 
-SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-as_pg() { runuser -u postgres -- "$@"; }
-sb_works() { [ -x "$1" ] && "$1" wal-push --help 2>/dev/null | grep -q -- '--repo'; }
-if [ -n "$SMARTBACKUP" ]; then
-  SMARTBACKUP="$(readlink -f "$SMARTBACKUP")"
-  sb_works "$SMARTBACKUP" || die "\"$SMARTBACKUP\" is not a working smartbackup binary"
-else
-  for c in "$SRC_DIR/build/smartbackup" "$SRC_DIR"/build*/smartbackup; do
-    if sb_works "$c"; then SMARTBACKUP="$c"; break; fi
-  done
-  [ -n "$SMARTBACKUP" ] || die "no working smartbackup binary under $SRC_DIR/build*/; hint: scripts/build.sh or --smartbackup PATH"
-fi
-as_pg test -x "$SMARTBACKUP" || die "user postgres cannot execute \"$SMARTBACKUP\""
-
-free_port() {
-  local p
-  for p in $(seq 55432 55999); do
-    if ! ss -Hltn "sport = :$p" | grep -q .; then echo "$p"; return; fi
-  done
-  die "no free TCP port in 55432-55999"
-}
+find_smartbackup
 
 # ---- work area and cleanup --------------------------------------------------
-mkdir -p "$WORKPARENT"
-T="$(mktemp -d "$WORKPARENT/sbwalbench.XXXXXX")"
-chmod 755 "$T"
-chown postgres: "$T"
-SOCK="$T/sock"
-RUNNING=()   # data dirs of clusters we started
-BGPIDS=()    # background processes we started (pollers, pgbench, stream)
-
-cleanup() {
-  local rc=$?
-  set +e
-  local p d
-  for p in "${BGPIDS[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${BGPIDS[@]}"; do wait "$p" 2>/dev/null; done
-  for d in "${RUNNING[@]}"; do
-    as_pg "$PGBIN/pg_ctl" -D "$d" -m immediate -w stop >/dev/null 2>&1
-  done
-  if [ "$KEEP" = 1 ]; then log "kept $T"; else rm -rf "$T"; fi
-  [ "$rc" = 0 ] || echo "wal_archive.sh: failed (exit $rc); see the messages above" >&2
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mkdir_pg() { mkdir -p "$@"; chown postgres: "$@"; }
-mkdir_pg "$SOCK"
+bench_setup sbwalbench
 bg_forget() {  # bg_forget PID: drop PID from BGPIDS once it has been waited for
   local keep=() p
   for p in "${BGPIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
@@ -147,12 +101,6 @@ start_cluster() {  # start_cluster DATADIR LOGFILE
   as_pg "$PGBIN/pg_ctl" -D "$1" -l "$2" -w -t 600 start >/dev/null \
     || { tail -n 30 "$2" >&2; die "could not start the cluster in \"$1\" (log: $2)"; }
   RUNNING+=("$1")
-}
-stop_cluster() {  # stop_cluster DATADIR
-  as_pg "$PGBIN/pg_ctl" -D "$1" -m fast -w stop >/dev/null
-  local keep=() d
-  for d in "${RUNNING[@]}"; do [ "$d" = "$1" ] || keep+=("$d"); done
-  RUNNING=("${keep[@]+"${keep[@]}"}")
 }
 
 MAX_WAL_MB=$(( SEGMENTS * 16 * 3 )); [ "$MAX_WAL_MB" -ge 4096 ] || MAX_WAL_MB=4096
