@@ -10,7 +10,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   postgresql-15 postgresql-client-15 postgresql-contrib pgbackrest
-  nodejs npm ca-certificates tar zstd procps util-linux python3
+  nodejs npm ca-certificates tar zstd procps util-linux python3 openssl
 )
 
 SUDO=""
