@@ -108,11 +108,10 @@ std::optional<EncryptionKey> LoadKeyOrLog(const ClusterSettings& s, Storage& sto
     *error = Status::InvalidArgument("key_file and public_key exclude each other: set one");
     return std::nullopt;
   }
-  auto key = !s.public_key.empty() ? NewWrappedDataKey(storage, s.public_key)
-             : !s.key_file.empty() ? EncryptionKey::LoadFromFile(s.key_file)
-                                   : Result<EncryptionKey>(Status::NotFound("no key"));
+  if (s.key_file.empty() && s.public_key.empty()) return std::nullopt;
+  auto key = s.public_key.empty() ? EncryptionKey::LoadFromFile(s.key_file) : NewWrappedDataKey(storage, s.public_key);
   if (!key.ok()) {
-    if (!key.status().IsNotFound() || !s.key_file.empty() || !s.public_key.empty()) *error = key.status();
+    *error = key.status();
     return std::nullopt;
   }
   return std::move(key).value();

@@ -69,6 +69,20 @@ std::optional<EncryptionKey> LoadKey(const std::string& path) {
   return Check(EncryptionKey::LoadFromFile(path));
 }
 
+// The key flags of a verb, checked and the key file read once, before the
+// repository is touched: --key-file, or a PEM path (--public-key for
+// writers, --private-key for readers), never both.
+struct KeyFlags {
+  std::optional<EncryptionKey> key;
+  std::string pem;
+};
+KeyFlags LoadKeyFlags(const std::string& key_file, const std::string& pem, const char* pem_flag) {
+  if (!key_file.empty() && !pem.empty()) {
+    Check(Status::InvalidArgument(fmt::format("--key-file and {} exclude each other: give one", pem_flag)));
+  }
+  return {LoadKey(key_file), pem};
+}
+
 // What a writer encrypts with: the --key-file key, or with --public-key a new
 // data key whose wrapped form is stored in the repository first.
 struct WriterKey {
@@ -76,23 +90,16 @@ struct WriterKey {
   bool wrapped = false;
   const EncryptionKey* get() const { return key ? &*key : nullptr; }
 };
-WriterKey LoadWriterKey(const std::string& key_file, const std::string& public_key, Repository& repo) {
-  if (!key_file.empty() && !public_key.empty()) {
-    Check(Status::InvalidArgument("--key-file and --public-key exclude each other: give one"));
-  }
-  if (public_key.empty()) return {LoadKey(key_file), false};
-  return {Check(NewWrappedDataKey(repo.storage(), public_key)), true};
+WriterKey WriterKeyFor(KeyFlags flags, Repository& repo) {
+  if (flags.pem.empty()) return {std::move(flags.key), false};
+  return {Check(NewWrappedDataKey(repo.storage(), flags.pem)), true};
 }
 
 // What a reader opens encrypted objects with: the --key-file key, or the
 // --private-key that opens the repository's wrapped data keys.
-std::unique_ptr<KeySource> LoadReaderKeys(const std::string& key_file, const std::string& private_key,
-                                          Repository& repo) {
-  if (!key_file.empty() && !private_key.empty()) {
-    Check(Status::InvalidArgument("--key-file and --private-key exclude each other: give one"));
-  }
-  if (!private_key.empty()) return Check(PrivateKeyRing::Open(repo.storage(), private_key));
-  if (!key_file.empty()) return std::make_unique<EncryptionKey>(Check(EncryptionKey::LoadFromFile(key_file)));
+std::unique_ptr<KeySource> ReaderKeysFor(KeyFlags flags, Repository& repo) {
+  if (!flags.pem.empty()) return Check(PrivateKeyRing::Open(repo.storage(), flags.pem));
+  if (flags.key) return std::make_unique<EncryptionKey>(std::move(*flags.key));
   return nullptr;
 }
 
@@ -147,9 +154,9 @@ void RunLogBackupVerb(const BackupArgs& a, const CommonFlags& flags, const Encry
 }
 
 void RunBackupVerb(const BackupArgs& a, const CommonFlags& flags) {
-  LoadKey(a.key_file);  // a bad key file is named before the repository is touched
+  KeyFlags key_flags = LoadKeyFlags(a.key_file, a.public_key, "--public-key");
   auto repo = OpenRepo(a.repo, /*create=*/true);
-  WriterKey key = LoadWriterKey(a.key_file, a.public_key, *repo);
+  WriterKey key = WriterKeyFor(std::move(key_flags), *repo);
   if (a.type == "log") return RunLogBackupVerb(a, flags, key.get());
   auto started = std::chrono::steady_clock::now();
   auto m = Check(RunFullBackup(*repo, {.conninfo = a.pg,
@@ -203,9 +210,9 @@ void RunRestoreVerb(const RestoreArgs& a, const CommonFlags& flags) {
     if (eq == std::string::npos) Check(Status::InvalidArgument("--tablespace-map takes OID=DIR, got \"" + entry + "\""));
     options.tablespace_map[static_cast<uint32_t>(std::stoul(entry.substr(0, eq)))] = entry.substr(eq + 1);
   }
-  LoadKey(a.key_file);
+  KeyFlags key_flags = LoadKeyFlags(a.key_file, a.private_key, "--private-key");
   auto repo = OpenRepo(a.repo, /*create=*/false);
-  auto keys = LoadReaderKeys(a.key_file, a.private_key, *repo);
+  auto keys = ReaderKeysFor(std::move(key_flags), *repo);
   options.key = keys.get();
   options.private_key_file = Absolute(a.private_key);
   auto started = std::chrono::steady_clock::now();
@@ -286,9 +293,9 @@ struct VerifyArgs {
 
 // Returns the exit code: 0 when everything checks out, 1 otherwise.
 int RunVerifyVerb(const VerifyArgs& a, const CommonFlags& flags) {
-  LoadKey(a.key_file);
+  KeyFlags key_flags = LoadKeyFlags(a.key_file, a.private_key, "--private-key");
   auto repo = OpenRepo(a.repo, /*create=*/false);
-  auto keys = LoadReaderKeys(a.key_file, a.private_key, *repo);
+  auto keys = ReaderKeysFor(std::move(key_flags), *repo);
   VerifyOptions options{.key = keys.get(), .parallelism = a.parallel};
   if (!a.db.empty()) options.database = a.db;
   auto report = Check(RunVerify(*repo, options));
@@ -331,9 +338,9 @@ struct StreamArgs {
 };
 
 void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
-  LoadKey(a.key_file);
+  KeyFlags key_flags = LoadKeyFlags(a.key_file, a.public_key, "--public-key");
   auto repo = OpenRepo(a.repo, /*create=*/true);
-  WriterKey key = LoadWriterKey(a.key_file, a.public_key, *repo);
+  WriterKey key = WriterKeyFor(std::move(key_flags), *repo);
   WalStreamerOptions o{.conninfo = a.pg,
                        .database = a.db,
                        .slot = a.slot,
@@ -356,9 +363,9 @@ struct WalPushArgs {
 };
 
 void RunWalPushVerb(const WalPushArgs& a, const CommonFlags& flags) {
-  LoadKey(a.key_file);
+  KeyFlags key_flags = LoadKeyFlags(a.key_file, a.public_key, "--public-key");
   auto repo = OpenRepo(a.repo, /*create=*/true);
-  WriterKey key = LoadWriterKey(a.key_file, a.public_key, *repo);
+  WriterKey key = WriterKeyFor(std::move(key_flags), *repo);
   auto r = Check(WalPush(*repo, {.database = a.db,
                                  .path = a.path,
                                  .key = key.get(),
@@ -380,9 +387,9 @@ struct WalGetArgs {
 // (recovery ends there), 255 = any other failure (recovery stops with an
 // error rather than ending early and silently losing data).
 int RunWalGetVerb(const WalGetArgs& a) {
-  LoadKey(a.key_file);
+  KeyFlags key_flags = LoadKeyFlags(a.key_file, a.private_key, "--private-key");
   auto repo = OpenRepo(a.repo, /*create=*/false);
-  auto keys = LoadReaderKeys(a.key_file, a.private_key, *repo);
+  auto keys = ReaderKeysFor(std::move(key_flags), *repo);
   Status s = WalGet(*repo, {.database = a.db,
                             .name = a.name,
                             .dest = a.dest,

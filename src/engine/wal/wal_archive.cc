@@ -117,7 +117,6 @@ Result<int> SealLogBackups(Repository& repo, const std::string& db, const Contai
   std::set<uint32_t> timelines;
   for (const auto& p : parts) timelines.insert(p.timeline);
   std::map<uint32_t, Lsn> sealed_upto;
-  std::set<std::string> sealed;
   ASSIGN_OR_RETURN(auto log_keys, repo.ListManifestKeys(db, container.name, 'L'));
   constexpr size_t kAtLeast = 8;
   size_t read = 0;
@@ -135,14 +134,13 @@ Result<int> SealLogBackups(Repository& repo, const std::string& db, const Contai
     ++read;
     ASSIGN_OR_RETURN(Lsn end, Lsn::Parse(m->end_lsn));
     Lsn& upto = sealed_upto[m->timeline];
-    if (upto < end) upto = end;
-    for (const ObjectRef* ref : m->AllObjects()) sealed.insert(ref->key);
+    if (upto < end) upto = end;  // a log backup's parts all lie on its timeline, below its end
   }
   // Runs of consecutive unsealed parts on one timeline.
   std::vector<std::vector<WalPart>> runs;
   for (const auto& p : parts) {
     auto mark = sealed_upto.find(p.timeline);
-    if (sealed.count(p.key) || (mark != sealed_upto.end() && p.end <= mark->second)) continue;
+    if (mark != sealed_upto.end() && p.end <= mark->second) continue;
     if (!runs.empty() && runs.back().back().timeline == p.timeline && runs.back().back().end == p.start) {
       runs.back().push_back(p);
     } else {
