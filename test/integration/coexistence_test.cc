@@ -202,18 +202,18 @@ TEST_F(CoexistenceTest, Rule4_LogShipping) {
   EXPECT_NE(state.find(kSlot), std::string::npos) << s.dump();
   // And it really works beside the shipping: the first full backup and WAL capture on our slot.
   ASSERT_NO_FATAL_FAILURE(LoopUntilFulls(1));
-  EXPECT_TRUE(WaitFor([&] { return SlotActive(); }, 20s));
+  EXPECT_TRUE(WaitFor([&] { return SlotActive(); }, 60s));
   EXPECT_TRUE(Status()["streaming"].get<bool>());
   // The shipping goes on too: segments still reach its directory.
   cluster_->Psql("SELECT pg_switch_wal()");
-  EXPECT_TRUE(WaitFor([&] { return fs::exists(shipped) && !fs::is_empty(shipped); }, 20s));
+  EXPECT_TRUE(WaitFor([&] { return fs::exists(shipped) && !fs::is_empty(shipped); }, 60s));
 
   // A recognisable tool's archive_command is named (spec rule 8: competing archivers by name). It need
   // not work (no such stanza): the refusal and the status line come before any archiving by it.
   const std::string pgbackrest = "pgbackrest --config=/dev/null --stanza=coexistence-test archive-push %p";
   cluster_->Psql("ALTER SYSTEM SET archive_command = '" + pgbackrest + "'");
   cluster_->Psql("SELECT pg_reload_conf()");
-  ASSERT_TRUE(WaitFor([&] { return cluster_->Psql("SHOW archive_command") == pgbackrest; }, 20s));
+  ASSERT_TRUE(WaitFor([&] { return cluster_->Psql("SHOW archive_command") == pgbackrest; }, 60s));
   json stream_config = Api("GET", "/v1/db/main/config");
   refused = Api("POST", "/v1/db/main/config", {{"settings", {{"mode", "archive"}}}});
   EXPECT_EQ(last_status_, 400) << refused.dump();
@@ -369,7 +369,7 @@ TEST_F(CoexistenceTest, Rule7_RecoveryModelMinimal) {
   ASSERT_NO_FATAL_FAILURE(CreateCluster());
   ASSERT_NO_FATAL_FAILURE(MakeAgent("enabled = true", "mode = \"stream\"\nflush_interval = \"1s\""));
   ASSERT_NO_FATAL_FAILURE(LoopUntilFulls(1));
-  ASSERT_TRUE(WaitFor([&] { return SlotActive(); }, 20s));
+  ASSERT_TRUE(WaitFor([&] { return SlotActive(); }, 60s));
   const std::string first_container = Of(BackupType::kFull).at(0).container;
 
   // To minimal. PostgreSQL 15 does not start with wal_level=minimal while a physical slot exists
@@ -393,7 +393,7 @@ TEST_F(CoexistenceTest, Rule7_RecoveryModelMinimal) {
       << Api("GET", "/v1/health").dump();
   // The operator runs the command from the warning (once the agent's walsender has gone); the agent
   // does not make the slot again while minimal is pending, so the restart works.
-  ASSERT_TRUE(WaitFor([&] { return !SlotActive(); }, 20s));
+  ASSERT_TRUE(WaitFor([&] { return !SlotActive(); }, 60s));
   cluster_->Psql(drop);
   agent_->BackupLoopOnce();
   EXPECT_NE(Status()["state"].get<std::string>().find("ready for the restart"), std::string::npos) << Status().dump();
@@ -472,10 +472,10 @@ TEST_F(CoexistenceTest, Rule8_OtherLogTools) {
   const std::string defaults = "mode = \"stream\"\nflush_interval = \"1s\"";
   ASSERT_NO_FATAL_FAILURE(MakeAgent("enabled = true", defaults));
   ASSERT_NO_FATAL_FAILURE(LoopUntilFulls(1));
-  ASSERT_TRUE(WaitFor([&] { return SlotActive(); }, 20s));
+  ASSERT_TRUE(WaitFor([&] { return SlotActive(); }, 60s));
   cluster_->Psql("INSERT INTO t (v) VALUES ('a')");
   StopAgent();  // the agent's stream stops (flushed); the slot stays
-  ASSERT_TRUE(WaitFor([&] { return !SlotActive(); }, 20s));
+  ASSERT_TRUE(WaitFor([&] { return !SlotActive(); }, 60s));
   const std::string old_segment = cluster_->Psql(
       std::string("SELECT pg_walfile_name(restart_lsn) FROM pg_replication_slots WHERE slot_name = '") + kSlot + "'");
 
@@ -487,7 +487,7 @@ TEST_F(CoexistenceTest, Rule8_OtherLogTools) {
        std::to_string(cluster_->port()), "-U", "postgres", "-n", "-v"},
       work_ + "/receivewal.log");
   ASSERT_TRUE(receiver);
-  ASSERT_TRUE(WaitFor([&] { return SlotActive(); }, 20s)) << receiver->Log();
+  ASSERT_TRUE(WaitFor([&] { return SlotActive(); }, 60s)) << receiver->Log();
   bool gone = WaitFor(
       [&] {
         cluster_->Psql("INSERT INTO t (v) SELECT 'w' FROM generate_series(1, 2000)");
@@ -557,7 +557,7 @@ TEST_F(CoexistenceTest, FirstEnableStreamAndFullShareOneContainer) {
   ASSERT_NO_FATAL_FAILURE(CreateCluster());
   ASSERT_NO_FATAL_FAILURE(MakeAgent("enabled = true", "mode = \"stream\"\nflush_interval = \"1s\""));
   ASSERT_NO_FATAL_FAILURE(LoopUntilFulls(1));
-  ASSERT_TRUE(WaitFor([&] { return SlotActive(); }, 20s));
+  ASSERT_TRUE(WaitFor([&] { return SlotActive(); }, 60s));
   auto storage = OpenStorage(Repo());
   auto repo = Repository::Open(std::move(storage).value(), true);
   auto list = (*repo)->ListContainers("main");

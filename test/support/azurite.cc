@@ -125,7 +125,7 @@ std::unique_ptr<AzuriteServer> AzuriteServer::Start() {
   std::string log_file = server->root_ + "/azurite.log";
   std::filesystem::create_directories(data_dir);
 
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   std::string failures;
   for (int attempt = 0; attempt < 3 && std::chrono::steady_clock::now() < deadline; ++attempt) {
     int port = PickFreePort();
