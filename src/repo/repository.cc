@@ -155,7 +155,7 @@ Result<std::vector<WalPart>> Repository::ListWalParts(const std::string& db, con
     auto p = ParseWalPartKey(o.key);
     if (!p) continue;  // history files, temp files
     p->stored_size = o.size;
-    p->mtime_unix = o.mtime_unix;
+    p->mtime = o.mtime;
     parts.push_back(std::move(*p));
   }
   std::sort(parts.begin(), parts.end(), [](const WalPart& a, const WalPart& b) {

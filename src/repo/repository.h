@@ -32,7 +32,7 @@ struct WalPart {
   uint32_t timeline = 0;
   Lsn start, end;
   uint64_t stored_size = 0;
-  int64_t mtime_unix = 0;  // when it became durable
+  SystemTime mtime{};  // when it became durable
 };
 
 struct BackupListing {

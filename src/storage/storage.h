@@ -23,6 +23,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <chrono>
 #include <vector>
 
 #include "common/status.h"
@@ -32,7 +33,9 @@ namespace sb {
 struct ObjectInfo {
   std::string key;
   uint64_t size = 0;
-  int64_t mtime_unix = 0;  // last modification, seconds since the epoch
+  // Last modification, as precisely as the driver knows it (local disk:
+  // nanoseconds; Azure: whole seconds, rounded down).
+  std::chrono::system_clock::time_point mtime{};
 };
 
 struct ListPage {

@@ -378,16 +378,9 @@ TEST_P(LogChainPitr, TargetBeforeTheFullBackupIsRefused) {
   const std::string lsn_before = cluster_->Psql("SELECT pg_current_wal_insert_lsn()");
   json full = FullBackup(*cluster_);
   ASSERT_FALSE(full.is_null());
+  // Written within milliseconds: a window's end (the newest WAL's durable
+  // time) must be sub-second for the target below to lie inside it.
   auto marks = WriteMarks(*cluster_, 1, 3);
-  // A window ends at the durable time of its newest WAL part as the storage
-  // lists it, in whole seconds (rounded down): let the clock pass into the
-  // next second so the target below lies inside the window.
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return cluster_->Psql("SELECT clock_timestamp() >= date_trunc('second', '" + marks[1].after_time +
-                              "'::timestamptz) + interval '1 second'") == "t";
-      },
-      seconds(10)));
   ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, mode));
 
   for (const std::string& target : {"--time " + before, "--lsn " + lsn_before}) {
@@ -424,9 +417,9 @@ TEST_P(LogChainPitr, TimeTargetAfterTheLastCommitRestoresEverything) {
   ASSERT_FALSE(full.is_null());
   auto marks = WriteMarks(*cluster_, 1, 5);
   ASSERT_EQ(marks.size(), 5u);
-  // The target: the whole second after the last commit. Windows end at the
-  // durable time of their newest WAL in whole seconds, so WAL without commits
-  // (a checkpoint) is made durable once the clock has passed the target.
+  // The target: the whole second after the last commit. A window ends at the
+  // durable time of its newest WAL, so WAL without commits (a checkpoint) is
+  // made durable once the clock has passed the target.
   const std::string target = cluster_->Psql(
       "SELECT to_char((date_trunc('second', '" + marks.back().after_time +
       "'::timestamptz) + interval '1 second') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
@@ -470,15 +463,6 @@ TEST_P(LogChainPitr, PublicKeyWritersAndPrivateKeyRestore) {
   ASSERT_FALSE(full.is_null());
   auto marks = WriteMarks(*cluster_, 1, 6, 20);
   ASSERT_EQ(marks.size(), 6u);
-  // Windows end at the durable time of their newest WAL in whole seconds: let the clock
-  // pass into the next second, so that the WAL made durable below ends after the targets.
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        return cluster_->Psql("SELECT clock_timestamp() >= date_trunc('second', '" + marks.back().after_time +
-                              "'::timestamptz) + interval '1 second'") == "t";
-      },
-      seconds(10)));
-  cluster_->Psql("CHECKPOINT");  // WAL after that second, so the stream too makes a part durable after it
   ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, cluster_->Psql("SELECT pg_current_wal_insert_lsn()"), mode));
   if (mode == Mode::kStream) {
     ASSERT_NO_FATAL_FAILURE(StopStream());

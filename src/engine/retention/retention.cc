@@ -286,9 +286,9 @@ void PurgeCopyOnlyAndLeftovers(const Inputs& in, SystemTime now, const Retention
     size_t slash = rest.find('/');
     const std::string manifest = Repository::ManifestKey(in.db, rest.substr(0, slash), rest.substr(slash + 1));
     if (in.manifest_keys.count(manifest)) continue;
-    int64_t newest = 0;
-    for (const ObjectInfo* o : objects) newest = std::max(newest, o->mtime_unix);
-    if (std::chrono::system_clock::from_time_t(newest) > idle_since) continue;
+    SystemTime newest{};
+    for (const ObjectInfo* o : objects) newest = std::max(newest, o->mtime);
+    if (newest > idle_since) continue;
     for (const ObjectInfo* o : objects) del.Object(o->key);
     ++n.leftovers;
   }
@@ -316,8 +316,7 @@ Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, Sys
     std::optional<SystemTime> last;
     for (const auto& m : in.backups) last = std::max(last.value_or(m.finish_time), m.finish_time);
     for (const auto& o : in.objects) {
-      auto t = std::chrono::system_clock::from_time_t(o.mtime_unix);
-      last = std::max(last.value_or(t), t);
+      last = std::max(last.value_or(o.mtime), o.mtime);
     }
     if (!last) {
       plan.summary = fmt::format("dropped cluster: database \"{}\" holds nothing", db);

@@ -152,7 +152,7 @@ Result<int> SealLogBackups(Repository& repo, const std::string& db, const Contai
   for (size_t i = 0; i < runs.size(); ++i) {
     const auto& run = runs[i];
     uint64_t bytes = run.back().end.value - run.front().start.value;
-    auto oldest = std::chrono::system_clock::from_time_t(run.front().mtime_unix);
+    auto oldest = run.front().mtime;
     // A run followed by another one ends at a gap: nothing more will join it.
     bool closed = i + 1 < runs.size();
     if (!force && !closed && bytes < thresholds.max_wal && now - oldest < thresholds.max_age) continue;

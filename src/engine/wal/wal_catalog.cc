@@ -82,7 +82,7 @@ Lsn WalCatalog::ContiguousEnd(uint32_t timeline, Lsn from, SystemTime* durable_a
     if (p.timeline != timeline) continue;
     if (p.start <= x && p.end > x) {
       x = p.end;
-      if (durable_at) *durable_at = std::chrono::system_clock::from_time_t(p.mtime_unix);
+      if (durable_at) *durable_at = p.mtime;
     }
   }
   return x;
@@ -159,7 +159,7 @@ std::vector<ChainGap> WalCatalog::Gaps() const {
       if (first_base_end.count(p.timeline)) begin = first_base_end[p.timeline];
       else if (switches_.count(p.timeline)) begin = switches_.at(p.timeline).switch_point;
       reach[p.timeline] = begin;
-      reach_time[p.timeline] = std::chrono::system_clock::from_time_t(p.mtime_unix);
+      reach_time[p.timeline] = p.mtime;
     }
     Lsn& r = reach[p.timeline];
     if (p.start > r) {
@@ -168,7 +168,7 @@ std::vector<ChainGap> WalCatalog::Gaps() const {
     }
     if (p.end > r) {
       r = p.end;
-      reach_time[p.timeline] = std::chrono::system_clock::from_time_t(p.mtime_unix);
+      reach_time[p.timeline] = p.mtime;
     }
   }
   return gaps;

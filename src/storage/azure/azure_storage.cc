@@ -624,7 +624,7 @@ class AzureStorage final : public Storage {
     info.key = std::string(key);
     info.size = std::strtoull(resp.Header("content-length").c_str(), nullptr, 10);
     if (auto t = azure::ParseHttpDate(resp.Header("last-modified")); t.ok()) {
-      info.mtime_unix = std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count();
+      info.mtime = *t;
     }
     return info;
   }
@@ -662,7 +662,7 @@ class AzureStorage final : public Storage {
       info.key = name.substr(strip.size());
       info.size = std::strtoull(ChildText(blob.content, "Content-Length").c_str(), nullptr, 10);
       if (auto t = azure::ParseHttpDate(ChildText(blob.content, "Last-Modified")); t.ok()) {
-        info.mtime_unix = std::chrono::duration_cast<std::chrono::seconds>(t->time_since_epoch()).count();
+        info.mtime = *t;
       }
       page.objects.push_back(std::move(info));
     }

@@ -100,7 +100,11 @@ Status FsyncDir(const std::string& dir) {
   return Status::Ok();
 }
 
-int64_t MtimeOf(const struct stat& st) { return static_cast<int64_t>(st.st_mtim.tv_sec); }
+std::chrono::system_clock::time_point MtimeOf(const struct stat& st) {
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::seconds(st.st_mtim.tv_sec) +
+                                                                      std::chrono::nanoseconds(st.st_mtim.tv_nsec)));
+}
 
 // Reads the "owner=…\npid=…\nhost=…" a lease holder wrote, for the busy message.
 std::string DescribeHolder(int fd) {
@@ -374,7 +378,7 @@ Status WalkDir(const std::string& dir_path, const std::string& key_dir, ListWalk
     std::string sort_name;
     bool is_dir;
     uint64_t size;
-    int64_t mtime;
+    std::chrono::system_clock::time_point mtime;
   };
   std::vector<Entry> entries;
   errno = 0;

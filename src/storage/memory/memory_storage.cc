@@ -13,7 +13,7 @@ namespace {
 
 struct Object {
   std::string data;
-  int64_t mtime_unix = 0;
+  std::chrono::system_clock::time_point mtime{};
 };
 
 struct LeaseRecord {
@@ -86,7 +86,7 @@ MemoryStorage::~MemoryStorage() = default;
 
 Status MemoryStorage::Put(std::string_view key, std::string_view data, const PutOptions& options) {
   if (key.empty()) return Status::InvalidArgument("object key must not be empty");
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(state_->clock->Now().time_since_epoch()).count();
+  const auto now = state_->clock->Now();
   std::lock_guard lock(state_->mu);
   auto it = state_->objects.find(key);
   if (it != state_->objects.end()) {
@@ -118,7 +118,7 @@ Result<ObjectInfo> MemoryStorage::Stat(std::string_view key) {
   std::lock_guard lock(state_->mu);
   auto it = state_->objects.find(key);
   if (it == state_->objects.end()) return Status::NotFound("object " + Quote(key) + " not found in " + Describe());
-  return ObjectInfo{it->first, it->second.data.size(), it->second.mtime_unix};
+  return ObjectInfo{it->first, it->second.data.size(), it->second.mtime};
 }
 
 Result<ListPage> MemoryStorage::List(std::string_view prefix, std::string_view page_token, int max_results) {
@@ -135,7 +135,7 @@ Result<ListPage> MemoryStorage::List(std::string_view prefix, std::string_view p
       page.next_token = page.objects.back().key;
       break;
     }
-    page.objects.push_back(ObjectInfo{it->first, it->second.data.size(), it->second.mtime_unix});
+    page.objects.push_back(ObjectInfo{it->first, it->second.data.size(), it->second.mtime});
   }
   return page;
 }

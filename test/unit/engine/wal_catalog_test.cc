@@ -80,6 +80,24 @@ TEST_F(WalCatalogTest, WindowFollowsContiguousPartsFromTheFullBackup) {
   EXPECT_TRUE(cat.Gaps().empty());
 }
 
+// A window ends when its newest WAL became durable, to the storage's
+// precision: a time target a few hundred milliseconds before that is inside.
+TEST_F(WalCatalogTest, WindowEndsAtTheSubSecondDurableTimeOfItsNewestPart) {
+  using std::chrono::milliseconds;
+  clock_->Advance(milliseconds(100));
+  const SystemTime full_at = clock_->Now();
+  PutFull(1, 0x2000028, 0x2000100, c1_.name);
+  clock_->Advance(milliseconds(300));
+  PutPart(c1_, 1, 0x2000000, 0x2400000);
+  clock_->Advance(milliseconds(300));
+  PutPart(c1_, 1, 0x2400000, 0x2800000);
+  auto windows = Load().Windows();
+  ASSERT_EQ(windows.size(), 1u);
+  EXPECT_EQ(windows[0].start_time, full_at);
+  EXPECT_EQ(windows[0].end_time, full_at + milliseconds(600));
+  EXPECT_EQ(windows[0].end_lsn, Lsn{0x2800000});
+}
+
 TEST_F(WalCatalogTest, HoleIsAGapAndEndsTheWindow) {
   PutFull(1, 0x2000028, 0x2000100, c1_.name);
   PutPart(c1_, 1, 0x2000000, 0x2400000);

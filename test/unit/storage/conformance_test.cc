@@ -280,10 +280,9 @@ TEST_P(StorageConformanceTest, StatReportsKeySizeAndMtime) {
   ASSERT_OK(info.status());
   EXPECT_EQ(info->key, Key("sized"));
   EXPECT_EQ(info->size, data.size());
-  int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
-  EXPECT_NEAR(static_cast<double>(info->mtime_unix), static_cast<double>(now), 24 * 3600.0);
+  const auto now = std::chrono::system_clock::now();
+  EXPECT_GT(info->mtime, now - std::chrono::hours(24));
+  EXPECT_LT(info->mtime, now + std::chrono::hours(24));
 }
 
 // ---------------------------------------------------------------------------
@@ -610,6 +609,23 @@ TEST_F(LocalStorageTest, KeysMapToFilesUnderTheRoot) {
   EXPECT_TRUE(StartsWith(storage_->Describe(), "file:///"));
 }
 
+// Restore windows end at the newest WAL's mtime: a whole-second mtime would
+// put a target made in the window's last second outside it.
+TEST_F(LocalStorageTest, MtimeKeepsTheFileSystemsSubSecondPart) {
+  ASSERT_OK(storage_->Put("w/part", "wal"));
+  const timespec times[2] = {{1'700'000'000, 123'456'789}, {1'700'000'000, 123'456'789}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (root_ + "/w/part").c_str(), times, 0), 0);
+  const SystemTime want = SystemTime(std::chrono::seconds(1'700'000'000)) +
+                          std::chrono::duration_cast<SystemTime::duration>(std::chrono::nanoseconds(123'456'789));
+  auto info = storage_->Stat("w/part");
+  ASSERT_OK(info.status());
+  EXPECT_EQ(info->mtime, want);
+  auto page = storage_->List("w/", "");
+  ASSERT_OK(page.status());
+  ASSERT_EQ(page->objects.size(), 1u);
+  EXPECT_EQ(page->objects[0].mtime, want);
+}
+
 TEST_F(LocalStorageTest, InvalidKeysAreRejected) {
   for (const std::string& key : std::vector<std::string>{"", "/abs", "a/../b", "..", "../escape", "a//b", "a/", "./a", "a/.", "a/.tmp.x",
                                 std::string("nul\0byte", 8)}) {
@@ -824,12 +840,13 @@ TEST(MemoryStorageTest, LeaseMayOutliveTheStorage) {
 }
 
 TEST(MemoryStorageTest, MtimeComesFromTheClock) {
-  ManualClock clock(SystemTime(std::chrono::seconds(1'700'000'000)));
+  const SystemTime at = SystemTime(std::chrono::seconds(1'700'000'000)) + std::chrono::microseconds(123456);
+  ManualClock clock(at);
   MemoryStorage storage(&clock);
   ASSERT_OK(storage.Put("k", "v"));
   auto info = storage.Stat("k");
   ASSERT_OK(info.status());
-  EXPECT_EQ(info->mtime_unix, 1'700'000'000);
+  EXPECT_EQ(info->mtime, at);  // exact, sub-second part included
   EXPECT_EQ(storage.ObjectCount(), 1u);
   EXPECT_EQ(storage.Describe(), "memory://");
 }
