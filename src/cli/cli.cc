@@ -13,6 +13,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <thread>
 
 #include "agent/agent.h"
 #include "agent/api.h"
@@ -335,7 +336,15 @@ void OnStopSignal(int) { g_stop = true; }
 struct StreamArgs {
   std::string pg, repo, db, slot, key_file, public_key;
   std::string flush_interval = "5s", log_max_wal = "5MiB", log_max_age = "2h";
+  bool no_loop = false;
 };
+
+// Waits up to `d`, returning early once a stop signal arrived.
+void SleepUnlessStopped(std::chrono::milliseconds d) {
+  for (auto end = std::chrono::steady_clock::now() + d; !g_stop && std::chrono::steady_clock::now() < end;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
 
 void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
   KeyFlags key_flags = LoadKeyFlags(a.key_file, a.public_key, "--public-key");
@@ -353,7 +362,28 @@ void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
   sa.sa_handler = OnStopSignal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
-  Check(RunWalStreamer(*repo, o));
+  // Like pg_receivewal: once streaming, a lost connection (server restart,
+  // network) is retried with backoff until a stop signal; the slot keeps the
+  // WAL meanwhile. A failure before the first WAL arrives (bad conninfo, no
+  // privilege, slot in use) is the operator's to fix: it exits at once.
+  bool ever_streamed = false, streamed_this_run = false;
+  o.on_streaming = [&] { ever_streamed = streamed_this_run = true; };
+  std::chrono::milliseconds delay{1000};
+  for (;;) {
+    streamed_this_run = false;
+    Status s = RunWalStreamer(*repo, o);
+    const bool retry = !s.ok() && !g_stop && !a.no_loop && s.code() == StatusCode::kUnavailable && ever_streamed;
+    if (!retry) {
+      Check(s);
+      break;
+    }
+    if (streamed_this_run) delay = std::chrono::milliseconds(1000);  // it ran: the backoff starts again
+    log::Warn("{}; retrying in {} s (the replication slot holds the WAL meanwhile; --no-loop exits instead)",
+              s.message(), delay.count() / 1000);
+    SleepUnlessStopped(delay);
+    if (g_stop) break;
+    delay = std::min<std::chrono::milliseconds>(delay * 2, std::chrono::seconds(30));
+  }
   if (flags.format() == Output::kJson) std::cout << json{{"stopped", true}}.dump() << "\n";
 }
 
@@ -574,6 +604,7 @@ int RunCli(int argc, char** argv) {
   st->add_option("--flush-interval", stream.flush_interval, "make received WAL durable at least this often");
   st->add_option("--log-max-wal", stream.log_max_wal, "seal a log backup at this much WAL");
   st->add_option("--log-max-age", stream.log_max_age, "seal a log backup at this age");
+  st->add_flag("--no-loop", stream.no_loop, "exit when the connection is lost instead of reconnecting");
   AddCommon(st, flags);
 
   WalPushArgs push;

@@ -542,6 +542,29 @@ TEST_F(LogChainTest, StreamKilledUnderLoadLosesNothing) {
   EXPECT_EQ(MarksState(*restored), Expect(45));
 }
 
+// ---- 3b. the server restarts under a running streamer -----------------------
+// Like pg_receivewal, `stream` outlives its server: it stores what it had,
+// retries with backoff and carries on from the slot, so the chain stays whole.
+
+TEST_F(LogChainTest, StreamReconnectsAfterAServerRestart) {
+  CreateCluster(Mode::kStream);
+  ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  ASSERT_FALSE(FullBackup(*cluster_).is_null());
+  std::vector<Mark> marks = WriteMarks(*cluster_, 1, 5);
+  cluster_->Stop("fast");
+  ASSERT_TRUE(WaitFor([&] { return stream_->Log().find("retrying in") != std::string::npos || !stream_->running(); },
+                      seconds(60)));
+  ASSERT_TRUE(stream_->running()) << "stream exited with its server:\n" << stream_->Log();
+  cluster_->Start();
+  for (auto& m : WriteMarks(*cluster_, 6, 5)) marks.push_back(m);
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, Mode::kStream));
+  ASSERT_NO_FATAL_FAILURE(StopStream());
+
+  json rows = AvailableBackups();
+  EXPECT_TRUE(RowsOfType(rows, "broken_chain").empty()) << rows.dump(1);
+  EXPECT_EQ(RestoreAndCount("--latest", "after-restart"), Expect(10));
+}
+
 // ---- 4. the slot is dropped while the streamer is stopped -------------------
 
 TEST_F(LogChainTest, DroppedSlotShowsAsBrokenChainAndNewFullHeals) {

@@ -200,6 +200,7 @@ Status RunWalStreamer(Repository& repo, const WalStreamerOptions& o) {
     RETURN_IF_ERROR(session.MaybeSeal(false));
     log::Info("streaming WAL of \"{}\" from {} on timeline {} into {}", o.database, want.ToString(), tli,
               repo.storage().Describe());
+    if (o.on_streaming) o.on_streaming();
 
     bool reconnect = false;
     while (!reconnect) {

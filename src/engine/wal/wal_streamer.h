@@ -36,6 +36,7 @@ struct WalStreamerOptions {
   const std::atomic<bool>* stop = nullptr;
   std::function<void(const ChainBreak&)> on_chain_break;  // also logged
   std::function<void(Lsn durable)> on_durable;            // after each part is stored
+  std::function<void()> on_streaming;                     // each time the server starts sending
 };
 
 // Default slot name for a database: "smartbackup_" + name, lowercased, other characters → '_'.
