@@ -372,11 +372,9 @@ void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
   for (;;) {
     streamed_this_run = false;
     Status s = RunWalStreamer(*repo, o);
-    const bool retry = !s.ok() && !g_stop && !a.no_loop && s.code() == StatusCode::kUnavailable && ever_streamed;
-    if (!retry) {
-      Check(s);
-      break;
-    }
+    const bool transient = !s.ok() && s.code() == StatusCode::kUnavailable && ever_streamed;
+    if (s.ok() || (transient && g_stop)) break;  // stopped: what was received is stored
+    if (!transient || a.no_loop) Check(s);
     if (streamed_this_run) delay = std::chrono::milliseconds(1000);  // it ran: the backoff starts again
     log::Warn("{}; retrying in {} s (the replication slot holds the WAL meanwhile; --no-loop exits instead)",
               s.message(), delay.count() / 1000);
