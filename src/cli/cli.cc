@@ -28,6 +28,7 @@
 #include "engine/wal/wal_streamer.h"
 #include "pg/connection.h"
 #include "repo/key_store.h"
+#include "repo/public_key.h"
 #include "repo/object_codec.h"
 #include "repo/repository.h"
 #include "storage/storage_factory.h"
@@ -88,12 +89,11 @@ KeyFlags LoadKeyFlags(const std::string& key_file, const std::string& pem, const
 // data key whose wrapped form is stored in the repository first.
 struct WriterKey {
   std::optional<EncryptionKey> key;
-  bool wrapped = false;
   const EncryptionKey* get() const { return key ? &*key : nullptr; }
 };
 WriterKey WriterKeyFor(KeyFlags flags, Repository& repo) {
-  if (flags.pem.empty()) return {std::move(flags.key), false};
-  return {Check(NewWrappedDataKey(repo.storage(), flags.pem)), true};
+  if (flags.pem.empty()) return {std::move(flags.key)};
+  return {Check(NewWrappedDataKey(repo.storage(), flags.pem))};
 }
 
 // What a reader opens encrypted objects with: the --key-file key, or the
@@ -392,12 +392,14 @@ struct WalPushArgs {
 
 void RunWalPushVerb(const WalPushArgs& a, const CommonFlags& flags) {
   KeyFlags key_flags = LoadKeyFlags(a.key_file, a.public_key, "--public-key");
+  // With --public-key each segment gets its own data key (WalPush makes it):
+  // only check the file now, before the repository is touched.
+  if (!key_flags.pem.empty()) Check(PublicKeyFingerprint(key_flags.pem).status());
   auto repo = OpenRepo(a.repo, /*create=*/true);
-  WriterKey key = WriterKeyFor(std::move(key_flags), *repo);
   auto r = Check(WalPush(*repo, {.database = a.db,
                                  .path = a.path,
-                                 .key = key.get(),
-                                 .key_is_wrapped = key.wrapped,
+                                 .key = key_flags.key ? &*key_flags.key : nullptr,
+                                 .public_key = key_flags.pem,
                                  .thresholds = {.max_wal = Check(ParseByteSize(a.log_max_wal)),
                                                 .max_age = Check(ParseDuration(a.log_max_age))}}));
   log::Info("wal-push {}: {}", a.path, r.note);

@@ -6,14 +6,48 @@
 
 namespace sb {
 
+namespace {
+
+constexpr std::string_view kOnlyFor = "only-for ";
+
+// A wrapped key object: the wrapped key on its first line, then for a
+// single-use key "only-for <object key>".
+struct WrappedKeyLines {
+  std::string wrapped, only_for;
+};
+
+WrappedKeyLines SplitWrappedKeyObject(std::string_view content) {
+  WrappedKeyLines out;
+  size_t nl = content.find('\n');
+  out.wrapped = std::string(content.substr(0, nl));
+  if (!out.wrapped.empty() && out.wrapped.back() == '\r') out.wrapped.pop_back();
+  if (nl == std::string_view::npos) return out;
+  std::string_view rest = content.substr(nl + 1);
+  if (rest.starts_with(kOnlyFor)) {
+    rest.remove_prefix(kOnlyFor.size());
+    out.only_for = std::string(rest.substr(0, rest.find('\n')));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string WrappedKeyObject(const std::string& key_id) { return "keys/" + key_id + ".wrapped"; }
 
-Result<EncryptionKey> NewWrappedDataKey(Storage& storage, const std::string& public_key_path) {
+Result<EncryptionKey> NewWrappedDataKey(Storage& storage, const std::string& public_key_path,
+                                        const std::string& only_for) {
   EncryptionKey data_key = EncryptionKey::Generate();
   ASSIGN_OR_RETURN(std::string wrapped, WrapDataKey(data_key, public_key_path));
-  RETURN_IF_ERROR(storage.Put(WrappedKeyObject(data_key.key_id()), wrapped + "\n", {.if_absent = true})
+  std::string content = wrapped + "\n";
+  if (!only_for.empty()) content += std::string(kOnlyFor) + only_for + "\n";
+  RETURN_IF_ERROR(storage.Put(WrappedKeyObject(data_key.key_id()), content, {.if_absent = true})
                       .WithContext("cannot store the wrapped data key"));
   return data_key;
+}
+
+Result<std::string> SingleUseKeyTarget(Storage& storage, const std::string& key_id) {
+  ASSIGN_OR_RETURN(std::string content, storage.Get(WrappedKeyObject(key_id)));
+  return SplitWrappedKeyObject(content).only_for;
 }
 
 Result<std::unique_ptr<PrivateKeyRing>> PrivateKeyRing::Open(Storage& storage, const std::string& private_key_path) {
@@ -35,9 +69,7 @@ Result<const EncryptionKey*> PrivateKeyRing::KeyFor(const std::string& key_id) c
     }
     return wrapped.status();
   }
-  std::string line = *wrapped;
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-  ASSIGN_OR_RETURN(EncryptionKey key, UnwrapDataKey(line, path_));
+  ASSIGN_OR_RETURN(EncryptionKey key, UnwrapDataKey(SplitWrappedKeyObject(*wrapped).wrapped, path_));
   if (key.key_id() != key_id) {
     return Status::Corruption(fmt::format("wrapped data key \"{}\" holds key {}, not {}", WrappedKeyObject(key_id),
                                           key.key_id(), key_id));

@@ -3,7 +3,9 @@
 // process makes a random data key, stores it sealed to the public key at
 // keys/<data key id>.wrapped (repo/public_key.h; before any object uses it)
 // and keeps the plain key in memory only. A reader holding the private key
-// opens the wrapped keys it meets, once each.
+// opens the wrapped keys it meets, once each. wal-push makes a single-use key
+// per segment and records which object it is for, so that retention deletes
+// the key with that object instead of keeping one key per segment forever.
 // Thread-safety: PrivateKeyRing::KeyFor may be called concurrently.
 #pragma once
 
@@ -21,7 +23,13 @@ namespace sb {
 std::string WrappedKeyObject(const std::string& key_id);
 
 // A new data key for a writer, its wrapped form stored in `storage` first.
-Result<EncryptionKey> NewWrappedDataKey(Storage& storage, const std::string& public_key_path);
+// `only_for`: the one object the key will encrypt (a single-use key), or ""
+// for a key a writer uses for everything it writes.
+Result<EncryptionKey> NewWrappedDataKey(Storage& storage, const std::string& public_key_path,
+                                        const std::string& only_for = "");
+
+// The object a single-use data key was made for; "" for any other key.
+Result<std::string> SingleUseKeyTarget(Storage& storage, const std::string& key_id);
 
 class PrivateKeyRing : public KeySource {
  public:

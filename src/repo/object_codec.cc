@@ -403,7 +403,7 @@ Result<EncodedObject> EncodeObject(std::string_view plain, std::string_view obje
   return result;
 }
 
-Result<ObjectHeaderInfo> ParseObjectHeader(std::string_view stored, std::string_view object_key) {
+Result<ObjectHeaderInfo> ParseObjectHeader(std::string_view stored, std::string_view object_key, bool whole_object) {
   if (stored.size() < kObjectHeaderSize) {
     return Corrupt(object_key, fmt::format("{} bytes, shorter than the {}-byte header", stored.size(),
                                            kObjectHeaderSize));
@@ -437,7 +437,7 @@ Result<ObjectHeaderInfo> ParseObjectHeader(std::string_view stored, std::string_
                                            info.raw_size));
   }
   const uint64_t expect = kObjectHeaderSize + info.payload_size + (info.encrypted ? kTagBytes : 0);
-  if (stored.size() != expect) {
+  if (whole_object && stored.size() != expect) {
     return Corrupt(object_key, fmt::format("{} bytes stored, header implies {}", stored.size(), expect));
   }
   if (info.encrypted) {

@@ -93,7 +93,10 @@ struct ObjectHeaderInfo {
 };
 
 // Validates the header and the total length (the same checks DecodeObject
-// starts with); kCorruption naming object_key on any inconsistency.
-Result<ObjectHeaderInfo> ParseObjectHeader(std::string_view stored, std::string_view object_key);
+// starts with); kCorruption naming object_key on any inconsistency. With
+// whole_object false, `stored` may be just the first kObjectHeaderSize bytes
+// (a ranged read) and the length is not checked.
+Result<ObjectHeaderInfo> ParseObjectHeader(std::string_view stored, std::string_view object_key,
+                                           bool whole_object = true);
 
 }  // namespace sb

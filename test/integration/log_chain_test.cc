@@ -468,6 +468,29 @@ TEST_P(LogChainPitr, PublicKeyWritersAndPrivateKeyRestore) {
     ASSERT_NO_FATAL_FAILURE(StopStream());
   }
   EXPECT_TRUE(fs::exists(RepoDir() + "/keys")) << "no wrapped data key stored";
+  // wal-push makes one single-use key per segment, each naming a stored part;
+  // the streamer and the backup one key each, naming nothing.
+  int single_use = 0, session = 0;
+  for (const auto& e : fs::directory_iterator(RepoDir() + "/keys")) {
+    std::ifstream in(e.path());
+    std::string wrapped, only_for;
+    std::getline(in, wrapped);
+    std::getline(in, only_for);
+    if (only_for.empty()) {
+      ++session;
+    } else {
+      ++single_use;
+      ASSERT_TRUE(only_for.starts_with("only-for db/main/wal/")) << only_for;
+      EXPECT_TRUE(fs::exists(RepoDir() + "/" + only_for.substr(9))) << only_for;
+    }
+  }
+  if (mode == Mode::kStream) {
+    EXPECT_EQ(single_use, 0);
+    EXPECT_EQ(session, 2);
+  } else {
+    EXPECT_GT(single_use, 0);
+    EXPECT_EQ(session, 1);
+  }
 
   const std::string target = "--time " + marks[2].after_time;
   CommandResult no_key = Restore(target, work_ + "/r-nokey");

@@ -49,6 +49,7 @@
 #include "common/lsn.h"
 #include "common/text.h"
 #include "engine/wal/wal_catalog.h"
+#include "repo/key_store.h"
 #include "repo/object_codec.h"
 
 namespace sb {
@@ -246,6 +247,25 @@ struct Counts {
   int full = 0, log = 0, copy_only = 0, leftovers = 0;
 };
 
+// Single-use data keys (wal-push with a public key) go with the WAL part they
+// were made for, after it. A part whose header or key cannot be read keeps its
+// key: a key too many costs a few hundred bytes, a key too few loses WAL.
+void AddSingleUseKeys(Repository& repo, Deletions& del) {
+  auto any = repo.storage().List("keys/", "", 1);
+  if (!any.ok() || any->objects.empty()) return;  // no public-key writer ever wrote here
+  std::vector<std::string> keys;
+  for (const auto& key : del.objects()) {
+    if (!Repository::ParseWalPartKey(key)) continue;
+    auto head = repo.storage().GetRange(key, 0, kObjectHeaderSize);
+    if (!head.ok()) continue;
+    auto info = ParseObjectHeader(*head, key, /*whole_object=*/false);
+    if (!info.ok() || !info->encrypted) continue;
+    auto target = SingleUseKeyTarget(repo.storage(), info->key_id);
+    if (target.ok() && *target == key) keys.push_back(WrappedKeyObject(info->key_id));
+  }
+  for (const auto& k : keys) del.Object(k);
+}
+
 std::string CountsText(const Counts& n, size_t objects) {
   return fmt::format("purged {} full, {} log, {} copy-only backups, {} objects ({} of leftovers)", n.full, n.log,
                      n.copy_only, objects, n.leftovers);
@@ -350,6 +370,7 @@ Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, Sys
       plan.summary = fmt::format("dropped cluster: kept until {}; {}", FormatRfc3339(expires),
                                  CountsText(n, del.objects().size()));
     }
+    AddSingleUseKeys(repo, del);
     plan.manifests_to_delete = std::move(del.manifests());
     plan.objects_to_delete = std::move(del.objects());
     return plan;
@@ -426,6 +447,7 @@ Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, Sys
   }
 
   PurgeCopyOnlyAndLeftovers(in, now, options, dirs, plan, del, n);
+  AddSingleUseKeys(repo, del);
   plan.summary = fmt::format("{}; {}", CountsText(n, del.objects().size()), chain_note);
   plan.manifests_to_delete = std::move(del.manifests());
   plan.objects_to_delete = std::move(del.objects());

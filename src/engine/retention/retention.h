@@ -4,7 +4,8 @@
 // the rest. Never purges the last restorable set of a live cluster. A dropped
 // cluster keeps its backups until N days after its last one, then loses all.
 // Copy-only backups expire on their own date. Leftovers of interrupted backups
-// (data without a manifest) are removed once older than a grace period.
+// (data without a manifest) are removed once older than a grace period, and
+// single-use data keys (repo/key_store.h) right after the WAL part they encrypt.
 // Thread-safety: pure planning; ApplyRetention is reentrant.
 #pragma once
 

@@ -15,6 +15,7 @@
 #include "common/logging.h"
 #include "common/text.h"
 #include "engine/wal/wal_catalog.h"
+#include "repo/key_store.h"
 
 namespace sb {
 namespace {
@@ -242,14 +243,24 @@ Result<WalPushResult> WalPush(Repository& repo, const WalPushOptions& options) {
                                                          "first WAL (archive mode)"));
   Lsn end{start.value + header.segment_size};
   result.key = Repository::WalPartKey(options.database, c.name, tli, start, end);
-  ASSIGN_OR_RETURN(EncodedObject enc, EncodeObject(data, result.key, {.zstd_level = options.zstd_level, .key = options.key}));
+  std::optional<EncryptionKey> single_use;
+  if (!options.public_key.empty()) {
+    ASSIGN_OR_RETURN(single_use, NewWrappedDataKey(repo.storage(), options.public_key, result.key));
+  }
+  const EncryptionKey* key = single_use ? &*single_use : options.key;
+  ASSIGN_OR_RETURN(EncodedObject enc, EncodeObject(data, result.key, {.zstd_level = options.zstd_level, .key = key}));
   Status s = repo.storage().Put(result.key, enc.bytes, {.if_absent = true});
   KnownPartHashes known;
   if (s.IsAlreadyExists()) {
     // Archiving the same segment twice is normal after a crash; different content is not.
     ASSIGN_OR_RETURN(std::string stored, repo.storage().Get(result.key));
     ASSIGN_OR_RETURN(ObjectHeaderInfo header, ParseObjectHeader(stored, result.key));
-    if (options.key_is_wrapped && header.encrypted && header.key_id != options.key->key_id()) {
+    if (single_use && header.key_id != single_use->key_id()) {
+      // Stored by an earlier push (not by a retried Put of ours): the new key
+      // encrypted nothing and goes, best effort (a leftover is harmless).
+      (void)repo.storage().Delete(WrappedKeyObject(single_use->key_id()));
+    }
+    if (single_use && header.encrypted && header.key_id != single_use->key_id()) {
       if (header.raw_size != data.size()) {
         return Status::AlreadyExists(fmt::format(
             "WAL segment {} of database \"{}\" is already archived with a different size ({} bytes, now {})", name,
@@ -258,7 +269,7 @@ Result<WalPushResult> WalPush(Repository& repo, const WalPushOptions& options) {
       result.note = "already archived (sealed to the public key under another data key: its size matches, its "
                     "content cannot be compared without the private key)";
     } else {
-      ASSIGN_OR_RETURN(std::string existing, DecodeObject(stored, result.key, options.key));
+      ASSIGN_OR_RETURN(std::string existing, DecodeObject(stored, result.key, key));
       if (existing != data) {
         return Status::AlreadyExists(fmt::format(
             "WAL segment {} of database \"{}\" is already archived with different content; hint: another server "
@@ -274,7 +285,7 @@ Result<WalPushResult> WalPush(Repository& repo, const WalPushOptions& options) {
     result.note = "archived";
   }
   ASSIGN_OR_RETURN(int sealed, SealLogBackups(repo, options.database, c, header.segment_size,
-                                              options.key ? options.key->key_id() : "", options.thresholds,
+                                              key ? key->key_id() : "", options.thresholds,
                                               /*force=*/false, known));
   (void)sealed;
   return result;

@@ -29,10 +29,11 @@ struct WalPushOptions {
   std::string database;
   std::string path;  // the file PostgreSQL passes as %p
   const EncryptionKey* key = nullptr;
-  // The key is a data key sealed to a public key (repo/key_store.h): a
-  // segment archived before under another data key cannot be read back, so
-  // a repeated push is compared by size alone.
-  bool key_is_wrapped = false;
+  // Instead of `key`: an RSA public key (PEM). Each segment gets a single-use
+  // data key sealed to it (repo/key_store.h), deleted with the segment by
+  // retention. A segment archived before cannot be read back without the
+  // private key, so a repeated push is compared by size alone.
+  std::string public_key;
   int zstd_level = 3;
   LogThresholds thresholds;
 };

@@ -4,12 +4,17 @@
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
+#include <map>
+#include <optional>
 #include <set>
 
 #include "common/text.h"
 #include "engine/retention/retention.h"
 #include "engine/wal/wal_archive.h"
 #include "engine/wal/wal_catalog.h"
+#include "repo/key_store.h"
+#include "support/pg_cluster.h"
+#include "support/smartbackup_cli.h"
 #include "storage/fault/fault_storage.h"
 #include "storage/memory/memory_storage.h"
 
@@ -45,7 +50,14 @@ class RetentionTest : public ::testing::Test {
 
   void PutPart(const ContainerInfo& c, uint32_t tli, uint64_t start, uint64_t end) {
     const std::string key = Repository::WalPartKey("main", c.name, tli, Lsn{start}, Lsn{end});
-    auto enc = EncodeObject(std::string(end - start, 'w'), key, {});
+    std::optional<EncryptionKey> single_use;  // as wal-push --public-key makes them
+    if (!public_key_.empty()) {
+      auto k = NewWrappedDataKey(repo_->storage(), public_key_, key);
+      ASSERT_TRUE(k.ok()) << k.status().message();
+      single_use = *k;
+      part_keys_[key] = WrappedKeyObject(k->key_id());
+    }
+    auto enc = EncodeObject(std::string(end - start, 'w'), key, {.key = single_use ? &*single_use : nullptr});
     ASSERT_TRUE(enc.ok());
     ASSERT_TRUE(repo_->storage().Put(key, enc->bytes).ok());
   }
@@ -165,6 +177,8 @@ class RetentionTest : public ::testing::Test {
 
   std::unique_ptr<ManualClock> clock_;
   std::unique_ptr<Repository> repo_;
+  std::string public_key_;                         // set: WAL parts get single-use keys
+  std::map<std::string, std::string> part_keys_;  // WAL part → its single-use key object
   ContainerInfo c1_;
   std::vector<BackupManifest> fulls_;  // in the order Day() made them
 };
@@ -214,6 +228,44 @@ TEST_F(RetentionTest, DailyHistoryPurgesBeforeTheAnchorOnly) {
   auto later = Plan(now + kDay);
   EXPECT_EQ(later.anchor_backup_id, fulls_[3].backup_id);
   ExpectPlanPurges(later, ExpectedPurge(c1_.name, DayBase(3)));
+}
+
+// wal-push --public-key makes one data key per segment: retention deletes it
+// right after its part, and keeps every key whose part stays and every key a
+// longer-lived writer (one per stream session or backup) made.
+TEST_F(RetentionTest, SingleUseKeysGoRightAfterTheirWalPartsAndOtherKeysStay) {
+  const std::string dir = test::MakeTempDirForPostgres("retention-keys");
+  ASSERT_TRUE(test::MakeRsaKeyPair(dir, "k"));
+  public_key_ = dir + "/k.pub.pem";
+  auto session_key = NewWrappedDataKey(repo_->storage(), public_key_);
+  ASSERT_TRUE(session_key.ok()) << session_key.status().message();
+  for (int d = 0; d < 10; ++d) Day(c1_, 1, d);
+  const SystemTime now = kT0 + 9 * kDay + std::chrono::hours(12);
+  auto plan = Plan(now);
+  std::map<std::string, size_t> position;
+  for (size_t i = 0; i < plan.objects_to_delete.size(); ++i) position[plan.objects_to_delete[i]] = i;
+  int purged_parts = 0, kept_parts = 0;
+  for (const auto& [part, key_object] : part_keys_) {
+    if (position.count(part)) {
+      ++purged_parts;
+      ASSERT_TRUE(position.count(key_object)) << "the key of purged " << part << " stays";
+      EXPECT_GT(position[key_object], position[part]) << "a key must go after its part";
+    } else {
+      ++kept_parts;
+      EXPECT_FALSE(position.count(key_object)) << "the key of kept " << part << " is purged";
+    }
+  }
+  EXPECT_EQ(purged_parts, 16);
+  EXPECT_EQ(kept_parts, 10 * kPartsPerDay - 16);
+  EXPECT_FALSE(position.count(WrappedKeyObject(session_key->key_id())));
+
+  ASSERT_TRUE(ApplyRetention(*repo_, plan).ok());
+  EXPECT_TRUE(repo_->storage().Stat(WrappedKeyObject(session_key->key_id())).ok());
+  auto keys = repo_->storage().List("keys/", "");
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(keys->objects.size(), static_cast<size_t>(kept_parts) + 1);
+  ExpectWindowCovers(now - 7 * kDay);
+  test::RemoveTree(dir);
 }
 
 TEST_F(RetentionTest, NothingOldEnoughKeepsEverything) {

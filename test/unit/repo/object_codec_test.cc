@@ -655,5 +655,32 @@ TEST_F(PublicKeyTest, KeyStoreWriterAndPrivateKeyRing) {
   EXPECT_FALSE(PrivateKeyRing::Open(storage, Path("missing.pem")).ok());
 }
 
+// A single-use key (wal-push) names the one object it encrypts; it opens like
+// any other, and a writer's session key names none.
+TEST_F(PublicKeyTest, SingleUseKeyNamesItsObject) {
+  MemoryStorage storage;
+  const std::string part = "db/x/wal/c/00000001/0000000001000000-0000000002000000";
+  auto single = NewWrappedDataKey(storage, Path("a_pub.pem"), part);
+  ASSERT_TRUE(single.ok()) << single.status().message();
+  auto session = NewWrappedDataKey(storage, Path("a_pub.pem"));
+  ASSERT_TRUE(session.ok());
+  EXPECT_EQ(*SingleUseKeyTarget(storage, single->key_id()), part);
+  EXPECT_EQ(*SingleUseKeyTarget(storage, session->key_id()), "");
+  EXPECT_TRUE(SingleUseKeyTarget(storage, "0000000000000000").status().IsNotFound());
+
+  auto enc = EncodeObject("segment", part, {.key = &*single});
+  ASSERT_TRUE(enc.ok());
+  auto ring = PrivateKeyRing::Open(storage, Path("a_priv.pem"));
+  ASSERT_TRUE(ring.ok());
+  auto plain = DecodeObject(enc->bytes, part, ring->get());
+  ASSERT_TRUE(plain.ok()) << plain.status().message();
+  EXPECT_EQ(*plain, "segment");
+  // Its header alone (a ranged read) names the key.
+  auto head = ParseObjectHeader(std::string_view(enc->bytes).substr(0, kObjectHeaderSize), part, false);
+  ASSERT_TRUE(head.ok()) << head.status().message();
+  EXPECT_EQ(head->key_id, single->key_id());
+  EXPECT_FALSE(ParseObjectHeader(std::string_view(enc->bytes).substr(0, kObjectHeaderSize), part).ok());
+}
+
 }  // namespace
 }  // namespace sb
