@@ -588,6 +588,46 @@ TEST_F(LogChainTest, StreamReconnectsAfterAServerRestart) {
   EXPECT_EQ(RestoreAndCount("--latest", "after-restart"), Expect(10));
 }
 
+// ---- 3c. PostgreSQL archives a segment again --------------------------------
+// After a crash PostgreSQL may run archive_command again for a segment that is
+// already stored: the same bytes are accepted, different bytes refused. A
+// public-key push that finds the segment stored leaves no key behind.
+
+TEST_F(LogChainTest, RepeatedWalPushAcceptsTheSameSegmentOnly) {
+  CreateCluster(Mode::kArchive);
+  ASSERT_FALSE(FullBackup(*cluster_).is_null());
+  const std::string segment = cluster_->Psql("SELECT pg_walfile_name(pg_current_wal_lsn())");
+  WriteMarks(*cluster_, 1, 3);
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, cluster_->Psql("SELECT pg_current_wal_insert_lsn()"), Mode::kArchive));
+  const std::string copy = work_ + "/" + segment, changed = work_ + "/changed/" + segment;
+  CommandResult cp = RunAsPostgres("cp " + ShellQuote(cluster_->data_dir() + "/pg_wal/" + segment) + " " +
+                                   ShellQuote(copy) + " && mkdir -p " + ShellQuote(work_ + "/changed") + " && cp " +
+                                   ShellQuote(copy) + " " + ShellQuote(changed) +
+                                   " && printf x | dd of=" + ShellQuote(changed) +
+                                   " bs=1 seek=100000 conv=notrunc status=none");
+  ASSERT_EQ(cp.exit_code, 0) << cp.err;
+  const std::string push = " --repo " + Repo() + " --db main --output json";
+
+  CommandResult same = RunSmartbackup("wal-push " + ShellQuote(copy) + push);
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_EQ(json::parse(same.out)["already_archived"], true) << same.out;
+  EXPECT_NE(same.out.find("identical content"), std::string::npos) << same.out;
+
+  CommandResult different = RunSmartbackup("wal-push " + ShellQuote(changed) + push);
+  EXPECT_EQ(different.exit_code, 1) << different.out;
+  EXPECT_NE(different.err.find("already archived with different content"), std::string::npos) << different.err;
+  EXPECT_EQ(std::count(different.err.begin(), different.err.end(), '\n'), 1) << different.err;
+
+  ASSERT_TRUE(MakeRsaKeyPair(work_ + "/keys", "k"));
+  CommandResult sealed = RunSmartbackup("wal-push " + ShellQuote(copy) + push + " --public-key " + work_ + "/keys/k.pub.pem");
+  ASSERT_EQ(sealed.exit_code, 0) << sealed.err;
+  EXPECT_EQ(json::parse(sealed.out)["already_archived"], true) << sealed.out;
+  EXPECT_TRUE(!fs::exists(RepoDir() + "/keys") || fs::is_empty(RepoDir() + "/keys"))
+      << "the data key made for an already stored segment was left behind";
+  // And the stored segment still restores: the chain is whole.
+  EXPECT_EQ(RestoreAndCount("--latest", "after-repush"), Expect(3));
+}
+
 // ---- 4. the slot is dropped while the streamer is stopped -------------------
 
 TEST_F(LogChainTest, DroppedSlotShowsAsBrokenChainAndNewFullHeals) {

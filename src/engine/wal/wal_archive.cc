@@ -255,12 +255,11 @@ Result<WalPushResult> WalPush(Repository& repo, const WalPushOptions& options) {
     // Archiving the same segment twice is normal after a crash; different content is not.
     ASSIGN_OR_RETURN(std::string stored, repo.storage().Get(result.key));
     ASSIGN_OR_RETURN(ObjectHeaderInfo header, ParseObjectHeader(stored, result.key));
-    if (single_use && header.key_id != single_use->key_id()) {
-      // Stored by an earlier push (not by a retried Put of ours): the new key
-      // encrypted nothing and goes, best effort (a leftover is harmless).
-      (void)repo.storage().Delete(WrappedKeyObject(single_use->key_id()));
-    }
-    if (single_use && header.encrypted && header.key_id != single_use->key_id()) {
+    // Stored by an earlier push, not by a retried Put of ours: our new key
+    // encrypted nothing and goes, best effort (a leftover is harmless).
+    const bool earlier_push = single_use && header.key_id != single_use->key_id();
+    if (earlier_push) (void)repo.storage().Delete(WrappedKeyObject(single_use->key_id()));
+    if (earlier_push && header.encrypted) {
       if (header.raw_size != data.size()) {
         return Status::AlreadyExists(fmt::format(
             "WAL segment {} of database \"{}\" is already archived with a different size ({} bytes, now {})", name,
