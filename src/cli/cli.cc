@@ -21,6 +21,7 @@
 #include "common/text.h"
 #include "engine/backup/full_backup.h"
 #include "engine/restore/restore.h"
+#include "engine/retention/retention.h"
 #include "engine/verify/verify.h"
 #include "engine/wal/wal_archive.h"
 #include "engine/wal/log_backup.h"
@@ -285,6 +286,42 @@ void RunAvailableBackupsVerb(const ListArgs& a, const CommonFlags& flags) {
                              FormatByteSize(r["stored_bytes"].get<uint64_t>()), r["status"].get<std::string>());
   }
   if (rows.empty()) std::cout << "(no backups)\n";
+}
+
+struct PurgeArgs {
+  std::string repo, db, retention;
+  int retention_days = 0;
+  bool dry_run = false;
+};
+
+// Retention without the agent (cron): the agent's rule for a live cluster,
+// run once. Never purges the newest restorable set.
+void RunPurgeVerb(const PurgeArgs& a, const CommonFlags& flags) {
+  if ((a.retention_days > 0) == !a.retention.empty()) {
+    Check(Status::InvalidArgument("give one of --retention-days N or --retention DURATION (e.g. 7d, 36h)"));
+  }
+  const std::chrono::milliseconds keep =
+      a.retention_days > 0 ? std::chrono::milliseconds(std::chrono::hours(24) * a.retention_days)
+                           : Check(ParseDuration(a.retention));
+  Check(Repository::ValidateDatabaseName(a.db));
+  auto repo = OpenRepo(a.repo, /*create=*/false);
+  auto plan = Check(PlanRetention(*repo, a.db, repo->clock()->Now(), {.retention = keep}));
+  const bool any = !plan.manifests_to_delete.empty() || !plan.objects_to_delete.empty();
+  if (any && !a.dry_run) Check(ApplyRetention(*repo, plan));
+  if (flags.format() == Output::kJson) {
+    json ids = json::array();
+    for (const auto& key : plan.manifests_to_delete) ids.push_back(key);
+    std::cout << json{{"database", a.db},
+                      {"dry_run", a.dry_run},
+                      {"anchor_backup_id", plan.anchor_backup_id},
+                      {"manifests", ids},
+                      {"objects", plan.objects_to_delete.size()},
+                      {"summary", plan.summary}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << plan.summary << (a.dry_run && any ? " (dry run: nothing deleted)" : "") << "\n";
+  }
 }
 
 struct VerifyArgs {
@@ -584,6 +621,16 @@ int RunCli(int argc, char** argv) {
   ab->add_option("--db", list.db, "only this database");
   AddCommon(ab, flags);
 
+  PurgeArgs purge;
+  auto* pg = app.add_subcommand("purge", "apply the retention rule once: delete what no restore in the window needs");
+  pg->add_option("--repo", purge.repo, "repository URL")->required();
+  pg->add_option("--db", purge.db, "database name in the repository")->required();
+  pg->add_option("--retention-days", purge.retention_days, "keep every restore point of the last N days")
+      ->check(CLI::Range(1, 3650));
+  pg->add_option("--retention", purge.retention, "the same as a duration (7d, 36h, 90m)");
+  pg->add_flag("--dry-run", purge.dry_run, "only print what would be deleted");
+  AddCommon(pg, flags);
+
   VerifyArgs verify;
   auto* v = app.add_subcommand("verify", "re-read every object and check it");
   v->add_option("--repo", verify.repo, "repository URL")->required();
@@ -715,6 +762,7 @@ int RunCli(int argc, char** argv) {
     else if (r->parsed()) RunRestoreVerb(restore, flags);
     else if (ab->parsed()) RunAvailableBackupsVerb(list, flags);
     else if (v->parsed()) return RunVerifyVerb(verify, flags);
+    else if (pg->parsed()) RunPurgeVerb(purge, flags);
     else if (gk->parsed()) RunGenerateKeyVerb(key_out);
     else if (st->parsed()) RunStreamVerb(stream, flags);
     else if (wp->parsed()) RunWalPushVerb(push, flags);

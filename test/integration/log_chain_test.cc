@@ -24,9 +24,11 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <thread>
 
+#include "common/text.h"
 #include "support/background_process.h"
 #include "support/pg_cluster.h"
 #include "support/smartbackup_cli.h"
@@ -626,6 +628,54 @@ TEST_F(LogChainTest, RepeatedWalPushAcceptsTheSameSegmentOnly) {
       << "the data key made for an already stored segment was left behind";
   // And the stored segment still restores: the chain is whole.
   EXPECT_EQ(RestoreAndCount("--latest", "after-repush"), Expect(3));
+}
+
+// ---- 3d. purge: retention without the agent -----------------------------------
+// The agent's rule, run once from cron: the newest full that finished before
+// the window and everything after it stay; the older full and its WAL go.
+
+TEST_F(LogChainTest, PurgeKeepsEveryRestorePointOfTheWindow) {
+  CreateCluster(Mode::kArchive);
+  json first = FullBackup(*cluster_);
+  ASSERT_FALSE(first.is_null());
+  auto marks = WriteMarks(*cluster_, 1, 3);
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, Mode::kArchive));
+  json second = FullBackup(*cluster_);
+  ASSERT_FALSE(second.is_null());
+  for (auto& m : WriteMarks(*cluster_, 4, 3)) marks.push_back(m);
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, Mode::kArchive));
+  // A 3-second window that starts after the second full finished.
+  auto second_done = ParseRfc3339(second["finish_time"].get<std::string>());
+  ASSERT_TRUE(second_done.ok());
+  ASSERT_TRUE(WaitFor([&] { return std::chrono::system_clock::now() > *second_done + seconds(4); }, seconds(30)));
+  const std::string purge = "purge --repo " + Repo() + " --db main --retention 3s --output json";
+  auto full_ids = [&] {
+    std::set<std::string> ids;
+    for (const auto& r : RowsOfType(AvailableBackups(), "full")) ids.insert(r["backup_id"].get<std::string>());
+    return ids;
+  };
+  const std::string first_id = first["backup_id"], second_id = second["backup_id"];
+
+  CommandResult dry = RunSmartbackup(purge + " --dry-run");
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  json planned = json::parse(dry.out);
+  EXPECT_EQ(planned["anchor_backup_id"], second_id) << dry.out;
+  EXPECT_NE(planned["manifests"].dump().find(first_id), std::string::npos) << dry.out;
+  EXPECT_EQ(full_ids(), (std::set<std::string>{first_id, second_id})) << "a dry run deleted something";
+
+  CommandResult done = RunSmartbackup(purge);
+  ASSERT_EQ(done.exit_code, 0) << done.err;
+  EXPECT_GT(json::parse(done.out)["objects"].get<int>(), 0) << done.out;
+  EXPECT_EQ(full_ids(), std::set<std::string>{second_id});
+  EXPECT_TRUE(RowsOfType(AvailableBackups(), "broken_chain").empty());
+  EXPECT_EQ(RestoreAndCount("--latest", "after-purge"), Expect(6));
+  CommandResult again = RunSmartbackup(purge);
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_TRUE(json::parse(again.out)["manifests"].empty()) << again.out;
+
+  CommandResult both = RunSmartbackup("purge --repo " + Repo() + " --db main --retention 3s --retention-days 7");
+  EXPECT_EQ(both.exit_code, 1) << both.out;
+  EXPECT_NE(both.err.find("give one of --retention-days"), std::string::npos) << both.err;
 }
 
 // ---- 4. the slot is dropped while the streamer is stopped -------------------
