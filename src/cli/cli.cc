@@ -303,18 +303,17 @@ void RunPurgeVerb(const PurgeArgs& a, const CommonFlags& flags) {
   const std::chrono::milliseconds keep =
       a.retention_days > 0 ? std::chrono::milliseconds(std::chrono::hours(24) * a.retention_days)
                            : Check(ParseDuration(a.retention));
+  if (keep.count() <= 0) Check(Status::InvalidArgument("--retention must be positive, e.g. 7d"));
   Check(Repository::ValidateDatabaseName(a.db));
   auto repo = OpenRepo(a.repo, /*create=*/false);
   auto plan = Check(PlanRetention(*repo, a.db, repo->clock()->Now(), {.retention = keep}));
   const bool any = !plan.manifests_to_delete.empty() || !plan.objects_to_delete.empty();
   if (any && !a.dry_run) Check(ApplyRetention(*repo, plan));
   if (flags.format() == Output::kJson) {
-    json ids = json::array();
-    for (const auto& key : plan.manifests_to_delete) ids.push_back(key);
     std::cout << json{{"database", a.db},
                       {"dry_run", a.dry_run},
                       {"anchor_backup_id", plan.anchor_backup_id},
-                      {"manifests", ids},
+                      {"manifests", plan.manifests_to_delete},
                       {"objects", plan.objects_to_delete.size()},
                       {"summary", plan.summary}}
                      .dump(2)
