@@ -223,6 +223,15 @@ class LogChainBase : public ::testing::Test {
     ASSERT_TRUE(up && stream_->running()) << "stream did not take its slot:\n" << stream_->Log();
   }
 
+  // After its server went away: the streamer stays up, waiting to reconnect.
+  void WaitStreamRetrying() {
+    ASSERT_TRUE(stream_);
+    ASSERT_TRUE(WaitFor([&] { return stream_->Log().find("retrying in") != std::string::npos || !stream_->running(); },
+                        seconds(60)))
+        << stream_->Log();
+    ASSERT_TRUE(stream_->running()) << "stream exited with its server:\n" << stream_->Log();
+  }
+
   // SIGTERM: the streamer flushes and exits 0.
   void StopStream() {
     ASSERT_TRUE(stream_);
@@ -577,9 +586,7 @@ TEST_F(LogChainTest, StreamReconnectsAfterAServerRestart) {
   ASSERT_FALSE(FullBackup(*cluster_).is_null());
   std::vector<Mark> marks = WriteMarks(*cluster_, 1, 5);
   cluster_->Stop("fast");
-  ASSERT_TRUE(WaitFor([&] { return stream_->Log().find("retrying in") != std::string::npos || !stream_->running(); },
-                      seconds(60)));
-  ASSERT_TRUE(stream_->running()) << "stream exited with its server:\n" << stream_->Log();
+  ASSERT_NO_FATAL_FAILURE(WaitStreamRetrying());
   cluster_->Start();
   for (auto& m : WriteMarks(*cluster_, 6, 5)) marks.push_back(m);
   ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, Mode::kStream));
@@ -776,8 +783,7 @@ TEST_F(LogChainTest, PromotedStandbyContinuesTheChainOnTimeline2) {
   // which ends the stream: it waits to reconnect until stopped; then the
   // standby is promoted.
   cluster_->Stop("fast");
-  ASSERT_TRUE(WaitFor([&] { return stream_->Log().find("retrying in") != std::string::npos || !stream_->running(); },
-                      seconds(60)));
+  ASSERT_NO_FATAL_FAILURE(WaitStreamRetrying());
   ASSERT_NO_FATAL_FAILURE(StopStream());
 
   CommandResult promote = RunAsPostgres(PgBinDir() + "/pg_ctl promote -w -t 60 -D " + ShellQuote(standby_dir));
