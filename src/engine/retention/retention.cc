@@ -251,11 +251,15 @@ struct Counts {
 // were made for, after it. A part whose header or key cannot be read keeps its
 // key: a key too many costs a few hundred bytes, a key too few loses WAL.
 void AddSingleUseKeys(Repository& repo, Deletions& del) {
+  std::vector<std::string> parts;
+  for (const auto& key : del.objects()) {
+    if (Repository::ParseWalPartKey(key)) parts.push_back(key);
+  }
+  if (parts.empty()) return;  // the usual retention pass: nothing purged, no storage call
   auto any = repo.storage().List("keys/", "", 1);
   if (!any.ok() || any->objects.empty()) return;  // no public-key writer ever wrote here
   std::vector<std::string> keys;
-  for (const auto& key : del.objects()) {
-    if (!Repository::ParseWalPartKey(key)) continue;
+  for (const auto& key : parts) {
     auto head = repo.storage().GetRange(key, 0, kObjectHeaderSize);
     if (!head.ok()) continue;
     auto info = ParseObjectHeader(*head, key, /*whole_object=*/false);
