@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -124,6 +125,29 @@ void RemoveLeftovers(Storage& storage, const std::string& prefix) {
 
 }  // namespace
 
+Status WriteCheckedManifest(Repository& repo, const BackupManifest& m) {
+  const std::string prefix = Repository::DataPrefix(m.database, m.container, m.backup_id);
+  ASSIGN_OR_RETURN(auto listed, ListAll(repo.storage(), prefix));
+  std::map<std::string, uint64_t> sizes;
+  for (const auto& o : listed) sizes[o.key] = o.size;
+  for (const ObjectRef* ref : m.AllObjects()) {
+    auto it = sizes.find(ref->key);
+    if (it == sizes.end()) {
+      return Status::NotFound(fmt::format(
+          "object \"{}\" of backup {} vanished before its manifest was written; hint: check for a purge with a "
+          "skewed clock or another writer, then run the backup again",
+          ref->key, m.backup_id));
+    }
+    if (it->second != ref->stored_size) {
+      return Status::Corruption(fmt::format(
+          "object \"{}\" of backup {} has {} bytes instead of {} before its manifest was written; hint: check for "
+          "another writer under this database name, then run the backup again",
+          ref->key, m.backup_id, it->second, ref->stored_size));
+    }
+  }
+  return repo.WriteManifest(m);
+}
+
 Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& options) {
   RETURN_IF_ERROR(Repository::ValidateDatabaseName(options.database));
   if (options.chunk_size < 64 * 1024) return Status::InvalidArgument("chunk size must be at least 64KiB");
@@ -198,7 +222,7 @@ Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& 
     m.stored_bytes += ref->stored_size;
   }
   m.finish_time = repo.clock()->Now();
-  if (Status s = repo.WriteManifest(m); !s.ok()) return fail(s);
+  if (Status s = WriteCheckedManifest(repo, m); !s.ok()) return fail(s);
   log::Info("backup {} complete: {} bytes, {} stored", m.backup_id, m.size_bytes, m.stored_bytes);
   return m;
 }

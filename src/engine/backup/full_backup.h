@@ -31,4 +31,12 @@ struct FullBackupOptions {
 
 Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& options);
 
+// The last step of a full or copy-only backup: re-checks with one listing of
+// the backup's data prefix that every object it names is still stored there
+// with its recorded size (something may have deleted one while the backup ran:
+// a purge on a host with a skewed clock, an operator), then writes the
+// manifest. A missing object fails with kNotFound, a wrong size with
+// kCorruption, and no manifest is written.
+Status WriteCheckedManifest(Repository& repo, const BackupManifest& m);
+
 }  // namespace sb

@@ -1,9 +1,16 @@
 // Retention: which backups, WAL parts and leftovers of one database to purge.
 //
+// A cluster is one system identifier: the containers of another system
+// identifier under the same name are another cluster (two hosts whose
+// discovered names collide), kept whole by the dropped-cluster rule below.
+// "now" is the storage's time (the mtime of a probe object), never the local
+// clock's, and all time arithmetic saturates.
+//
 // The rule, for a live cluster (cutoff = now − retention):
 // - Fulls are the complete backups of type full (copy-only excluded), across
-//   every container of the database, ordered by finish_time. The anchor is the
-//   newest full that finished at or before the cutoff. When no full is that
+//   every container of the cluster, ordered by finish_time. The anchor is the
+//   newest restorable full (every object listed with its stored size) that
+//   finished at or before the cutoff. When no full is that
 //   old, nothing of the chain is purged (anchor_backup_id then names the
 //   oldest full, where the restorable window starts).
 // - Kept: the anchor, every full after it, every backup that finished after
@@ -27,13 +34,18 @@
 //       in the anchor's own container (when in doubt, keep).
 // - The live guard: the newest full and everything after it are never purged.
 //   (The anchor is never newer than the newest full, so the rule implies it;
-//   the code checks it again.)
+//   the code checks it again.) Since only a restorable full anchors, the
+//   newest restorable full is never purged either.
+// - Only listed keys are deleted, and a backup's data is what is listed under
+//   the prefix its manifest's key names: a manifest copied under another name
+//   does not match its key, plans nothing and is kept.
 // Copy-only backups expire at finish_time + retention, independent of the chain.
 // A dropped cluster keeps its chain whole until retention has elapsed since its
 // newest backup (or newest object, whichever is later), then loses everything:
 // manifests, data, WAL parts, history files and container descriptors.
 // Leftovers: a data directory db/<db>/data/<container>/<backup_id>/ without a
-// manifest (readable or not) whose newest object is older than leftover_grace.
+// manifest (readable or not) whose newest object is older than leftover_grace,
+// while no full backup holds the lease db/<db>/locks/full.
 // The newest object, not each object: a long-running backup keeps writing, and
 // its first chunks must not vanish under it.
 #include "engine/retention/retention.h"
@@ -67,27 +79,67 @@ bool FinishedBefore(const BackupManifest* a, const BackupManifest* b) {
   return a->finish_time != b->finish_time ? a->finish_time < b->finish_time : a->backup_id < b->backup_id;
 }
 
-// Everything the rule looks at, read once from the repository.
+// Saturating time arithmetic: a retention of centuries must mean "never",
+// not wrap around into the past and purge everything.
+SystemTime::duration ToDuration(std::chrono::milliseconds d) {
+  using Dur = SystemTime::duration;
+  constexpr auto kMax = std::chrono::duration_cast<std::chrono::milliseconds>(Dur::max());
+  constexpr auto kMin = std::chrono::duration_cast<std::chrono::milliseconds>(Dur::min());
+  if (d >= kMax) return Dur::max();
+  if (d <= kMin) return Dur::min();
+  return std::chrono::duration_cast<Dur>(d);
+}
+
+SystemTime Plus(SystemTime t, std::chrono::milliseconds d) {
+  const auto a = t.time_since_epoch().count();
+  const auto b = ToDuration(d).count();
+  decltype(a + b) sum;
+  if (__builtin_add_overflow(a, b, &sum)) return b > 0 ? SystemTime::max() : SystemTime::min();
+  return SystemTime(SystemTime::duration(sum));
+}
+
+SystemTime Minus(SystemTime t, std::chrono::milliseconds d) {
+  if (d == std::chrono::milliseconds::min()) return Plus(t, std::chrono::milliseconds::max());
+  return Plus(t, -d);
+}
+
+std::string FormatWhen(SystemTime t) {
+  if (t == SystemTime::max()) return "never (the retention outlasts the calendar)";
+  if (t == SystemTime::min()) return "the beginning of time";
+  return FormatRfc3339(t);
+}
+
+// Everything the rule looks at for one cluster (one system identifier, or
+// the containers no descriptor names), read once from the repository.
 struct Inputs {
   std::string db;
   std::map<std::string, size_t> container_index;  // by creation order
   std::map<std::string, uint64_t> container_sysid;
   std::map<Lineage, TimelineSwitch> switches;
-  std::vector<BackupManifest> backups;     // readable manifests, by start time
+  std::vector<BackupManifest> backups;       // manifests matching their listed keys, by start time
   std::vector<const BackupManifest*> fulls;  // by finish time
-  std::vector<ObjectInfo> objects;         // every object under db/<db>/
-  std::set<std::string> manifest_keys;     // every manifest key, readable or not
+  std::vector<bool> restorable;              // per fulls[i]: every object listed with its stored size
+  std::vector<ObjectInfo> objects;           // every object of the cluster's containers
+  std::set<std::string> manifest_keys;       // every manifest key, readable or not
 };
 
-// The data directory a key belongs to ("db/<db>/data/<container>/<id>/"), or "".
-std::string DataDirOf(const std::string& db, const std::string& key) {
-  const std::string root = fmt::format("db/{}/data/", db);
+// The container a key under db/<db>/ belongs to, or "" (not a container's).
+std::string ContainerOfKey(const std::string& db, const std::string& key) {
+  const std::string root = fmt::format("db/{}/", db);
   if (!StartsWith(key, root)) return "";
-  size_t c = key.find('/', root.size());
-  if (c == std::string::npos || c == root.size()) return "";
-  size_t id = key.find('/', c + 1);
-  if (id == std::string::npos || id == c + 1 || id + 1 >= key.size()) return "";
-  return key.substr(0, id + 1);
+  const std::string rest = key.substr(root.size());
+  const std::string descriptors = "containers/";
+  if (StartsWith(rest, descriptors) && EndsWith(rest, ".json")) {
+    return rest.substr(descriptors.size(), rest.size() - descriptors.size() - 5);
+  }
+  for (const char* area : {"backups/", "data/", "wal/"}) {
+    if (!StartsWith(rest, area)) continue;
+    size_t from = std::string_view(area).size();
+    size_t slash = rest.find('/', from);
+    if (slash == std::string::npos || slash == from) return "";
+    return rest.substr(from, slash - from);
+  }
+  return "";
 }
 
 // What the rule keeps when fulls[anchor] is the anchor. Built once for the
@@ -188,12 +240,54 @@ class KeepSet {
   std::set<Lineage> descendants_;
 };
 
-Result<Inputs> ReadInputs(Repository& repo, const std::string& db) {
-  Inputs in;
-  in.db = db;
+// The data directory a key belongs to ("db/<db>/data/<container>/<id>/"), or "".
+std::string DataDirOf(const std::string& db, const std::string& key) {
+  const std::string root = fmt::format("db/{}/data/", db);
+  if (!StartsWith(key, root)) return "";
+  size_t c = key.find('/', root.size());
+  if (c == std::string::npos || c == root.size()) return "";
+  size_t id = key.find('/', c + 1);
+  if (id == std::string::npos || id == c + 1 || id + 1 >= key.size()) return "";
+  return key.substr(0, id + 1);
+}
+
+// One cluster of the database: a system identifier, or nullopt for objects
+// of containers without a descriptor.
+using ClusterKey = std::optional<uint64_t>;
+
+// Everything of the database read once: listing, descriptors, histories and
+// manifests, split by cluster. `listed`: every key this pass listed, the only
+// keys a plan may delete.
+struct Repo {
+  std::map<ClusterKey, Inputs> clusters;
+  std::set<std::string> listed;
+};
+
+// A manifest is trusted only where it lies: its content must name the key it
+// was listed under, this database and its container's system identifier.
+// Otherwise (a copy under another name, an edited one) it is kept and ignored.
+bool ManifestMatchesKey(const std::string& db, const std::string& key, const BackupManifest& m,
+                        const std::map<std::string, uint64_t>& sysids) {
+  if (m.database != db || Repository::ManifestKey(db, m.container, m.backup_id) != key) return false;
+  auto sysid = sysids.find(m.container);
+  return sysid == sysids.end() || sysid->second == m.system_identifier;
+}
+
+Result<Repo> ReadRepo(Repository& repo, const std::string& db) {
+  Repo r;
+  auto cluster_of = [&](const std::map<std::string, uint64_t>& sysids, const std::string& container) -> Inputs& {
+    auto it = sysids.find(container);
+    ClusterKey key = it == sysids.end() ? ClusterKey{} : ClusterKey{it->second};
+    Inputs& in = r.clusters[key];
+    in.db = db;
+    return in;
+  };
+  std::map<std::string, uint64_t> sysids;
   ASSIGN_OR_RETURN(auto containers, repo.ListContainers(db));
+  for (size_t i = 0; i < containers.size(); ++i) sysids[containers[i].name] = containers[i].system_identifier;
   for (size_t i = 0; i < containers.size(); ++i) {
     const auto& c = containers[i];
+    Inputs& in = cluster_of(sysids, c.name);
     in.container_index[c.name] = i;
     in.container_sysid[c.name] = c.system_identifier;
     const std::string hkey = Repository::HistoryKey(db, c.name, c.timeline);
@@ -209,42 +303,126 @@ Result<Inputs> ReadInputs(Repository& repo, const std::string& db) {
       return history.status();
     }
   }
-  ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(db));
-  for (const auto& s : listing.unreadable) log::Warn("retention: keeping unreadable manifest: {}", s.message());
-  in.backups = std::move(listing.backups);
-  for (const auto& m : in.backups) {
-    if (m.type == BackupType::kFull) in.fulls.push_back(&m);
-  }
-  std::sort(in.fulls.begin(), in.fulls.end(), FinishedBefore);
-  ASSIGN_OR_RETURN(in.objects, ListAll(repo.storage(), fmt::format("db/{}/", db)));
+  ASSIGN_OR_RETURN(auto objects, ListAll(repo.storage(), fmt::format("db/{}/", db)));
+  const std::string locks_root = fmt::format("db/{}/locks/", db);
   const std::string backups_root = fmt::format("db/{}/backups/", db);
-  for (const auto& o : in.objects) {
-    if (StartsWith(o.key, backups_root) && EndsWith(o.key, ".json")) in.manifest_keys.insert(o.key);
+  std::map<std::string, uint64_t> sizes;
+  for (auto& o : objects) {
+    r.listed.insert(o.key);
+    sizes[o.key] = o.size;
+    if (StartsWith(o.key, locks_root)) continue;  // leases are not backups
+    Inputs& in = cluster_of(sysids, ContainerOfKey(db, o.key));
+    if (StartsWith(o.key, backups_root) && EndsWith(o.key, ".json")) {
+      in.manifest_keys.insert(o.key);
+      auto m = repo.ReadManifest(o.key);
+      if (m.ok()) {
+        if (ManifestMatchesKey(db, o.key, *m, sysids)) {
+          in.backups.push_back(std::move(m).value());
+        } else {
+          log::Warn("retention: keeping manifest \"{}\", whose content names another backup (\"{}\")", o.key,
+                    Repository::ManifestKey(m->database, m->container, m->backup_id));
+        }
+      } else if (m.status().code() == StatusCode::kCorruption ||
+                 m.status().code() == StatusCode::kFailedPrecondition) {
+        log::Warn("retention: keeping unreadable manifest: {}", m.status().message());
+      } else if (!m.status().IsNotFound()) {  // not found: deleted since the listing
+        return m.status();
+      }
+    }
+    in.objects.push_back(std::move(o));
   }
-  return in;
+  for (auto& [key, in] : r.clusters) {
+    std::sort(in.backups.begin(), in.backups.end(), [](const auto& a, const auto& b) {
+      return a.start_time != b.start_time ? a.start_time < b.start_time : a.backup_id < b.backup_id;
+    });
+    for (const auto& m : in.backups) {
+      if (m.type == BackupType::kFull) in.fulls.push_back(&m);
+    }
+    std::sort(in.fulls.begin(), in.fulls.end(), FinishedBefore);
+    for (const BackupManifest* f : in.fulls) {
+      const std::string dir = Repository::DataPrefix(db, f->container, f->backup_id);
+      auto refs = f->AllObjects();
+      bool ok = !refs.empty();
+      for (const ObjectRef* ref : refs) {
+        auto size = sizes.find(ref->key);
+        ok = ok && StartsWith(ref->key, dir) && size != sizes.end() && size->second == ref->stored_size;
+      }
+      in.restorable.push_back(ok);
+    }
+  }
+  return r;
 }
 
-// Collects the plan's deletions without duplicates, in the order added.
+// Collects the plan's deletions without duplicates, in the order added. Only
+// keys the pass listed are taken: nothing a manifest merely names is deleted.
 class Deletions {
  public:
+  explicit Deletions(const std::set<std::string>& listed) : listed_(listed) {}
   void Manifest(const std::string& key) {
-    if (seen_.insert(key).second) manifests_.push_back(key);
+    if (listed_.count(key) && seen_.insert(key).second) manifests_.push_back(key);
   }
   void Object(const std::string& key) {
+    if (listed_.count(key) && seen_.insert(key).second) objects_.push_back(key);
+  }
+  // Deleted after every other object (container descriptors: a database stays
+  // listed until its data is gone).
+  void Last(const std::string& key) {
+    if (listed_.count(key) && seen_.insert(key).second) last_.push_back(key);
+  }
+  // A single-use data key outside db/<db>/, not listed: its own content names
+  // the listed WAL part it was made for (AddSingleUseKeys checks).
+  void SingleUseKey(const std::string& key) {
     if (seen_.insert(key).second) objects_.push_back(key);
   }
   bool Has(const std::string& key) const { return seen_.count(key) > 0; }
   std::vector<std::string>& manifests() { return manifests_; }
   std::vector<std::string>& objects() { return objects_; }
+  std::vector<std::string> TakeObjects() {
+    std::vector<std::string> all = std::move(objects_);
+    all.insert(all.end(), last_.begin(), last_.end());
+    return all;
+  }
+  size_t object_count() const { return objects_.size() + last_.size(); }
 
  private:
+  const std::set<std::string>& listed_;
   std::set<std::string> seen_;
   std::vector<std::string> manifests_;
   std::vector<std::string> objects_;
+  std::vector<std::string> last_;
+};
+
+// Whether a full backup of the database may be running: its lease is held.
+// Asked at most once a pass, and only when there are leftovers to remove.
+class FullLeaseProbe {
+ public:
+  FullLeaseProbe(Repository& repo, const std::string& db) : repo_(repo), key_(fmt::format("db/{}/locks/full", db)) {}
+  bool Held() {
+    if (!held_) {
+      auto lease = repo_.storage().AcquireLease(key_, {.ttl = std::chrono::seconds(15), .owner = "smartbackup retention"});
+      if (lease.ok()) {
+        (void)(*lease)->Release();
+        held_ = false;
+      } else {
+        // Held, or unknown: either way a backup may be writing.
+        if (lease.status().code() != StatusCode::kAlreadyExists) {
+          log::Warn("retention: cannot check the lease \"{}\", keeping leftovers: {}", key_, lease.status().message());
+        }
+        held_ = true;
+      }
+    }
+    return *held_;
+  }
+
+ private:
+  Repository& repo_;
+  std::string key_;
+  std::optional<bool> held_;
 };
 
 struct Counts {
   int full = 0, log = 0, copy_only = 0, leftovers = 0;
+  bool leftovers_kept_for_lease = false;
 };
 
 // Single-use data keys (wal-push with a public key) go with the WAL part they
@@ -267,7 +445,7 @@ void AddSingleUseKeys(Repository& repo, Deletions& del) {
     auto target = SingleUseKeyTarget(repo.storage(), info->key_id);
     if (target.ok() && *target == key) keys.push_back(WrappedKeyObject(info->key_id));
   }
-  for (const auto& k : keys) del.Object(k);
+  for (const auto& k : keys) del.SingleUseKey(k);
 }
 
 std::string CountsText(const Counts& n, size_t objects) {
@@ -275,34 +453,30 @@ std::string CountsText(const Counts& n, size_t objects) {
                      n.copy_only, objects, n.leftovers);
 }
 
-// The data objects of a base backup: its listed directory and its manifest's
-// objects inside that directory (never another backup's).
-void PurgeBaseBackup(const Inputs& in, const BackupManifest& m,
-                     const std::map<std::string, std::vector<const ObjectInfo*>>& dirs, Deletions& del) {
+using Dirs = std::map<std::string, std::vector<const ObjectInfo*>>;  // data directory → its listed objects
+
+// A base backup: its manifest and the objects listed under the data prefix
+// its manifest's key names (never what the manifest's content lists).
+void PurgeBaseBackup(const Inputs& in, const BackupManifest& m, const Dirs& dirs, Deletions& del) {
   del.Manifest(Repository::ManifestKey(in.db, m.container, m.backup_id));
-  const std::string dir = Repository::DataPrefix(in.db, m.container, m.backup_id);
-  for (const ObjectRef* ref : m.AllObjects()) {
-    if (StartsWith(ref->key, dir)) del.Object(ref->key);
-  }
-  auto listed = dirs.find(dir);
+  auto listed = dirs.find(Repository::DataPrefix(in.db, m.container, m.backup_id));
   if (listed != dirs.end()) {
     for (const ObjectInfo* o : listed->second) del.Object(o->key);
   }
 }
 
-void PurgeCopyOnlyAndLeftovers(const Inputs& in, SystemTime now, const RetentionOptions& options,
-                               const std::map<std::string, std::vector<const ObjectInfo*>>& dirs,
-                               RetentionPlan& plan, Deletions& del, Counts& n) {
+void PurgeCopyOnlyAndLeftovers(const Inputs& in, SystemTime now, const RetentionOptions& options, const Dirs& dirs,
+                               FullLeaseProbe& lease, RetentionPlan& plan, Deletions& del, Counts& n) {
   for (const auto& m : in.backups) {
     if (m.type != BackupType::kCopyOnly) continue;
-    SystemTime expires = m.finish_time + options.retention;
+    SystemTime expires = Plus(m.finish_time, options.retention);
     plan.expiration[m.backup_id] = expires;
     if (expires <= now) {
       PurgeBaseBackup(in, m, dirs, del);
       ++n.copy_only;
     }
   }
-  const SystemTime idle_since = now - options.leftover_grace;
+  const SystemTime idle_since = Minus(now, options.leftover_grace);
   for (const auto& [dir, objects] : dirs) {
     // dir = db/<db>/data/<container>/<id>/ → its manifest key.
     std::string rest = dir.substr(fmt::format("db/{}/data/", in.db).size());
@@ -313,79 +487,80 @@ void PurgeCopyOnlyAndLeftovers(const Inputs& in, SystemTime now, const Retention
     SystemTime newest{};
     for (const ObjectInfo* o : objects) newest = std::max(newest, o->mtime);
     if (newest > idle_since) continue;
+    // A backup that stalled longer than the grace period still holds its
+    // lease: its data is not a leftover yet.
+    if (lease.Held()) {
+      n.leftovers_kept_for_lease = true;
+      continue;
+    }
     for (const ObjectInfo* o : objects) del.Object(o->key);
     ++n.leftovers;
   }
 }
 
-}  // namespace
-
-Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, SystemTime now,
-                                    const RetentionOptions& options) {
-  ASSIGN_OR_RETURN(Inputs in, ReadInputs(repo, db));
-  RetentionPlan plan;
-  Deletions del;
-  Counts n;
-  const SystemTime cutoff = now - options.retention;
-
-  std::map<std::string, std::vector<const ObjectInfo*>> dirs;  // data directory → its objects
+Dirs DataDirs(const Inputs& in) {
+  Dirs dirs;
   for (const auto& o : in.objects) {
-    std::string dir = DataDirOf(db, o.key);
+    std::string dir = DataDirOf(in.db, o.key);
     if (!dir.empty()) dirs[dir].push_back(&o);
   }
+  return dirs;
+}
 
-  if (!options.cluster_live) {
-    // Dropped: the whole database expires `retention` after its last backup.
-    // Object times count too (WAL archived after the last backup is part of it).
-    std::optional<SystemTime> last;
-    for (const auto& m : in.backups) last = std::max(last.value_or(m.finish_time), m.finish_time);
-    for (const auto& o : in.objects) {
-      last = std::max(last.value_or(o.mtime), o.mtime);
-    }
-    if (!last) {
-      plan.summary = fmt::format("dropped cluster: database \"{}\" holds nothing", db);
-      return plan;
-    }
-    const SystemTime expires = *last + options.retention;
-    for (const auto& m : in.backups) {
-      plan.expiration[m.backup_id] =
-          m.type == BackupType::kCopyOnly ? std::min(expires, m.finish_time + options.retention) : expires;
-    }
-    if (now >= expires) {
-      const std::string backups_root = fmt::format("db/{}/backups/", db);
-      const std::string containers_root = fmt::format("db/{}/containers/", db);
-      for (const auto& key : in.manifest_keys) del.Manifest(key);
-      for (const auto& o : in.objects) {
-        if (!in.manifest_keys.count(o.key) && !StartsWith(o.key, containers_root)) del.Object(o.key);
-      }
-      // Descriptors last: the database stays listed until its data is gone.
-      for (const auto& o : in.objects) {
-        if (StartsWith(o.key, containers_root)) del.Object(o.key);
-      }
-      for (const auto& m : in.backups) {
-        if (m.type == BackupType::kFull) ++n.full;
-        if (m.type == BackupType::kLog) ++n.log;
-        if (m.type == BackupType::kCopyOnly) ++n.copy_only;
-      }
-      plan.summary = fmt::format("dropped cluster: retention elapsed at {}; purged everything: {} manifests, {} objects",
-                                 FormatRfc3339(expires), del.manifests().size(), del.objects().size());
-    } else {
-      PurgeCopyOnlyAndLeftovers(in, now, options, dirs, plan, del, n);
-      plan.summary = fmt::format("dropped cluster: kept until {}; {}", FormatRfc3339(expires),
-                                 CountsText(n, del.objects().size()));
-    }
-    AddSingleUseKeys(repo, del);
-    plan.manifests_to_delete = std::move(del.manifests());
-    plan.objects_to_delete = std::move(del.objects());
-    return plan;
+// The dropped-cluster rule for one cluster: whole until `retention` after its
+// newest backup or object, then everything goes. `own`: the cluster the pass
+// is for (its copy-only backups and leftovers are handled meanwhile); another
+// cluster under the same name is otherwise left alone.
+std::string PlanExpiring(const Inputs& in, SystemTime now, const RetentionOptions& options, bool own,
+                         FullLeaseProbe& lease, RetentionPlan& plan, Deletions& del, Counts& n) {
+  const Dirs dirs = DataDirs(in);
+  // Object times count too (WAL archived after the last backup is part of it).
+  std::optional<SystemTime> last;
+  for (const auto& m : in.backups) last = std::max(last.value_or(m.finish_time), m.finish_time);
+  for (const auto& o : in.objects) last = std::max(last.value_or(o.mtime), o.mtime);
+  if (!last) return "holds nothing";
+  const SystemTime expires = Plus(*last, options.retention);
+  for (const auto& m : in.backups) {
+    plan.expiration[m.backup_id] =
+        m.type == BackupType::kCopyOnly ? std::min(expires, Plus(m.finish_time, options.retention)) : expires;
   }
+  if (now >= expires) {
+    const std::string containers_root = fmt::format("db/{}/containers/", in.db);
+    for (const auto& key : in.manifest_keys) del.Manifest(key);
+    for (const auto& o : in.objects) {
+      if (in.manifest_keys.count(o.key)) continue;
+      if (StartsWith(o.key, containers_root)) {
+        del.Last(o.key);
+      } else {
+        del.Object(o.key);
+      }
+    }
+    for (const auto& m : in.backups) {
+      if (m.type == BackupType::kFull) ++n.full;
+      if (m.type == BackupType::kLog) ++n.log;
+      if (m.type == BackupType::kCopyOnly) ++n.copy_only;
+    }
+    return fmt::format("retention elapsed at {}; purged everything ({} manifests)", FormatWhen(expires),
+                       in.manifest_keys.size());
+  }
+  if (own) PurgeCopyOnlyAndLeftovers(in, now, options, dirs, lease, plan, del, n);
+  return fmt::format("kept until {}", FormatWhen(expires));
+}
+
+// The live rule for one cluster (see the top of this file).
+std::string PlanLive(const Inputs& in, SystemTime now, const RetentionOptions& options, FullLeaseProbe& lease,
+                     RetentionPlan& plan, std::string& anchor_id, Deletions& del, Counts& n) {
+  const Dirs dirs = DataDirs(in);
+  const std::string& db = in.db;
+  const SystemTime cutoff = Minus(now, options.retention);
 
   // Expiration of fulls and log backups: the finish time of the first full
   // whose anchorship would purge them, plus retention (the newest full and
-  // anything it still needs: none yet).
+  // anything it still needs: none yet). Only a restorable full anchors.
   for (size_t k = 0; k < in.fulls.size(); ++k) {
+    if (!in.restorable[k]) continue;
     KeepSet keep(in, k);
-    const SystemTime when = in.fulls[k]->finish_time + options.retention;
+    const SystemTime when = Plus(in.fulls[k]->finish_time, options.retention);
     for (size_t j = 0; j < k; ++j) {
       if (keep.FullPurged(j)) plan.expiration.try_emplace(in.fulls[j]->backup_id, when);
     }
@@ -394,15 +569,17 @@ Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, Sys
     }
   }
 
-  // The anchor: the newest full that finished at or before the cutoff.
+  // The anchor: the newest restorable full that finished at or before the
+  // cutoff. A full with missing objects never anchors, so the window always
+  // starts at a backup that restores.
   std::optional<size_t> anchor;
   for (size_t k = 0; k < in.fulls.size(); ++k) {
-    if (in.fulls[k]->finish_time <= cutoff) anchor = k;
+    if (in.restorable[k] && in.fulls[k]->finish_time <= cutoff) anchor = k;
   }
   std::string chain_note;
   if (anchor) {
     KeepSet keep(in, *anchor);
-    plan.anchor_backup_id = keep.anchor().backup_id;
+    anchor_id = keep.anchor().backup_id;
     std::set<std::string> kept_sealed;  // parts a kept log backup covers
     std::vector<const BackupManifest*> purged_logs;
     for (size_t j = 0; j < in.fulls.size(); ++j) {
@@ -424,8 +601,11 @@ Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, Sys
       ++n.log;
       for (const ObjectRef* ref : m->AllObjects()) {
         sealed.insert(ref->key);
+        // The part's own key says which container and WAL it holds: a part
+        // of another cluster's container is never this cluster's to purge.
         auto part = Repository::ParseWalPartKey(ref->key);
         if (!part || !StartsWith(ref->key, fmt::format("db/{}/wal/", db))) continue;
+        if (!in.container_index.count(part->container)) continue;
         if (kept_sealed.count(ref->key) || !keep.PartPurgeable(*part)) continue;
         del.Object(ref->key);
       }
@@ -441,20 +621,97 @@ Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, Sys
       if (sealed.count(o.key) || kept_sealed.count(o.key)) continue;
       if (keep.PartPurgeable(*part)) del.Object(o.key);
     }
-    chain_note = fmt::format("anchor {}; window starts {}", plan.anchor_backup_id, FormatRfc3339(cutoff));
+    chain_note = fmt::format("anchor {}; window starts {}", anchor_id, FormatWhen(cutoff));
   } else if (!in.fulls.empty()) {
-    plan.anchor_backup_id = in.fulls.front()->backup_id;
+    anchor_id = in.fulls.front()->backup_id;
+    for (size_t k = 0; k < in.fulls.size(); ++k) {
+      if (in.restorable[k]) {
+        anchor_id = in.fulls[k]->backup_id;
+        break;
+      }
+    }
     chain_note = fmt::format("no full backup finished before the window start {} yet: chain kept whole",
-                             FormatRfc3339(cutoff));
+                             FormatWhen(cutoff));
   } else {
     chain_note = "no full backup yet: chain kept whole";
   }
+  PurgeCopyOnlyAndLeftovers(in, now, options, dirs, lease, plan, del, n);
+  return chain_note;
+}
 
-  PurgeCopyOnlyAndLeftovers(in, now, options, dirs, plan, del, n);
+}  // namespace
+
+std::string ClockProbeKey(const std::string& db) { return fmt::format("locks/retention-clock/{}", db); }
+
+Result<SystemTime> StorageNow(Repository& repo, const std::string& db) {
+  const std::string key = ClockProbeKey(db);
+  RETURN_IF_ERROR(repo.storage()
+                      .Put(key, "smartbackup retention: the modification time of this object is the storage's clock\n")
+                      .WithContext(fmt::format("retention: cannot write the clock probe \"{}\"", key)));
+  ASSIGN_OR_RETURN(ObjectInfo info, repo.storage().Stat(key));
+  if (info.mtime == SystemTime{}) {
+    return Status::FailedPrecondition(fmt::format(
+        "retention: storage {} reports no modification time for \"{}\"; hint: use a storage that records them",
+        repo.storage().Describe(), key));
+  }
+  return info.mtime;
+}
+
+Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, SystemTime local_now,
+                                    const RetentionOptions& options) {
+  RETURN_IF_ERROR(Repository::ValidateDatabaseName(db));
+  ASSIGN_OR_RETURN(const SystemTime now, StorageNow(repo, db));
+  if (local_now > Plus(now, options.max_clock_ahead)) {
+    // Ages taken from a clock hours ahead make a running backup's chunks look
+    // abandoned and every backup older than it is.
+    return Status::FailedPrecondition(fmt::format(
+        "retention of database \"{}\" refused: the local clock ({}) is {} ahead of the storage's ({}); hint: "
+        "synchronize the clock (NTP) and run again",
+        db, FormatRfc3339(local_now),
+        FormatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(local_now - now)), FormatRfc3339(now)));
+  }
+  ASSIGN_OR_RETURN(Repo r, ReadRepo(repo, db));
+  RetentionPlan plan;
+  plan.storage_now = now;
+  Deletions del(r.listed);
+  Counts n;
+  FullLeaseProbe lease(repo, db);
+
+  // The clusters this pass is for: the live one, or (no system identifier
+  // given) each known one on its own.
+  auto own = [&](const ClusterKey& key) {
+    return key.has_value() && (!options.system_identifier || *options.system_identifier == *key);
+  };
+  std::vector<std::string> notes;
+  size_t newest_container = 0;
+  for (const auto& [key, in] : r.clusters) {
+    if (in.objects.empty() && in.backups.empty()) continue;
+    const std::string who = key ? fmt::format("system identifier {}", *key) : "containers without descriptor";
+    std::string note;
+    if (own(key) && options.cluster_live) {
+      std::string anchor_id;
+      note = PlanLive(in, now, options, lease, plan, anchor_id, del, n);
+      // The anchor shown is the one of the newest cluster (the live one, for the purge verb).
+      size_t newest = 0;
+      for (const auto& [name, index] : in.container_index) newest = std::max(newest, index + 1);
+      if (!anchor_id.empty() && newest > newest_container) {
+        newest_container = newest;
+        plan.anchor_backup_id = anchor_id;
+      }
+    } else {
+      note = (options.cluster_live || !own(key) ? "not this cluster: " : "dropped cluster: ") +
+             PlanExpiring(in, now, options, own(key), lease, plan, del, n);
+    }
+    notes.push_back(fmt::format("{}: {}", who, note));
+  }
   AddSingleUseKeys(repo, del);
-  plan.summary = fmt::format("{}; {}", CountsText(n, del.objects().size()), chain_note);
+  plan.summary = CountsText(n, del.object_count());
+  if (!options.cluster_live) plan.summary = "dropped cluster: " + plan.summary;
+  if (notes.empty()) notes.push_back(fmt::format("database \"{}\" holds nothing", db));
+  for (const auto& note : notes) plan.summary += "; " + note;
+  if (n.leftovers_kept_for_lease) plan.summary += "; leftovers kept: a full backup holds the lease";
   plan.manifests_to_delete = std::move(del.manifests());
-  plan.objects_to_delete = std::move(del.objects());
+  plan.objects_to_delete = del.TakeObjects();
   return plan;
 }
 

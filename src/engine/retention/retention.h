@@ -6,11 +6,28 @@
 // Copy-only backups expire on their own date. Leftovers of interrupted backups
 // (data without a manifest) are removed once older than a grace period, and
 // single-use data keys (repo/key_store.h) right after the WAL part they encrypt.
-// Thread-safety: pure planning; ApplyRetention is reentrant.
+//
+// Safety against a shared or tampered repository and a wrong clock:
+// - Every key a plan deletes was listed by this pass (single-use keys aside:
+//   each names in its own content the one listed WAL part it encrypts). A
+//   backup's data is found under the prefix derived from its manifest's
+//   listed key; a manifest whose content names another key (a copy) plans
+//   nothing and is kept like an unreadable one.
+// - Each system identifier is a separate cluster, even under one name: the
+//   live rule covers only the live cluster's own containers; the containers
+//   of any other system identifier are kept whole until retention has elapsed
+//   since their newest backup or object (the dropped-cluster rule).
+// - Ages are measured against the storage's clock (the modification time of a
+//   probe object written at the start of each pass); a local clock more than
+//   max_clock_ahead ahead of it refuses the pass. Leftovers are never removed
+//   while the full-backup lease of the database is held.
+// Thread-safety: PlanRetention writes only its clock probe; ApplyRetention is
+// reentrant.
 #pragma once
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +40,14 @@ struct RetentionOptions {
   std::chrono::milliseconds retention = std::chrono::hours(24 * 7);  // N days
   bool cluster_live = true;  // false: dropped / unregistered
   std::chrono::milliseconds leftover_grace = std::chrono::hours(6);
+  // The live cluster's system identifier: the live rule covers its containers
+  // only. nullopt (the purge verb, which knows no cluster): every system
+  // identifier is planned on its own as a live cluster, each keeping its
+  // newest restorable set.
+  std::optional<uint64_t> system_identifier;
+  // The pass is refused (kFailedPrecondition) when the local clock is further
+  // ahead of the storage's than this.
+  std::chrono::milliseconds max_clock_ahead = std::chrono::minutes(5);
 };
 
 struct RetentionPlan {
@@ -31,10 +56,20 @@ struct RetentionPlan {
   std::map<std::string, SystemTime> expiration;  // backup_id → expiration_time the rule gives it
   std::string anchor_backup_id;                  // the full backup the window starts from
   std::string summary;                           // one line for logs and health
+  SystemTime storage_now{};                      // the storage's time the ages were measured against
 };
 
-Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, SystemTime now,
+// `local_now` is the local clock's time: it is only compared with the
+// storage's (a far-ahead local clock fails with kFailedPrecondition); every
+// age is taken from the storage's time (plan.storage_now).
+Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, SystemTime local_now,
                                     const RetentionOptions& options);
+// The storage's current time: writes the small object ClockProbeKey(db) and
+// returns its modification time as the storage reports it.
+Result<SystemTime> StorageNow(Repository& repo, const std::string& db);
+// "locks/retention-clock/<db>": outside db/<db>/, so no listing of the
+// database (retention, verify, available-backups) ever sees it.
+std::string ClockProbeKey(const std::string& db);
 // Deletes manifests first (so a backup stops existing before its data goes),
 // then the objects.
 Status ApplyRetention(Repository& repo, const RetentionPlan& plan);

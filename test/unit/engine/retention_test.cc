@@ -104,7 +104,10 @@ class RetentionTest : public ::testing::Test {
     }
   }
 
+  // Plans at `now` on both clocks: the storage's (the ManualClock the
+  // MemoryStorage stamps objects with) and the local one.
   RetentionPlan Plan(SystemTime now, RetentionOptions options = {}) {
+    clock_->Set(now);
     auto plan = PlanRetention(*repo_, "main", now, options);
     EXPECT_TRUE(plan.ok()) << plan.status().message();
     return std::move(plan).value();
