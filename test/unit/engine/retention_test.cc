@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/text.h"
+#include "engine/backup/full_backup.h"
 #include "engine/retention/retention.h"
 #include "engine/wal/wal_archive.h"
 #include "engine/wal/wal_catalog.h"
@@ -91,11 +92,13 @@ class RetentionTest : public ::testing::Test {
   // Day d: a full backup at midnight, then one WAL segment an hour, sealed
   // into a log backup every two segments. skip_part: a segment that never
   // reaches the repository (a gap).
-  void Day(const ContainerInfo& c, uint32_t tli, int d, uint64_t offset = 0, int skip_part = -1) {
-    clock_->Set(kT0 + d * kDay);
+  // shift: the day starts that much after midnight (a second cluster).
+  void Day(const ContainerInfo& c, uint32_t tli, int d, uint64_t offset = 0, int skip_part = -1,
+           std::chrono::hours shift = std::chrono::hours(0)) {
+    clock_->Set(kT0 + d * kDay + shift);
     fulls_.push_back(PutBase(c, tli, DayBase(d, offset) + 0x28));
     for (int i = 0; i < kPartsPerDay; ++i) {
-      clock_->Set(kT0 + d * kDay + std::chrono::hours(1 + i));
+      clock_->Set(kT0 + d * kDay + shift + std::chrono::hours(1 + i));
       uint64_t start = DayBase(d, offset) + i * kSeg;
       if (i != skip_part) PutPart(c, tli, start, start + kSeg);
       if (i % 2 == 1) {
@@ -481,7 +484,11 @@ TEST_F(RetentionTest, AnAncestorTimelineKeepsTheWalOfTheAnchorsFirstSegment) {
   EXPECT_EQ(seg->size(), kSeg);
 }
 
-TEST_F(RetentionTest, ANewSystemIdentifierMakesTheOldLineagePurgeable) {
+// A new system identifier is a new cluster (re-initdb, pg_upgrade): for the
+// live one, the old cluster under the same name is not its chain. It is kept
+// whole until retention has elapsed since its newest object, then goes
+// entirely, descriptor included.
+TEST_F(RetentionTest, AnOldSystemIdentifierIsKeptWholeUntilItsRetentionElapses) {
   // The old lineage's LSNs are far above the new one's: the floor of one
   // lineage must not be applied to the other.
   for (int d = 0; d < 3; ++d) Day(c1_, 1, d, /*offset=*/1000);
@@ -489,16 +496,241 @@ TEST_F(RetentionTest, ANewSystemIdentifierMakesTheOldLineagePurgeable) {
   auto c2 = repo_->EnsureContainer("main", kOtherSysid, 1, "new system identifier");
   ASSERT_TRUE(c2.ok());
   for (int d = 3; d < 10; ++d) Day(*c2, 1, d);
+  const RetentionOptions live{.system_identifier = kOtherSysid};
+  const SystemTime old_last = kT0 + 2 * kDay + std::chrono::hours(kPartsPerDay);  // its last WAL part
 
-  auto plan = Plan(kT0 + 9 * kDay + std::chrono::hours(12));
-  EXPECT_EQ(plan.anchor_backup_id, fulls_[2].backup_id);
-  ExpectPlanPurges(plan, ExpectedPurge(c1_.name, DayBase(2, 1000)));
+  auto plan = Plan(old_last + 7 * kDay - std::chrono::minutes(1), live);
+  EXPECT_TRUE(plan.manifests_to_delete.empty());
+  EXPECT_TRUE(plan.objects_to_delete.empty());
+  EXPECT_EQ(plan.anchor_backup_id, fulls_[3].backup_id);
+  EXPECT_EQ(plan.expiration.at(fulls_[0].backup_id), old_last + 7 * kDay);
+  EXPECT_NE(plan.summary.find("not this cluster: kept until " + FormatRfc3339(old_last + 7 * kDay)),
+            std::string::npos)
+      << plan.summary;
 
-  auto later = Plan(kT0 + 10 * kDay + std::chrono::hours(12));
+  auto later = Plan(kT0 + 10 * kDay + std::chrono::hours(12), live);
   EXPECT_EQ(later.anchor_backup_id, fulls_[3].backup_id);
-  ExpectPlanPurges(later, ExpectedPurge(c2->name, DayBase(3), {c1_.name}));
+  auto expected = ExpectedPurge(c2->name, DayBase(3), {c1_.name});
+  expected.objects.insert(Repository::ContainerKey("main", c1_.name));
+  ExpectPlanPurges(later, expected);
+  EXPECT_EQ(later.objects_to_delete.back(), Repository::ContainerKey("main", c1_.name)) << "the descriptor goes last";
   ASSERT_TRUE(ApplyRetention(*repo_, later).ok());
+  auto containers = repo_->ListContainers("main");
+  ASSERT_TRUE(containers.ok());
+  ASSERT_EQ(containers->size(), 1u);
+  EXPECT_EQ(containers->front().name, c2->name);
   ExpectWindowCovers(kT0 + 3 * kDay + std::chrono::hours(12), kOtherSysid);
+}
+
+// Two hosts whose clusters got one name (Debian's "15-main") share a storage
+// target: each host's retention purges its own chain only, and the purge
+// verb (no system identifier) plans each on its own, each keeping its newest
+// restorable set.
+TEST_F(RetentionTest, TwoSystemIdentifiersUnderOneNameNeverPurgeEachOther) {
+  auto c2 = repo_->EnsureContainer("main", kOtherSysid, 1, "first backup");
+  ASSERT_TRUE(c2.ok());
+  std::vector<BackupManifest> other_fulls;
+  for (int d = 0; d < 10; ++d) {
+    Day(c1_, 1, d);
+    // The other host backs up twelve hours later each day: its fulls are the
+    // newest before any cutoff, so one chain over both would anchor on them.
+    Day(*c2, 1, d, 0, -1, std::chrono::hours(12));
+    other_fulls.push_back(fulls_.back());
+    fulls_.pop_back();
+  }
+  auto other_objects = [&] {
+    std::set<std::string> keys;
+    for (const char* area : {"backups", "data", "wal"}) {
+      auto listed = ListAll(repo_->storage(), fmt::format("db/main/{}/{}/", area, c2->name));
+      EXPECT_TRUE(listed.ok());
+      for (const auto& o : *listed) keys.insert(o.key);
+    }
+    return keys;
+  };
+  const std::set<std::string> other_before = other_objects();
+  ASSERT_EQ(other_before.size(), 10u * (1 + 2 + 4 + kPartsPerDay));  // full + 2 chunks + 4 log + 8 parts a day
+
+  const SystemTime now = kT0 + 9 * kDay + std::chrono::hours(23);
+  auto plan = Plan(now, {.system_identifier = kSysid});
+  EXPECT_EQ(plan.anchor_backup_id, fulls_[2].backup_id);
+  ExpectPlanPurges(plan, ExpectedPurge(c1_.name, DayBase(2)));
+  ASSERT_TRUE(ApplyRetention(*repo_, plan).ok());
+  EXPECT_EQ(other_objects(), other_before) << "the other cluster lost objects";
+  ExpectWindowCovers(now - 7 * kDay, kSysid);
+
+  // The purge verb: each cluster its own chain, neither loses its window.
+  auto both = Plan(now);
+  std::set<std::string> purged(both.objects_to_delete.begin(), both.objects_to_delete.end());
+  for (const auto& f : other_fulls) {
+    bool gone = both.expiration.count(f.backup_id) && PurgedIds(both).count(f.backup_id);
+    EXPECT_EQ(gone, f.backup_id == other_fulls[0].backup_id || f.backup_id == other_fulls[1].backup_id)
+        << f.backup_id;
+  }
+  ASSERT_TRUE(ApplyRetention(*repo_, both).ok());
+  ExpectWindowCovers(now - 7 * kDay, kSysid);
+  ExpectWindowCovers(now - 7 * kDay, kOtherSysid);
+  EXPECT_EQ(Catalog(kOtherSysid).Windows().front().base_backup_id, other_fulls[2].backup_id);
+}
+
+// A manifest copied under another name (or edited to match its new name)
+// must not make retention delete the backup it describes.
+TEST_F(RetentionTest, ACopyOfTheNewestManifestNeverCostsTheNewestBackup) {
+  for (int d = 0; d < 10; ++d) Day(c1_, 1, d);
+  const BackupManifest& newest = fulls_.back();
+  const std::string newest_key = Repository::ManifestKey("main", c1_.name, newest.backup_id);
+  auto text = repo_->storage().Get(newest_key);
+  ASSERT_TRUE(text.ok());
+  // A verbatim copy under an older-looking name.
+  const std::string copy_key = Repository::ManifestKey("main", c1_.name, "20260101T000000Z-F-0000");
+  ASSERT_TRUE(repo_->storage().Put(copy_key, *text).ok());
+  // An edited copy whose content matches its name and claims to be newer,
+  // with no data of its own (its objects are the newest backup's).
+  BackupManifest forged = newest;
+  forged.backup_id = "20270125T000000Z-F-ffff";
+  forged.finish_time = newest.finish_time + std::chrono::hours(1);
+  ASSERT_TRUE(repo_->WriteManifest(forged).ok());
+
+  // Long after the last backup: every full is older than the window start,
+  // so only the live guard keeps the newest one.
+  auto plan = Plan(kT0 + 60 * kDay);
+  EXPECT_EQ(plan.anchor_backup_id, newest.backup_id);
+  ASSERT_TRUE(ApplyRetention(*repo_, plan).ok());
+  EXPECT_TRUE(repo_->ReadManifest(newest_key).ok());
+  for (const ObjectRef* ref : newest.AllObjects()) {
+    auto st = repo_->storage().Stat(ref->key);
+    ASSERT_TRUE(st.ok()) << ref->key;
+    EXPECT_EQ(st->size, ref->stored_size);
+  }
+  // The newest backup still restores with the WAL after it.
+  auto cat = Catalog();
+  bool window = false;
+  for (const auto& w : cat.Windows()) window = window || w.base_backup_id == newest.backup_id;
+  EXPECT_TRUE(window);
+  for (const auto& k : plan.objects_to_delete) {
+    EXPECT_EQ(k.find(newest.backup_id), std::string::npos) << k;
+  }
+  for (const auto& k : plan.manifests_to_delete) EXPECT_NE(k, newest_key);
+}
+
+// A local clock hours ahead of the storage's would make a running backup's
+// first chunks look abandoned: the pass is refused. Ages are the storage's.
+TEST_F(RetentionTest, ALocalClockFarAheadRefusesThePurgeAndARunningBackupKeepsItsChunks) {
+  Day(c1_, 1, 0);
+  const std::string dir = Repository::DataPrefix("main", c1_.name, "20270116T000000Z-F-aaaa");
+  const SystemTime t = clock_->Now();
+  std::vector<std::string> chunks;
+  for (int i = 0; i < 3; ++i) {
+    clock_->Set(t + i * std::chrono::minutes(30));
+    chunks.push_back(dir + fmt::format("00-{:06d}", i));
+    ASSERT_TRUE(repo_->storage().Put(chunks.back(), "chunk").ok());
+  }
+  const SystemTime storage_now = clock_->Now();  // the backup is still writing
+  const RetentionOptions options{.leftover_grace = std::chrono::hours(4)};
+
+  auto skewed = PlanRetention(*repo_, "main", storage_now + std::chrono::hours(5), options);
+  if (skewed.ok()) {
+    ASSERT_TRUE(ApplyRetention(*repo_, *skewed).ok());
+  }
+  ASSERT_FALSE(skewed.ok()) << skewed->summary;
+  EXPECT_EQ(skewed.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(skewed.status().message().find("local clock"), std::string::npos) << skewed.status().message();
+  for (const auto& k : chunks) EXPECT_TRUE(repo_->storage().Stat(k).ok()) << k;
+
+  // A few minutes ahead is tolerated; the chunks are young by the storage's clock.
+  auto slight = PlanRetention(*repo_, "main", storage_now + std::chrono::minutes(4), options);
+  ASSERT_TRUE(slight.ok()) << slight.status().message();
+  EXPECT_TRUE(slight->objects_to_delete.empty());
+  EXPECT_EQ(slight->storage_now, storage_now);
+
+  // A local clock behind does not delay it: by the storage's clock the
+  // backup has been idle past the grace period, so its data is a leftover.
+  clock_->Set(storage_now + std::chrono::hours(5));
+  auto behind = PlanRetention(*repo_, "main", storage_now, options);
+  ASSERT_TRUE(behind.ok()) << behind.status().message();
+  EXPECT_EQ(std::set<std::string>(behind->objects_to_delete.begin(), behind->objects_to_delete.end()),
+            std::set<std::string>(chunks.begin(), chunks.end()));
+}
+
+// Data without a manifest is never a leftover while a full backup holds the
+// database's lease (a backup stalled past the grace period).
+TEST_F(RetentionTest, ALeasedBackupKeepsItsChunksPastTheGracePeriod) {
+  Day(c1_, 1, 0);
+  const std::string chunk = Repository::DataPrefix("main", c1_.name, "20270116T000000Z-F-bbbb") + "00-000000";
+  ASSERT_TRUE(repo_->storage().Put(chunk, "chunk").ok());
+  // A day's ttl stands for a job renewing its lease all along.
+  auto lease = repo_->storage().AcquireLease("db/main/locks/full", {.ttl = std::chrono::hours(24), .owner = "job"});
+  ASSERT_TRUE(lease.ok());
+  auto held = Plan(clock_->Now() + std::chrono::hours(7));
+  ASSERT_TRUE(ApplyRetention(*repo_, held).ok());
+  EXPECT_TRUE(repo_->storage().Stat(chunk).ok());
+  EXPECT_NE(held.summary.find("leftovers kept: a full backup holds the lease"), std::string::npos) << held.summary;
+
+  ASSERT_TRUE((*lease)->Release().ok());
+  auto free = Plan(clock_->Now());
+  EXPECT_EQ(free.objects_to_delete, std::vector<std::string>{chunk});
+  // The lease check took no lease for good: a backup can take it again.
+  EXPECT_TRUE(repo_->storage().AcquireLease("db/main/locks/full", {.owner = "next job"}).ok());
+}
+
+// Centuries of retention saturate to "never": nothing wraps into the past.
+TEST_F(RetentionTest, AHugeRetentionPurgesNothing) {
+  for (int d = 0; d < 4; ++d) {
+    Day(c1_, 1, d);
+    clock_->Set(kT0 + d * kDay + std::chrono::hours(10));
+    PutBase(c1_, 1, DayBase(d) + 7 * kSeg + 0x28, BackupType::kCopyOnly);
+  }
+  const SystemTime now = kT0 + 9 * kDay;
+  for (auto retention : {std::chrono::milliseconds(std::chrono::hours(24) * 99999),
+                         std::chrono::milliseconds(std::chrono::hours(24) * 999999999LL),
+                         std::chrono::milliseconds::max()}) {
+    for (bool live : {true, false}) {
+      auto plan = Plan(now, {.retention = retention, .cluster_live = live});
+      EXPECT_TRUE(plan.manifests_to_delete.empty()) << retention.count() << " live " << live << ": " << plan.summary;
+      EXPECT_TRUE(plan.objects_to_delete.empty()) << retention.count() << " live " << live;
+      for (const auto& [id, when] : plan.expiration) EXPECT_GT(when, now) << id;
+    }
+  }
+  EXPECT_EQ(Backups().size(), 4u * (2 + 4));
+}
+
+// The last step of a full backup re-checks its objects: one deleted (or cut
+// short) while the backup ran means no manifest.
+TEST_F(RetentionTest, AChunkDeletedBeforeTheManifestMeansNoManifest) {
+  BackupManifest m;
+  m.database = "main";
+  m.system_identifier = kSysid;
+  m.container = c1_.name;
+  m.type = BackupType::kFull;
+  m.timeline = 1;
+  m.start_lsn = Lsn{DayBase(0)}.ToString();
+  m.end_lsn = Lsn{DayBase(0) + 0x100}.ToString();
+  m.start_time = clock_->Now();
+  m.backup_id = Repository::NewBackupId(m.start_time, BackupType::kFull);
+  m.wal_segment_size = kSeg;
+  ArchiveRecord base{.index = 0, .name = "base.tar"};
+  for (int i = 0; i < 3; ++i) {
+    const std::string key = Repository::DataPrefix("main", c1_.name, m.backup_id) + fmt::format("00-{:06d}", i);
+    ASSERT_TRUE(repo_->storage().Put(key, "chunk").ok());
+    base.chunks.push_back({.key = key, .raw_size = 5, .stored_size = 5, .sha256 = Sha256Hex("chunk")});
+  }
+  m.archives.push_back(base);
+  m.finish_time = clock_->Now();
+  const std::string manifest = Repository::ManifestKey("main", c1_.name, m.backup_id);
+
+  ASSERT_TRUE(repo_->storage().Delete(base.chunks[1].key).ok());
+  Status s = WriteCheckedManifest(*repo_, m);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.message();
+  EXPECT_NE(s.message().find(base.chunks[1].key), std::string::npos) << s.message();
+  EXPECT_TRUE(repo_->storage().Stat(manifest).status().IsNotFound());
+
+  ASSERT_TRUE(repo_->storage().Put(base.chunks[1].key, "chunk, but longer").ok());
+  s = WriteCheckedManifest(*repo_, m);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.message();
+  EXPECT_TRUE(repo_->storage().Stat(manifest).status().IsNotFound());
+
+  ASSERT_TRUE(repo_->storage().Put(base.chunks[1].key, "chunk").ok());
+  ASSERT_TRUE(WriteCheckedManifest(*repo_, m).ok());
+  EXPECT_TRUE(repo_->ReadManifest(manifest).ok());
 }
 
 TEST_F(RetentionTest, ApplyStopsAtTheFirstErrorAndARetryFinishes) {
