@@ -225,6 +225,7 @@ Status TarExtractor::CreateEntry(const std::vector<std::string>& parts, uint64_t
   if ((type_ == '5' || type_ == '2') && size != 0) {
     return Fail(fmt::format("{} entry \"{}\" carries data", type_ == '5' ? "directory" : "symlink", shown));
   }
+  if (type_ == '2') return MakeSymlink(parts);
   ASSIGN_OR_RETURN(int parent, ParentDir(parts));
   const std::string full = dest_ + "/" + shown;
   const char* name = parts.back().c_str();
@@ -240,8 +241,6 @@ Status TarExtractor::CreateEntry(const std::vector<std::string>& parts, uint64_t
         }
       }
       return Status::Ok();
-    case '2':
-      return MakeSymlink(parent, parts);
     default: {
       int fd = OpenBeneath(parent, parts.back(), O_WRONLY | O_CREAT | O_EXCL, FileMode(mode_));
       if (fd < 0) {
@@ -278,7 +277,8 @@ Result<int> TarExtractor::ParentDir(const std::vector<std::string>& parts) {
   return fd;
 }
 
-Status TarExtractor::MakeSymlink(int parent_fd, const std::vector<std::string>& parts) {
+// Refused before anything is created for it, parent directories included.
+Status TarExtractor::MakeSymlink(const std::vector<std::string>& parts) {
   uint32_t oid = parts.size() == 2 && parts[0] == "pg_tblspc" ? ParseOid(parts[1]) : 0;
   auto mapped = tablespace_links_.find(oid);
   if (oid == 0 || mapped == tablespace_links_.end()) {
@@ -287,6 +287,7 @@ Status TarExtractor::MakeSymlink(int parent_fd, const std::vector<std::string>& 
         "tablespaces mapped with --tablespace-map",
         Printable(path_), Printable(link_target_)));
   }
+  ASSIGN_OR_RETURN(int parent_fd, ParentDir(parts));
   // The archive's target is ignored: the link goes where the operator said.
   if (::symlinkat(mapped->second.c_str(), parent_fd, parts[1].c_str()) != 0) {
     if (errno == EEXIST) return Fail(fmt::format("symlink entry \"{}\" appears twice", Printable(path_)));

@@ -105,7 +105,7 @@ class TarExtractor {
   // The directory holding an entry, created (0700) where missing; the fd
   // stays owned by the extractor.
   Result<int> ParentDir(const std::vector<std::string>& parts);
-  Status MakeSymlink(int parent_fd, const std::vector<std::string>& parts);
+  Status MakeSymlink(const std::vector<std::string>& parts);
 
   std::string dest_;
   std::string archive_;
