@@ -6,6 +6,7 @@
 // openat2 and with the component-by-component fallback.
 #include "engine/restore/tar_extractor.h"
 #include "engine/restore/beneath.h"
+#include "support/tar_builder.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -23,28 +24,10 @@ namespace sb {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A ustar header block for one entry; `size` data bytes follow it.
-std::string Header(const std::string& name, char type, uint64_t size, const std::string& link = "",
-                   unsigned mode = 0640) {
-  std::string b(512, '\0');
-  std::memcpy(b.data(), name.data(), std::min<size_t>(name.size(), 100));
-  std::snprintf(b.data() + 100, 8, "%07o", mode);
-  std::snprintf(b.data() + 124, 12, "%011llo", static_cast<unsigned long long>(size));
-  b[156] = type;
-  std::memcpy(b.data() + 157, link.data(), std::min<size_t>(link.size(), 100));
-  std::memcpy(b.data() + 257, "ustar", 6);
-  std::memcpy(b.data() + 263, "00", 2);
-  std::memset(b.data() + 148, ' ', 8);
-  unsigned sum = 0;
-  for (unsigned char c : b) sum += c;
-  std::snprintf(b.data() + 148, 8, "%06o", sum);
-  return b;
-}
-
-std::string Padded(const std::string& data) { return data + std::string((512 - data.size() % 512) % 512, '\0'); }
-
-std::string Entry(const std::string& name, const std::string& data) { return Header(name, '0', data.size()) + Padded(data); }
+using test::End;
+using test::Entry;
+using test::Header;
+using test::Padded;
 
 std::string PaxPath(const std::string& path) {
   std::string rec = " path=" + path + "\n";
@@ -53,8 +36,6 @@ std::string PaxPath(const std::string& path) {
   std::string body = std::to_string(len) + rec;
   return Header("pax", 'x', body.size()) + Padded(body);
 }
-
-std::string End() { return std::string(1024, '\0'); }
 
 std::string ReadFile(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
