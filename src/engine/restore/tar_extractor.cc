@@ -202,6 +202,11 @@ Status TarExtractor::ParseHeader(const char* b) {
     return Fail("entry with an empty name");
   }
   path_ = Join(parts, parts.size());
+  if (parts.size() == 1 && parts[0] == "tablespace_map") {
+    // PostgreSQL would make pg_tblspc links from it at startup, to whatever
+    // places it names; smartbackup's backups hold pg_tblspc links instead.
+    return Fail("entry \"tablespace_map\" is refused (smartbackup's base backups never hold one)");
+  }
   return CreateEntry(parts, size);
 }
 

@@ -12,6 +12,8 @@
 // 0640, directories 0750, never setuid/setgid/sticky); hard links, devices
 // and fifos are refused; the only symlinks made are pg_tblspc/<oid> of the
 // tablespaces the operator mapped, and they point where the operator said.
+// A top-level tablespace_map (which PostgreSQL would turn into links at
+// startup) is refused too.
 //
 // File data can be written by Feed itself or handed back as FileWrite
 // records, so a restore can parse headers on one thread and spread the

@@ -300,6 +300,14 @@ TEST_P(TarConfinementTest, OnlyThePgTblspcLinksOfMappedTablespacesAreMade) {
   ExpectNothingOutside();
 }
 
+TEST_P(TarConfinementTest, ATablespaceMapFileIsRefused) {
+  // PostgreSQL would link pg_tblspc/16384 to /etc at startup and replay WAL there.
+  Status s = Extract(Entry("tablespace_map", "16384 /etc\n") + End(), Mapped());
+  EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.message();
+  EXPECT_FALSE(fs::exists(dir_ + "/tablespace_map"));
+  ExpectNothingOutside();
+}
+
 TEST_P(TarConfinementTest, AnEntryNamedTwiceIsACorruptArchive) {
   Status s = Extract(Entry("PG_VERSION", "15\n") + Entry("PG_VERSION", "evil\n") + End());
   EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.message();
