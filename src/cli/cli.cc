@@ -611,7 +611,7 @@ int RunCli(int argc, char** argv) {
   r->add_option("--key-file", restore.key_file, "key for encrypted backups");
   r->add_option("--private-key", restore.private_key, "RSA private key (PEM) for backups written with --public-key");
   r->add_option("--parallel", restore.parallel, "download/decompress workers")->check(CLI::Range(1, 64));
-  r->add_option("--tablespace-map", restore.tablespace_map, "OID=DIR: restore a tablespace elsewhere");
+  r->add_option("--tablespace-map", restore.tablespace_map, "OID=DIR: where tablespace OID goes (one for each tablespace of the backup)");
   AddCommon(r, flags);
 
   ListArgs list;

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <tuple>
 #include <deque>
-#include <fstream>
 #include <filesystem>
 #include <future>
 
@@ -17,6 +16,8 @@
 #include "common/logging.h"
 #include "common/thread_pool.h"
 #include "common/text.h"
+#include "engine/restore/beneath.h"
+#include "engine/restore/recovery_config.h"
 #include "engine/restore/tar_extractor.h"
 #include "engine/wal/wal_catalog.h"
 #include "engine/wal/wal_reader.h"
@@ -24,6 +25,12 @@
 namespace sb {
 namespace fs = std::filesystem;
 namespace {
+
+std::string Join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
+  return out;
+}
 
 // The directory must be absent or empty; it is created (0700) when absent.
 Status PrepareEmptyDir(const std::string& dir, bool* created) {
@@ -80,15 +87,11 @@ struct Destination {
 // window and the writer's queue each hold a few decoded objects.
 Status RestoreArchives(Repository& repo, const BackupManifest& m, const RestoreOptions& options,
                        const std::map<uint32_t, Destination>& dests, int workers) {
-  auto rewrite = [&](const std::string& path, const std::string& target) -> std::string {
-    // base.tar holds pg_tblspc/<oid> → original location; point it at the restored place.
-    if (StartsWith(path, "pg_tblspc/")) {
-      uint32_t oid = static_cast<uint32_t>(std::strtoul(path.c_str() + 10, nullptr, 10));
-      auto it = dests.find(oid);
-      if (it != dests.end()) return it->second.dir;
-    }
-    return target;
-  };
+  // The main archive's pg_tblspc/<oid> links point at the operator's directories.
+  std::map<uint32_t, std::string> tablespace_links;
+  for (const auto& [oid, d] : dests) {
+    if (oid != 0) tablespace_links[oid] = d.dir;
+  }
   using Decoded = std::shared_ptr<const std::string>;
   ThreadPool pool(workers, 2 * workers);
   // One writer, in stream order: concurrent writes into one file contend on
@@ -97,7 +100,8 @@ Status RestoreArchives(Repository& repo, const BackupManifest& m, const RestoreO
   Status status;
   for (const auto& archive : m.archives) {
     const auto& dest = dests.at(archive.tablespace_oid);
-    TarExtractor tar(dest.dir, archive.name, rewrite);
+    TarExtractor tar(dest.dir, archive.name,
+                     archive.tablespace_oid == 0 ? tablespace_links : std::map<uint32_t, std::string>{});
     const std::shared_ptr<FirstError> write_errors = tar.errors();  // Finish reports them too
     std::deque<std::future<Result<Decoded>>> window;
     size_t next = 0;
@@ -274,64 +278,76 @@ Result<RestorePlan> PlanRestore(Repository& repo, const std::string& database, c
 
 namespace {
 
-std::string QuoteConf(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += "''";
-    else out.push_back(c);
+// A recorded location is shown to the operator only when it is plainly a
+// path: absolute, printable ASCII, no empty, "." or ".." components.
+bool IsCleanAbsolutePath(const std::string& p) {
+  if (p.size() < 2 || p[0] != '/' || p.back() == '/') return false;
+  for (char c : p) {
+    if (c < 0x20 || c > 0x7e) return false;
   }
-  return out + "'";
+  std::vector<std::string> parts;
+  return SplitRelativePath(p.substr(1), &parts) && Join(parts) == p.substr(1);
 }
 
-// PostgreSQL timestamptz input with microseconds: "2026-11-25 02:33:28.123456+00".
-std::string PgTimestamp(SystemTime t) {
-  auto secs = std::chrono::floor<std::chrono::seconds>(t);
-  auto micros = std::chrono::duration_cast<std::chrono::microseconds>(t - secs).count();
-  std::string base = FormatRfc3339(secs);  // "2026-11-25T02:33:28Z"
-  return fmt::format("{} {}.{:06}+00", base.substr(0, 10), base.substr(11, 8), micros);
+bool SameOrNested(const std::string& a, const std::string& b) {
+  std::string x = fs::path(a).lexically_normal().string(), y = fs::path(b).lexically_normal().string();
+  while (x.size() > 1 && x.back() == '/') x.pop_back();
+  while (y.size() > 1 && y.back() == '/') y.pop_back();
+  auto within = [](const std::string& in, const std::string& out) {
+    return in == out || (in.size() > out.size() && in.compare(0, out.size(), out) == 0 &&
+                         (out == "/" || in[out.size()] == '/'));
+  };
+  return within(x, y) || within(y, x);
 }
 
-std::string ShellQuoteArg(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\' || c == '$' || c == '`') out.push_back('\\');
-    out.push_back(c);
+// Where each archive goes. Tablespaces go only where the operator mapped
+// them: the manifest's recorded location comes from storage others can
+// write, so it is never a write destination.
+Result<std::map<uint32_t, Destination>> PlanDestinations(const BackupManifest& m, const RestoreOptions& options) {
+  std::map<uint32_t, Destination> dests;
+  dests[0] = Destination{options.target_dir};
+  std::string unmapped, flags;
+  for (const auto& a : m.archives) {
+    if (a.tablespace_oid == 0) continue;
+    auto it = options.tablespace_map.find(a.tablespace_oid);
+    if (it == options.tablespace_map.end()) {
+      if (!unmapped.empty()) unmapped += ", ";
+      unmapped += std::to_string(a.tablespace_oid);
+      if (IsCleanAbsolutePath(a.location)) unmapped += " (recorded at \"" + a.location + "\")";
+      flags += fmt::format(" --tablespace-map {}=DIR", a.tablespace_oid);
+      continue;
+    }
+    dests[a.tablespace_oid] = Destination{it->second};
   }
-  return out + "\"";
-}
-
-// recovery.signal plus the settings that make `pg_ctl start` recover to the
-// target through smartbackup wal-get, then promote.
-Status WriteRecoveryConfig(const std::string& dir, const BackupManifest& base, const RestoreOptions& o) {
-  std::string command = ShellQuoteArg(o.smartbackup_path) + " wal-get %f %p --repo " + ShellQuoteArg(o.repo_url) +
-                        " --db " + ShellQuoteArg(o.database) + " --sysid " + std::to_string(base.system_identifier);
-  if (!o.key_file.empty()) command += " --key-file " + ShellQuoteArg(o.key_file);
-  if (!o.private_key_file.empty()) command += " --private-key " + ShellQuoteArg(o.private_key_file);
-  std::string conf = "\n# Added by smartbackup restore of backup " + base.backup_id + ".\n";
-  conf += "restore_command = " + QuoteConf(command) + "\n";
-  conf += "recovery_target_timeline = 'latest'\n";
-  if (o.target.kind == RecoveryTarget::Kind::kTime) {
-    conf += "recovery_target_time = " + QuoteConf(PgTimestamp(o.target.time)) + "\n";
-  } else if (o.target.kind == RecoveryTarget::Kind::kLsn) {
-    conf += "recovery_target_lsn = " + QuoteConf(o.target.lsn.ToString()) + "\n";
+  if (!unmapped.empty()) {
+    return Status::InvalidArgument(fmt::format(
+        "backup \"{}\" has tablespaces that are not mapped: {}; hint: add{} (a restore writes a tablespace only "
+        "where --tablespace-map puts it)",
+        Printable(m.backup_id), unmapped, flags));
   }
-  if (o.target.kind != RecoveryTarget::Kind::kLatest) conf += "recovery_target_action = 'promote'\n";
-  // The copy must not push its own WAL into the source's archive.
-  conf += "archive_mode = 'off'\n";
-  std::ofstream auto_conf(dir + "/postgresql.auto.conf", std::ios::app);
-  auto_conf << conf;
-  auto_conf.close();
-  if (!auto_conf) return Status::IoError(fmt::format("cannot write \"{}/postgresql.auto.conf\"", dir));
-  std::ofstream signal(dir + "/recovery.signal");
-  signal.close();
-  if (!signal) return Status::IoError(fmt::format("cannot write \"{}/recovery.signal\"", dir));
-  return Status::Ok();
+  for (const auto& [oid, d] : dests) {
+    if (oid == 0) continue;
+    const std::string flag = fmt::format("--tablespace-map {}={}", oid, Printable(d.dir));
+    if (d.dir.empty() || d.dir[0] != '/' || HasControlCharacter(d.dir)) {
+      return Status::InvalidArgument(
+          fmt::format("{}: the directory must be an absolute path without control characters", flag));
+    }
+    for (const auto& [other_oid, other] : dests) {
+      if (other_oid == oid || !SameOrNested(d.dir, other.dir)) continue;
+      return Status::InvalidArgument(fmt::format(
+          "{}: the directory overlaps {}; hint: give each tablespace its own directory outside --target-dir", flag,
+          other_oid == 0 ? "the restore target" : fmt::format("the one of tablespace {}", other_oid)));
+    }
+  }
+  return dests;
 }
 
 }  // namespace
 
 Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& options) {
   RETURN_IF_ERROR(Repository::ValidateDatabaseName(options.database));
+  // Refused before anything is read or written: these end up in restore_command.
+  RETURN_IF_ERROR(ValidateRecoveryCommandInputs(options));
   if (options.target_dir.empty() || options.target_dir[0] != '/') {
     return Status::InvalidArgument(
         fmt::format("restore target \"{}\" must be an absolute path", options.target_dir));
@@ -358,18 +374,7 @@ Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& option
     }
   }
 
-  std::map<uint32_t, Destination> dests;
-  for (const auto& a : m.archives) {
-    Destination d;
-    if (a.tablespace_oid == 0) {
-      d.dir = options.target_dir;
-    } else {
-      auto it = options.tablespace_map.find(a.tablespace_oid);
-      d.dir = it != options.tablespace_map.end() ? it->second : a.location;
-    }
-    dests[a.tablespace_oid] = d;
-  }
-  if (!dests.count(0)) dests[0] = Destination{options.target_dir};
+  ASSIGN_OR_RETURN(auto dests, PlanDestinations(m, options));
   std::vector<uint32_t> prepared;
   auto undo = [&] {
     for (uint32_t oid : prepared) ClearDir(dests[oid].dir, dests[oid].created);
@@ -378,9 +383,7 @@ Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& option
     Status s = PrepareEmptyDir(d.dir, &d.created);
     if (!s.ok()) {
       undo();
-      if (oid != 0) {
-        return s.WithContext(fmt::format("tablespace {}: hint: relocate it with --tablespace-map {}=DIR", oid, oid));
-      }
+      if (oid != 0) return s.WithContext(fmt::format("tablespace {} (--tablespace-map {}=DIR)", oid, oid));
       return s;
     }
     prepared.push_back(oid);
@@ -393,7 +396,7 @@ Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& option
   if (s.ok() && plan.needs_wal) {
     RestoreOptions recovery = options;
     if (plan.replay_to_end) recovery.target = RecoveryTarget{};  // same data, and PostgreSQL accepts it
-    s = WriteRecoveryConfig(options.target_dir, m, recovery);
+    s = WriteRecoveryConfig(options.target_dir, m.system_identifier, m.backup_id, recovery);
   }
   if (s.ok()) s = SyncFilesystem(options.target_dir);
   if (!s.ok()) {

@@ -37,7 +37,9 @@ struct RestoreOptions {
   const KeySource* key = nullptr;  // symmetric key or private-key ring
   std::string private_key_file;    // for the restore_command, like key_file
   int parallelism = 0;    // 0: one per core
-  std::map<uint32_t, std::string> tablespace_map;  // oid → new directory
+  // oid → absolute directory, apart from target_dir: every tablespace of the
+  // backup must be mapped (the location a manifest records is never written).
+  std::map<uint32_t, std::string> tablespace_map;
 };
 
 Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& options);

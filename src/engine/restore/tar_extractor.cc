@@ -6,11 +6,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 #include <fmt/core.h>
 
 #include "common/text.h"
+#include "engine/restore/beneath.h"
 
 namespace sb {
 namespace {
@@ -35,13 +35,30 @@ uint64_t ParseOctal(const char* p, size_t n) {
 
 std::string Field(const char* p, size_t n) { return std::string(p, strnlen(p, n)); }
 
-bool SafeRelative(const std::string& path) {
-  if (path.empty() || path[0] == '/') return false;
-  std::filesystem::path p(path);
-  for (const auto& part : p) {
-    if (part == "..") return false;
+std::string Join(const std::vector<std::string>& parts, size_t n) {
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    if (i) out.push_back('/');
+    out += parts[i];
   }
-  return true;
+  return out;
+}
+
+// What a PostgreSQL data directory allows: group read at most, no
+// setuid/setgid/sticky; the owner can always write (the server needs to).
+mode_t FileMode(uint32_t m) { return static_cast<mode_t>((m & 0640) | 0600); }
+mode_t DirMode(uint32_t m) { return static_cast<mode_t>((m & 0750) | 0700); }
+
+// A tablespace oid as PostgreSQL names its pg_tblspc link: decimal, no
+// leading zero, non-zero, fits 32 bits. 0 when it is not one.
+uint32_t ParseOid(const std::string& s) {
+  if (s.empty() || s.size() > 10 || s[0] == '0') return 0;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return 0;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v <= UINT32_MAX ? static_cast<uint32_t>(v) : 0;
 }
 
 Status ErrnoStatus(const std::string& what, const std::string& path) {
@@ -78,16 +95,27 @@ Status OutputFile::WriteAt(uint64_t offset, std::string_view bytes) const {
   return Status::Ok();
 }
 
-TarExtractor::TarExtractor(std::string dest_dir, std::string archive_name, SymlinkRewriter rewrite_symlink)
-    : dest_(std::move(dest_dir)), archive_(std::move(archive_name)), rewrite_symlink_(std::move(rewrite_symlink)) {}
+TarExtractor::TarExtractor(std::string dest_dir, std::string archive_name,
+                           std::map<uint32_t, std::string> tablespace_links)
+    : dest_(std::move(dest_dir)),
+      archive_(std::move(archive_name)),
+      tablespace_links_(std::move(tablespace_links)) {}
 
-TarExtractor::~TarExtractor() = default;
+TarExtractor::~TarExtractor() {
+  if (last_dir_fd_ >= 0) ::close(last_dir_fd_);
+  if (root_fd_ >= 0) ::close(root_fd_);
+}
 
 Status TarExtractor::Fail(const std::string& why) {
   return Status::Corruption(fmt::format("archive \"{}\" is not a valid tar stream: {}", archive_, why));
 }
 
 Status TarExtractor::Feed(std::string_view bytes, std::vector<FileWrite>* deferred) {
+  if (root_fd_ < 0) {
+    // The operator's directory: following a symlink to it is the operator's choice.
+    root_fd_ = ::open(dest_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd_ < 0) return ErrnoStatus("open restore directory", dest_);
+  }
   while (!bytes.empty()) {
     if (remaining_ > 0) {
       size_t take = static_cast<size_t>(std::min<uint64_t>(remaining_, bytes.size()));
@@ -167,40 +195,110 @@ Status TarExtractor::ParseHeader(const char* b) {
     if (size == 0) return StartEntry();
     return Status::Ok();
   }
-  while (!path_.empty() && path_.back() == '/') path_.pop_back();
-  if (path_ == "." || path_.empty()) {
-    if (type_ == '5') return Status::Ok();
+  std::vector<std::string> parts;
+  if (!SplitRelativePath(path_, &parts)) return Fail(fmt::format("unsafe entry path \"{}\"", Printable(path_)));
+  if (parts.empty()) {
+    if (type_ == '5') return Status::Ok();  // "./": the destination itself
     return Fail("entry with an empty name");
   }
-  if (StartsWith(path_, "./")) path_ = path_.substr(2);
-  if (!SafeRelative(path_)) return Fail(fmt::format("unsafe entry path \"{}\"", path_));
+  path_ = Join(parts, parts.size());
+  if (parts.size() == 1 && parts[0] == "tablespace_map") {
+    // PostgreSQL would make pg_tblspc links from it at startup, to whatever
+    // places it names; smartbackup's backups hold pg_tblspc links instead.
+    return Fail("entry \"tablespace_map\" is refused (smartbackup's base backups never hold one)");
+  }
+  return CreateEntry(parts, size);
+}
 
-  const std::string full = dest_ + "/" + path_;
-  RETURN_IF_ERROR(MakeParentDirs(full));
+Status TarExtractor::CreateEntry(const std::vector<std::string>& parts, uint64_t size) {
+  const std::string shown = Printable(path_);
   switch (type_) {
     case '0':
-    case '7': {
-      int fd = ::open(full.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_ ? mode_ : 0600);
-      if (fd < 0) return ErrnoStatus("create", full);
+    case '7':
+    case '5':
+    case '2':
+      break;
+    case '1':
+      return Fail(fmt::format("hard link entry \"{}\" is refused (a base backup has none)", shown));
+    case '3':
+    case '4':
+    case '6':
+      return Fail(fmt::format("device or fifo entry \"{}\" is refused (a base backup has none)", shown));
+    default:
+      return Fail(fmt::format("unsupported entry type '{}' for \"{}\"", Printable(std::string(1, type_)), shown));
+  }
+  if ((type_ == '5' || type_ == '2') && size != 0) {
+    return Fail(fmt::format("{} entry \"{}\" carries data", type_ == '5' ? "directory" : "symlink", shown));
+  }
+  if (type_ == '2') return MakeSymlink(parts);
+  ASSIGN_OR_RETURN(int parent, ParentDir(parts));
+  const std::string full = dest_ + "/" + shown;
+  const char* name = parts.back().c_str();
+  switch (type_) {
+    case '5':
+      if (::mkdirat(parent, name, DirMode(mode_)) != 0) {
+        if (errno != EEXIST) return ErrnoStatus("create directory", full);
+        // Made already as some entry's parent; anything but a directory is not fine.
+        struct stat st;
+        if (::fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return ErrnoStatus("stat", full);
+        if (!S_ISDIR(st.st_mode)) {
+          return Fail(fmt::format("directory entry \"{}\" names a file or symlink made earlier", shown));
+        }
+      }
+      return Status::Ok();
+    default: {
+      int fd = OpenBeneath(parent, parts.back(), O_WRONLY | O_CREAT | O_EXCL, FileMode(mode_));
+      if (fd < 0) {
+        if (errno == EEXIST) {
+          return Fail(fmt::format("cannot create \"{}\": an entry of that name exists already", full));
+        }
+        return ErrnoStatus("create", full);
+      }
       file_ = std::make_shared<OutputFile>(fd, full, errors_);
       file_offset_ = 0;
       ++files_;
       if (size == 0) return StartEntry();
       return Status::Ok();
     }
-    case '5':
-      if (::mkdir(full.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("create directory", full);
-      remaining_ = 0;
-      return Status::Ok();
-    case '2': {
-      std::string target = rewrite_symlink_ ? rewrite_symlink_(path_, link_target_) : link_target_;
-      if (::symlink(target.c_str(), full.c_str()) != 0) return ErrnoStatus("create symlink", full);
-      remaining_ = 0;
-      return Status::Ok();
-    }
-    default:
-      return Fail(fmt::format("unsupported entry type '{}' for \"{}\"", type_, path_));
   }
+}
+
+Result<int> TarExtractor::ParentDir(const std::vector<std::string>& parts) {
+  const std::string parent = parts.size() > 1 ? Join(parts, parts.size() - 1) : ".";
+  if (last_dir_fd_ >= 0 && parent == last_dir_) return last_dir_fd_;
+  if (last_dir_fd_ >= 0) ::close(last_dir_fd_);
+  last_dir_fd_ = -1;
+  last_dir_.clear();
+  int fd = OpenDirBeneath(root_fd_, parent, /*create=*/true, 0700);
+  if (fd < 0) {
+    if (errno == ELOOP || errno == ENOTDIR || errno == EXDEV) {
+      return Fail(fmt::format("entry \"{}\" lies under \"{}\", which is a symlink or not a directory",
+                              Printable(path_), Printable(parent)));
+    }
+    return ErrnoStatus("create directory", dest_ + "/" + Printable(parent));
+  }
+  last_dir_fd_ = fd;
+  last_dir_ = parent;
+  return fd;
+}
+
+// Refused before anything is created for it, parent directories included.
+Status TarExtractor::MakeSymlink(const std::vector<std::string>& parts) {
+  uint32_t oid = parts.size() == 2 && parts[0] == "pg_tblspc" ? ParseOid(parts[1]) : 0;
+  auto mapped = tablespace_links_.find(oid);
+  if (oid == 0 || mapped == tablespace_links_.end()) {
+    return Fail(fmt::format(
+        "symlink entry \"{}\" -> \"{}\" is refused: a restore makes only the pg_tblspc/<oid> links of the "
+        "tablespaces mapped with --tablespace-map",
+        Printable(path_), Printable(link_target_)));
+  }
+  ASSIGN_OR_RETURN(int parent_fd, ParentDir(parts));
+  // The archive's target is ignored: the link goes where the operator said.
+  if (::symlinkat(mapped->second.c_str(), parent_fd, parts[1].c_str()) != 0) {
+    if (errno == EEXIST) return Fail(fmt::format("symlink entry \"{}\" appears twice", Printable(path_)));
+    return ErrnoStatus("create symlink", dest_ + "/" + Printable(path_));
+  }
+  return Status::Ok();
 }
 
 // Called when the current entry's data is complete.
@@ -228,22 +326,8 @@ Status TarExtractor::StartEntry() {
   return Status::Ok();
 }
 
-// Base backups list a directory before its contents, so the parent nearly
-// always exists already; remembering the last one saves a stat per file.
-Status TarExtractor::MakeParentDirs(const std::string& full) {
-  std::string parent = std::filesystem::path(full).parent_path().string();
-  if (parent == last_dir_) return Status::Ok();
-  std::error_code ec;
-  std::filesystem::create_directories(parent, ec);
-  if (ec) {
-    return Status::IoError(fmt::format("cannot create directory \"{}\": {}", parent, ec.message()));
-  }
-  last_dir_ = parent;
-  return Status::Ok();
-}
-
 Status TarExtractor::Finish() {
-  if (remaining_ > 0 || file_) return Fail(fmt::format("entry \"{}\" is cut short", path_));
+  if (remaining_ > 0 || file_) return Fail(fmt::format("entry \"{}\" is cut short", Printable(path_)));
   if (!header_.empty()) return Fail("archive ends inside a header");
   return errors_->Get();
 }

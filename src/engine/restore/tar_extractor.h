@@ -1,7 +1,19 @@
 // TarExtractor: a streaming ustar reader that writes entries under a
 // destination directory as bytes arrive (PostgreSQL's base backup archives:
-// regular files, directories, symlinks; pax "path" and GNU long names are
-// understood too). Refuses absolute paths and ".." components.
+// regular files, directories, tablespace symlinks; pax "path" and GNU long
+// names are understood too).
+//
+// The archive comes from a repository that others can write, and a restore
+// often runs as root, so nothing is written outside the destination: it is
+// opened once and every entry is created relative to directory fds opened
+// beneath it (beneath.h), never through a symlink. Files are created
+// O_EXCL (an entry named twice, or a file where a symlink is, is a corrupt
+// archive); modes are masked to what a data directory allows (files at most
+// 0640, directories 0750, never setuid/setgid/sticky); hard links, devices
+// and fifos are refused; the only symlinks made are pg_tblspc/<oid> of the
+// tablespaces the operator mapped, and they point where the operator said.
+// A top-level tablespace_map (which PostgreSQL would turn into links at
+// startup) is refused too.
 //
 // File data can be written by Feed itself or handed back as FileWrite
 // records, so a restore can parse headers on one thread and spread the
@@ -11,7 +23,7 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,12 +78,16 @@ struct FileWrite {
 
 class TarExtractor {
  public:
-  // rewrite_symlink may change a symlink's target (tablespace relocation):
-  // called with (entry path, original target), returns the target to write.
-  using SymlinkRewriter = std::function<std::string(const std::string&, const std::string&)>;
-
-  TarExtractor(std::string dest_dir, std::string archive_name, SymlinkRewriter rewrite_symlink = nullptr);
+  // tablespace_links: for the main archive (tablespace 0), oid → the
+  // directory the operator mapped that tablespace to. A `pg_tblspc/<oid>`
+  // symlink entry for one of these oids is made pointing there, whatever
+  // target the archive records; every other symlink entry is refused.
+  // dest_dir must exist (it is opened on the first Feed).
+  TarExtractor(std::string dest_dir, std::string archive_name,
+               std::map<uint32_t, std::string> tablespace_links = {});
   ~TarExtractor();
+  TarExtractor(const TarExtractor&) = delete;
+  TarExtractor& operator=(const TarExtractor&) = delete;
 
   // Without `deferred`, file data is written before Feed returns; with it,
   // it is appended there for the caller to write (FileWrite::file->WriteAt).
@@ -87,11 +103,16 @@ class TarExtractor {
   Status ParseHeader(const char* block);
   Status StartEntry();
   Status Fail(const std::string& why);
-  Status MakeParentDirs(const std::string& full);
+  Status CreateEntry(const std::vector<std::string>& parts, uint64_t size);
+  // The directory holding an entry, created (0700) where missing; the fd
+  // stays owned by the extractor.
+  Result<int> ParentDir(const std::vector<std::string>& parts);
+  Status MakeSymlink(const std::vector<std::string>& parts);
 
   std::string dest_;
   std::string archive_;
-  SymlinkRewriter rewrite_symlink_;
+  std::map<uint32_t, std::string> tablespace_links_;
+  int root_fd_ = -1;         // dest_, opened once
   std::string header_;       // partial 512-byte block
   char type_ = 0;
   std::string path_;
@@ -103,7 +124,8 @@ class TarExtractor {
   uint64_t padding_ = 0;     // padding bytes left after it
   std::shared_ptr<OutputFile> file_;  // the regular file being written
   uint64_t file_offset_ = 0;
-  std::string last_dir_;     // parent directory known to exist
+  std::string last_dir_;     // relative path of last_dir_fd_
+  int last_dir_fd_ = -1;     // the last parent directory opened
   std::shared_ptr<FirstError> errors_ = std::make_shared<FirstError>();
   bool ended_ = false;       // saw the two zero blocks
   uint64_t files_ = 0;
