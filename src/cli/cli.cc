@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -142,19 +143,23 @@ void AddCommon(CLI::App* verb, CommonFlags& flags) {
 
 // Checked while parsing, so that a bad value is a usage error (exit 2, one
 // line) and never reaches a verb as an exception or an overflowing number.
+// CLI11 prefixes the flag's name and RunCli appends the hint, so these
+// messages carry neither.
 CLI::Validator DurationFlag() {
-  return CLI::Validator([](std::string& v) { auto d = ParseDuration(v); return d.ok() ? std::string() : d.status().message(); },
-                        "DURATION", "duration");
+  return CLI::Validator(
+      [](std::string& v) {
+        return ParseDuration(v).ok() ? std::string()
+                                     : fmt::format("\"{}\" is not a duration of at most {} (e.g. 7d, 36h, 90m, 30s)",
+                                                   v, FormatDuration(kMaxDuration));
+      },
+      "DURATION", "duration");
 }
 CLI::Validator ByteSizeFlag(uint64_t min, uint64_t max) {
   return CLI::Validator(
       [min, max](std::string& v) {
         auto n = ParseByteSize(v);
-        if (!n.ok()) return n.status().message();
-        if (*n < min || *n > max) {
-          return fmt::format("\"{}\" is out of range; hint: use {} to {}", v, FormatByteSize(min), FormatByteSize(max));
-        }
-        return std::string();
+        if (n.ok() && *n >= min && *n <= max) return std::string();
+        return fmt::format("\"{}\" is not a size from {} to {} (e.g. 8MiB)", v, FormatByteSize(min), FormatByteSize(max));
       },
       "SIZE", "byte size");
 }
@@ -163,9 +168,7 @@ CLI::Validator ByteSizeFlag(uint64_t min, uint64_t max) {
 Result<std::pair<uint32_t, std::string>> ParseTablespaceMapEntry(const std::string& entry) {
   auto bad = [&] {
     return Status::InvalidArgument(fmt::format(
-        "--tablespace-map takes OID=DIR with a tablespace OID and an absolute directory, got \"{}\"; hint: e.g. "
-        "16385=/srv/pg/ts1",
-        entry));
+        "\"{}\" is not OID=DIR with a tablespace OID and an absolute directory (e.g. 16385=/srv/pg/ts1)", entry));
   };
   auto eq = entry.find('=');
   if (eq == std::string::npos || eq == 0) return bad();
@@ -626,6 +629,12 @@ void RunAgentVerb(const std::string& config_path) {
   Check(agent->Run(g_agent_stop));
 }
 
+std::string LowerErrno(int err) {
+  std::string text = std::strerror(err);
+  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  return text;
+}
+
 void RunGenerateKeyVerb(const std::string& out_path) {
   auto key = EncryptionKey::Generate();
   std::string text =
@@ -638,7 +647,7 @@ void RunGenerateKeyVerb(const std::string& out_path) {
     const int err = errno;
     OPENSSL_cleanse(text.data(), text.size());
     Check(Status(err == EEXIST ? StatusCode::kAlreadyExists : StatusCode::kIoError,
-                 fmt::format("cannot create key file \"{}\": {}; hint: {}", out_path, std::strerror(err),
+                 fmt::format("cannot create key file \"{}\": {}; hint: {}", out_path, LowerErrno(err),
                              err == EEXIST ? "it exists already: choose a new path, an existing key is never "
                                              "overwritten"
                                            : "check the directory")));
@@ -659,7 +668,7 @@ void RunGenerateKeyVerb(const std::string& out_path) {
   OPENSSL_cleanse(text.data(), text.size());
   if (err != 0) {
     ::unlink(out_path.c_str());  // a partial key file must not be mistaken for a key
-    Check(Status::IoError(fmt::format("cannot write key file \"{}\": {}", out_path, std::strerror(err))));
+    Check(Status::IoError(fmt::format("cannot write key file \"{}\": {}; hint: check the disk", out_path, LowerErrno(err))));
   }
   std::cout << fmt::format("key written to {} (key id {}); keep a copy: backups encrypted with it cannot be restored without it\n",
                            out_path, key.key_id());
