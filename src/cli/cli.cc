@@ -652,9 +652,10 @@ void RunGenerateKeyVerb(const std::string& out_path) {
                                              "overwritten"
                                            : "check the directory")));
   }
+  // The umask may have taken bits from 0600 (never added any): the owner must still read it.
+  int err = ::fchmod(fd, 0600) == 0 ? 0 : errno;
   size_t done = 0;
-  int err = 0;
-  while (done < text.size()) {
+  while (err == 0 && done < text.size()) {
     ssize_t n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {

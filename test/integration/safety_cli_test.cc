@@ -249,6 +249,27 @@ TEST_F(CliSafetyTest, GenerateKeyCreatesA0600FileAndNeverOverwrites) {
   EXPECT_FALSE(fs::exists(target));
 }
 
+// The key file never exists with another mode, not even between its
+// creation and a chmod: the creating call itself asks for 0600 (and O_EXCL).
+// Seen through strace, the only way to observe that moment; skipped without it.
+TEST_F(CliSafetyTest, GenerateKeyCreatesTheFileWithMode0600FromTheStart) {
+  if (RunCommand("command -v strace >/dev/null").exit_code != 0) GTEST_SKIP() << "strace is not installed";
+  const std::string path = work_ + "/traced.key", trace = work_ + "/trace.txt";
+  CommandResult r = RunCommand("strace -f -e trace=open,openat,creat -o " + trace + " " +
+                               ShellQuote(SMARTBACKUP_BINARY) + " generate-key --out " + path);
+  if (r.exit_code != 0 && r.err.find("ptrace") != std::string::npos) GTEST_SKIP() << "strace cannot trace: " << r.err;
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string create_call;
+  std::istringstream lines(ReadFile(trace));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("\"" + path + "\"") != std::string::npos) create_call = line;
+  }
+  ASSERT_FALSE(create_call.empty()) << ReadFile(trace);
+  EXPECT_NE(create_call.find("O_EXCL"), std::string::npos) << create_call;
+  EXPECT_NE(create_call.find("O_NOFOLLOW"), std::string::npos) << create_call;
+  EXPECT_NE(create_call.find(", 0600)"), std::string::npos) << create_call;
+}
+
 TEST_F(CliSafetyTest, BadFlagValuesAreUsageErrorsNotCrashes) {
   const std::string repo = " --repo file://" + work_ + "/repo";
   const std::vector<std::string> cases = {
