@@ -14,7 +14,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <nlohmann/json.hpp>
 #include <thread>
+#include <vector>
 
 #include "common/text.h"
 #include "support/pg_cluster.h"
@@ -215,6 +217,45 @@ TEST_F(WalGetSafetyTest, VerifyFailsWhenItProvedNothing) {
   CommandResult nokey = RunSmartbackup("verify --repo " + Repo());
   EXPECT_EQ(nokey.exit_code, 0) << nokey.err;
   EXPECT_NE(nokey.out.find("checksums only"), std::string::npos) << nokey.out;
+}
+
+// A symlinked directory planted in a file:// repository: purge deletes the
+// old backup it replaced, and nothing outside the repository.
+TEST_F(WalGetSafetyTest, PurgeNeverDeletesThroughASymlinkedDirectory) {
+  cluster_ = PgCluster::Create();
+  cluster_->Psql("CREATE TABLE t(i int PRIMARY KEY)");
+  auto full = [&] {
+    CommandResult b = RunSmartbackup("backup --pg " + ShellQuote(cluster_->conninfo()) + " --repo " + Repo() +
+                                     " --db main --output json");
+    EXPECT_EQ(b.exit_code, 0) << b.err;
+    return b.exit_code == 0 ? nlohmann::json::parse(b.out) : nlohmann::json();
+  };
+  nlohmann::json first = full(), second = full();
+  ASSERT_FALSE(first.is_null() || second.is_null());
+  const std::string data_dir = RepoDir() + "/db/main/data/" + first["container"].get<std::string>() + "/" +
+                               first["backup_id"].get<std::string>();
+  const std::string outside = work_ + "/outside";
+  ASSERT_EQ(RunAsPostgres("mv " + data_dir + " " + outside + " && ln -s " + outside + " " + data_dir).exit_code, 0);
+  std::vector<std::string> victims;
+  for (const auto& e : fs::directory_iterator(outside)) victims.push_back(e.path().string());
+  ASSERT_FALSE(victims.empty());
+
+  // Once the second backup is older than the window, the first one is purgeable.
+  const std::string purge = "purge --repo " + Repo() + " --db main --retention 1s --output json";
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        CommandResult d = RunSmartbackup(purge + " --dry-run");
+        return d.exit_code == 0 && d.out.find(first["backup_id"].get<std::string>()) != std::string::npos;
+      },
+      seconds(30)));
+  CommandResult p = RunSmartbackup(purge);
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  ASSERT_NE(p.out.find(first["backup_id"].get<std::string>()), std::string::npos) << p.out;
+  for (const auto& v : victims) EXPECT_TRUE(fs::exists(v)) << v << " outside the repository was deleted by purge";
+  // The newest backup is untouched.
+  CommandResult list = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_NE(list.out.find(second["backup_id"].get<std::string>()), std::string::npos) << list.out;
 }
 
 // ---- no PostgreSQL needed -------------------------------------------------------
