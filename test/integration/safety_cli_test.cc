@@ -13,12 +13,14 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
 #include "common/text.h"
+#include "support/azurite.h"
 #include "support/pg_cluster.h"
 #include "support/smartbackup_cli.h"
 #include "support/wait.h"
@@ -61,7 +63,14 @@ class WalGetSafetyTest : public ::testing::Test {
   }
 
   std::string RepoDir() const { return work_ + "/repo"; }
-  std::string Repo() const { return "file://" + RepoDir(); }
+  std::string Repo() const { return repo_url_.empty() ? "file://" + RepoDir() : repo_url_; }
+  // smartbackup with the storage environment (Azure credentials) of the test.
+  CommandResult Sb(const std::string& args) { return RunSmartbackup(args, env_); }
+  std::string EnvPrefix() const {
+    std::string prefix;
+    for (const auto& [k, v] : env_) prefix += "env " + ShellQuote(k + "=" + v) + " ";
+    return prefix;
+  }
   std::string KeyFile() const { return work_ + "/key"; }
   std::string KeyArgs() const { return encrypted_ ? " --key-file " + KeyFile() : ""; }
 
@@ -72,13 +81,16 @@ class WalGetSafetyTest : public ::testing::Test {
       ASSERT_EQ(k.exit_code, 0) << k.err;
     }
     PgClusterOptions o;
-    o.extra_conf = {"archive_mode = on", "archive_command = '" + std::string(SMARTBACKUP_BINARY) +
-                                             " wal-push %p --repo " + Repo() + " --db main" + KeyArgs() + "'"};
+    std::string push = EnvPrefix() + SMARTBACKUP_BINARY + " wal-push %p --repo " + Repo() + " --db main" + KeyArgs();
+    // postgresql.conf quoting: a quote inside the value is doubled.
+    std::string quoted;
+    for (char c : push) quoted += c == '\'' ? std::string("''") : std::string(1, c);
+    o.extra_conf = {"archive_mode = on", "archive_command = '" + quoted + "'"};
     cluster_ = PgCluster::Create(o);
     cluster_->Psql("CREATE TABLE t(i int PRIMARY KEY)");
     cluster_->Psql("INSERT INTO t SELECT generate_series(1, " + std::to_string(kRowsInBackup) + ")");
-    CommandResult b = RunSmartbackup("backup --pg " + ShellQuote(cluster_->conninfo()) + " --repo " + Repo() +
-                                     " --db main" + KeyArgs());
+    CommandResult b = Sb("backup --pg " + ShellQuote(cluster_->conninfo()) + " --repo " + Repo() + " --db main" +
+                         KeyArgs());
     ASSERT_EQ(b.exit_code, 0) << b.err;
     cluster_->Psql("INSERT INTO t SELECT generate_series(" + std::to_string(kRowsInBackup + 1) + ", " +
                    std::to_string(kRowsInBackup + kRowsAfterBackup) + ")");
@@ -92,8 +104,7 @@ class WalGetSafetyTest : public ::testing::Test {
         << "segment " << segment << " not archived";
     cluster_->Stop();
     restored_ = work_ + "/restored";
-    CommandResult r = RunSmartbackup("restore --latest --repo " + Repo() + " --db main --target-dir " + restored_ +
-                                     KeyArgs());
+    CommandResult r = Sb("restore --latest --repo " + Repo() + " --db main --target-dir " + restored_ + KeyArgs());
     ASSERT_EQ(r.exit_code, 0) << r.err;
     if (::geteuid() == 0) RunCommand("chown -R postgres:postgres " + ShellQuote(restored_));
     ::chmod(restored_.c_str(), 0700);
@@ -109,7 +120,8 @@ class WalGetSafetyTest : public ::testing::Test {
 
   // Starts the restored server and waits until it is down again or promoted.
   ServerState StartAndSettle() {
-    RunAsPostgres(PgCtl("-l " + ShellQuote(Log()) + " -w -t 60 start"));
+    // The server's environment is restore_command's: Azure credentials come from it.
+    RunAsPostgres(EnvPrefix() + PgCtl("-l " + ShellQuote(Log()) + " -w -t 60 start"));
     ServerState state = ServerState::kRecovering;
     WaitFor(
         [&] {
@@ -156,7 +168,8 @@ class WalGetSafetyTest : public ::testing::Test {
         << q.err;
   }
 
-  std::string work_, restored_;
+  std::string work_, restored_, repo_url_;
+  std::map<std::string, std::string> env_;
   bool encrypted_ = false;
   int port_ = 0;
   std::unique_ptr<PgCluster> cluster_;
@@ -191,6 +204,21 @@ TEST_F(WalGetSafetyTest, WrongOrMissingKeyStopsRecoveryUntilFixed) {
 
   ASSERT_EQ(RunAsPostgres("cp -p " + saved + " " + KeyFile()).exit_code, 0);
   ExpectAllRowsArrive();
+}
+
+// Azure storage gone mid-restore (the emulator stopped): the server must not
+// promote; wal-get gives up after its retries with 255.
+TEST_F(WalGetSafetyTest, UnreachableAzureRepositoryStopsRecovery) {
+  std::unique_ptr<AzuriteServer> azurite = AzuriteServer::Start();
+  if (!azurite) {
+    if (AzuriteServer::SkipRequested()) GTEST_SKIP() << AzuriteServer::StartError();
+    FAIL() << AzuriteServer::StartError();
+  }
+  repo_url_ = "azure://safety-unreachable";
+  env_ = {{"AZURE_STORAGE_CONNECTION_STRING", azurite->connection_string()}};
+  ASSERT_NO_FATAL_FAILURE(PrepareRestored(/*encrypted=*/false));
+  azurite.reset();  // stopped, its data gone: every request is refused
+  ASSERT_NO_FATAL_FAILURE(ExpectRecoveryStops("azure endpoint down"));
 }
 
 // verify must not say "all ok" when it could not authenticate or found nothing to check.
