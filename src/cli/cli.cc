@@ -3,10 +3,17 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <charconv>
 #include <chrono>
 #include <csignal>
+#include <fcntl.h>
+#include <openssl/crypto.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 
 #include <cstdio>
 #include <filesystem>
@@ -134,6 +141,50 @@ void AddCommon(CLI::App* verb, CommonFlags& flags) {
   verb->add_flag("-v,--verbose", flags.verbose, "log progress to stderr");
 }
 
+// Checked while parsing, so that a bad value is a usage error (exit 2, one
+// line) and never reaches a verb as an exception or an overflowing number.
+// CLI11 prefixes the flag's name and RunCli appends the hint, so these
+// messages carry neither.
+CLI::Validator DurationFlag() {
+  return CLI::Validator(
+      [](std::string& v) {
+        return ParseDuration(v).ok() ? std::string()
+                                     : fmt::format("\"{}\" is not a duration of at most {} (e.g. 7d, 36h, 90m, 30s)",
+                                                   v, FormatDuration(kMaxDuration));
+      },
+      "DURATION", "duration");
+}
+CLI::Validator ByteSizeFlag(uint64_t min, uint64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& v) {
+        auto n = ParseByteSize(v);
+        if (n.ok() && *n >= min && *n <= max) return std::string();
+        return fmt::format("\"{}\" is not a size from {} to {} (e.g. 8MiB)", v, FormatByteSize(min), FormatByteSize(max));
+      },
+      "SIZE", "byte size");
+}
+
+// "OID=DIR" of --tablespace-map: a tablespace OID (a positive 32-bit number) and an absolute directory.
+Result<std::pair<uint32_t, std::string>> ParseTablespaceMapEntry(const std::string& entry) {
+  auto bad = [&] {
+    return Status::InvalidArgument(fmt::format(
+        "\"{}\" is not OID=DIR with a tablespace OID and an absolute directory (e.g. 16385=/srv/pg/ts1)", entry));
+  };
+  auto eq = entry.find('=');
+  if (eq == std::string::npos || eq == 0) return bad();
+  uint32_t oid = 0;
+  auto r = std::from_chars(entry.data(), entry.data() + eq, oid, 10);
+  if (r.ec != std::errc() || r.ptr != entry.data() + eq || oid == 0) return bad();
+  std::string dir = entry.substr(eq + 1);
+  if (dir.empty() || dir.front() != '/') return bad();
+  return std::make_pair(oid, dir);
+}
+CLI::Validator TablespaceMapFlag() {
+  return CLI::Validator(
+      [](std::string& v) { auto e = ParseTablespaceMapEntry(v); return e.ok() ? std::string() : e.status().message(); },
+      "OID=DIR", "tablespace map entry");
+}
+
 // ---- verbs ------------------------------------------------------------------
 
 struct BackupArgs {
@@ -208,9 +259,8 @@ void RunRestoreVerb(const RestoreArgs& a, const CommonFlags& flags) {
     options.target.lsn = Check(Lsn::Parse(a.lsn));
   }
   for (const auto& entry : a.tablespace_map) {
-    auto eq = entry.find('=');
-    if (eq == std::string::npos) Check(Status::InvalidArgument("--tablespace-map takes OID=DIR, got \"" + entry + "\""));
-    options.tablespace_map[static_cast<uint32_t>(std::stoul(entry.substr(0, eq)))] = entry.substr(eq + 1);
+    auto [oid, dir] = Check(ParseTablespaceMapEntry(entry));
+    options.tablespace_map[oid] = dir;
   }
   KeyFlags key_flags = LoadKeyFlags(a.key_file, a.private_key, "--private-key");
   auto repo = OpenRepo(a.repo, /*create=*/false);
@@ -345,6 +395,7 @@ int RunVerifyVerb(const VerifyArgs& a, const CommonFlags& flags) {
     std::cout << json{{"ok", report.ok()},
                       {"databases", report.databases},
                       {"backups_checked", report.backups_checked},
+                      {"backups_unauthenticated", report.backups_unauthenticated},
                       {"objects_checked", report.objects_checked},
                       {"bytes_checked", report.bytes_checked},
                       {"problems", problems}}
@@ -357,6 +408,11 @@ int RunVerifyVerb(const VerifyArgs& a, const CommonFlags& flags) {
     std::cout << fmt::format("verified {} backups, {} objects, {}: {}\n", report.backups_checked,
                              report.objects_checked, FormatByteSize(report.bytes_checked),
                              report.ok() ? "all ok" : fmt::format("{} problems", report.problems.size()));
+    if (report.backups_unauthenticated > 0) {
+      std::cout << fmt::format("{} encrypted backups were checked against their checksums only; give --key-file or "
+                               "--private-key to authenticate them\n",
+                               report.backups_unauthenticated);
+    }
   }
   if (!report.ok()) {
     std::fprintf(stderr, "smartbackup: error: verify found %zu problems (first: %s); hint: take a new full backup\n",
@@ -449,21 +505,32 @@ struct WalGetArgs {
   uint64_t sysid = 0;
 };
 
-// Exit codes follow what restore_command needs: 1 = not in the repository
-// (recovery ends there), 255 = any other failure (recovery stops with an
-// error rather than ending early and silently losing data).
+// Exit codes follow what restore_command needs: 1 = not in a repository that
+// was opened and read (recovery ends there), 255 = any other failure,
+// including ones met before WalGet runs (key file, storage URL, opening the
+// repository): PostgreSQL stops recovery on an exit status above 125 instead
+// of promoting without the newest WAL.
+constexpr int kWalGetAbsent = 1;
+constexpr int kWalGetFailed = 255;
+
 int RunWalGetVerb(const WalGetArgs& a) {
-  KeyFlags key_flags = LoadKeyFlags(a.key_file, a.private_key, "--private-key");
-  auto repo = OpenRepo(a.repo, /*create=*/false);
-  auto keys = ReaderKeysFor(std::move(key_flags), *repo);
-  Status s = WalGet(*repo, {.database = a.db,
-                            .name = a.name,
-                            .dest = a.dest,
-                            .key = keys.get(),
-                            .system_identifier = a.sysid ? std::optional<uint64_t>(a.sysid) : std::nullopt});
-  if (s.ok()) return 0;
-  std::fprintf(stderr, "smartbackup: %s: %s\n", s.IsNotFound() ? "not found" : "error", s.message().c_str());
-  return s.IsNotFound() ? 1 : 255;
+  try {
+    KeyFlags key_flags = LoadKeyFlags(a.key_file, a.private_key, "--private-key");
+    auto repo = OpenRepo(a.repo, /*create=*/false);
+    auto keys = ReaderKeysFor(std::move(key_flags), *repo);
+    auto outcome = Check(WalGet(*repo, {.database = a.db,
+                                        .name = a.name,
+                                        .dest = a.dest,
+                                        .key = keys.get(),
+                                        .system_identifier = a.sysid ? std::optional<uint64_t>(a.sysid) : std::nullopt}));
+    if (outcome == WalGetOutcome::kRestored) return 0;
+    log::Info("wal-get: {} is not in the repository", a.name);
+    return kWalGetAbsent;
+  } catch (const VerbFailed& f) {
+    std::fprintf(stderr, "smartbackup: error: wal-get %s: %s (exit %d stops recovery; fix it and start the server again)\n",
+                 a.name.c_str(), f.status.message().c_str(), kWalGetFailed);
+    return kWalGetFailed;
+  }
 }
 
 // ---- managed verbs: talk to the running agent ---------------------------------
@@ -562,14 +629,48 @@ void RunAgentVerb(const std::string& config_path) {
   Check(agent->Run(g_agent_stop));
 }
 
+std::string LowerErrno(int err) {
+  std::string text = std::strerror(err);
+  if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+  return text;
+}
+
 void RunGenerateKeyVerb(const std::string& out_path) {
   auto key = EncryptionKey::Generate();
-  std::string hex = HexEncode(std::string_view(reinterpret_cast<const char*>(key.bytes().data()), key.bytes().size()));
-  FILE* f = std::fopen(out_path.c_str(), "wx");  // never overwrite an existing key
-  if (!f) Check(Status::IoError(fmt::format("cannot create key file \"{}\" (it must not exist yet)", out_path)));
-  ::fchmod(fileno(f), 0600);
-  std::fprintf(f, "%s\n", hex.c_str());
-  if (std::fclose(f) != 0) Check(Status::IoError(fmt::format("cannot write key file \"{}\"", out_path)));
+  std::string text =
+      HexEncode(std::string_view(reinterpret_cast<const char*>(key.bytes().data()), key.bytes().size())) + "\n";
+  // Created 0600 in the same call that creates it (no moment with the
+  // umask's mode), never over an existing file and never through a symlink
+  // planted at the path.
+  int fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    const int err = errno;
+    OPENSSL_cleanse(text.data(), text.size());
+    Check(Status(err == EEXIST ? StatusCode::kAlreadyExists : StatusCode::kIoError,
+                 fmt::format("cannot create key file \"{}\": {}; hint: {}", out_path, LowerErrno(err),
+                             err == EEXIST ? "it exists already: choose a new path, an existing key is never "
+                                             "overwritten"
+                                           : "check the directory")));
+  }
+  // The umask may have taken bits from 0600 (never added any): the owner must still read it.
+  int err = ::fchmod(fd, 0600) == 0 ? 0 : errno;
+  size_t done = 0;
+  while (err == 0 && done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : EIO;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (err == 0 && ::fsync(fd) != 0) err = errno;
+  if (::close(fd) != 0 && err == 0) err = errno;
+  OPENSSL_cleanse(text.data(), text.size());
+  if (err != 0) {
+    ::unlink(out_path.c_str());  // a partial key file must not be mistaken for a key
+    Check(Status::IoError(fmt::format("cannot write key file \"{}\": {}; hint: check the disk", out_path, LowerErrno(err))));
+  }
   std::cout << fmt::format("key written to {} (key id {}); keep a copy: backups encrypted with it cannot be restored without it\n",
                            out_path, key.key_id());
 }
@@ -594,7 +695,8 @@ int RunCli(int argc, char** argv) {
                 "encrypt with a new data key sealed to this RSA public key or certificate (PEM): this host cannot read the backup");
   b->add_option("--parallel", backup.parallel, "compression/upload workers (default: cores)")->check(CLI::Range(1, 64));
   b->add_option("--compress-level", backup.compress_level, "zstd level (0 stores uncompressed)")->check(CLI::Range(0, 19));
-  b->add_option("--chunk-size", backup.chunk_size, "plaintext size of one stored object");
+  b->add_option("--chunk-size", backup.chunk_size, "plaintext size of one stored object")
+      ->check(ByteSizeFlag(64 * 1024, kMaxObjectRawSize));
   AddCommon(b, flags);
 
   RestoreArgs restore;
@@ -611,7 +713,8 @@ int RunCli(int argc, char** argv) {
   r->add_option("--key-file", restore.key_file, "key for encrypted backups");
   r->add_option("--private-key", restore.private_key, "RSA private key (PEM) for backups written with --public-key");
   r->add_option("--parallel", restore.parallel, "download/decompress workers")->check(CLI::Range(1, 64));
-  r->add_option("--tablespace-map", restore.tablespace_map, "OID=DIR: where tablespace OID goes (one for each tablespace of the backup)");
+  r->add_option("--tablespace-map", restore.tablespace_map, "OID=DIR: where tablespace OID goes (one for each tablespace of the backup)")
+      ->check(TablespaceMapFlag());
   AddCommon(r, flags);
 
   ListArgs list;
@@ -626,7 +729,7 @@ int RunCli(int argc, char** argv) {
   pg->add_option("--db", purge.db, "database name in the repository")->required();
   pg->add_option("--retention-days", purge.retention_days, "keep every restore point of the last N days")
       ->check(CLI::Range(1, 3650));
-  pg->add_option("--retention", purge.retention, "the same as a duration (7d, 36h, 90m)");
+  pg->add_option("--retention", purge.retention, "the same as a duration (7d, 36h, 90m)")->check(DurationFlag());
   pg->add_flag("--dry-run", purge.dry_run, "only print what would be deleted");
   AddCommon(pg, flags);
 
@@ -647,9 +750,11 @@ int RunCli(int argc, char** argv) {
   st->add_option("--slot", stream.slot, "replication slot (default smartbackup_<db>)");
   st->add_option("--key-file", stream.key_file, "encrypt with this key");
   st->add_option("--public-key", stream.public_key, "encrypt with a data key sealed to this RSA public key (PEM)");
-  st->add_option("--flush-interval", stream.flush_interval, "make received WAL durable at least this often");
-  st->add_option("--log-max-wal", stream.log_max_wal, "seal a log backup at this much WAL");
-  st->add_option("--log-max-age", stream.log_max_age, "seal a log backup at this age");
+  st->add_option("--flush-interval", stream.flush_interval, "make received WAL durable at least this often")
+      ->check(DurationFlag());
+  st->add_option("--log-max-wal", stream.log_max_wal, "seal a log backup at this much WAL")
+      ->check(ByteSizeFlag(1, kMaxByteSize));
+  st->add_option("--log-max-age", stream.log_max_age, "seal a log backup at this age")->check(DurationFlag());
   st->add_flag("--no-loop", stream.no_loop, "exit when the connection is lost instead of reconnecting");
   AddCommon(st, flags);
 
@@ -660,8 +765,9 @@ int RunCli(int argc, char** argv) {
   wp->add_option("--db", push.db, "database name in the repository")->required();
   wp->add_option("--key-file", push.key_file, "encrypt with this key");
   wp->add_option("--public-key", push.public_key, "encrypt with a data key sealed to this RSA public key (PEM)");
-  wp->add_option("--log-max-wal", push.log_max_wal, "seal a log backup at this much WAL");
-  wp->add_option("--log-max-age", push.log_max_age, "seal a log backup at this age");
+  wp->add_option("--log-max-wal", push.log_max_wal, "seal a log backup at this much WAL")
+      ->check(ByteSizeFlag(1, kMaxByteSize));
+  wp->add_option("--log-max-age", push.log_max_age, "seal a log backup at this age")->check(DurationFlag());
   AddCommon(wp, flags);
 
   WalGetArgs get;
@@ -687,7 +793,7 @@ int RunCli(int argc, char** argv) {
     auto* dis = verb->add_flag("--disable", a.disable, "disable it (settings are kept)");
     en->excludes(dis);
     verb->add_option("--storage-url", a.storage_url, "file:///path or azure://container[/prefix]");
-    verb->add_option("--retention-days", a.retention_days, "1-30");
+    verb->add_option("--retention-days", a.retention_days, "1-30")->check(CLI::Range(1, 3650));
     verb->add_option("--mode", a.mode, "stream or archive");
     verb->add_option("--key-file", a.key_file, "encrypt with this key file (path)");
     verb->add_option("--public-key", a.public_key, "encrypt with data keys sealed to this RSA public key (path)");
@@ -752,6 +858,9 @@ int RunCli(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);
     std::string verb = app.get_subcommands().empty() ? "" : " " + app.get_subcommands().front()->get_name();
     std::fprintf(stderr, "smartbackup: error: %s; hint: see smartbackup%s --help\n", e.what(), verb.c_str());
+    // PostgreSQL reads 2 from restore_command as "no such file" and ends
+    // recovery: a wal-get it cannot run must stop recovery instead.
+    if (wg->parsed()) return kWalGetFailed;
     return 2;
   }
   log::SetLevel(flags.verbose ? log::Level::kInfo : log::Level::kWarn);

@@ -34,6 +34,12 @@ bool SplitNumberUnit(std::string_view text, double* number, std::string* unit) {
   return *number >= 0 && std::isfinite(*number);
 }
 
+int DaysInMonth(int year, int month) {
+  static const int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  return month == 2 && leap ? 29 : kDays[month - 1];
+}
+
 }  // namespace
 
 Result<uint64_t> ParseByteSize(std::string_view text) {
@@ -50,7 +56,15 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
                 {"g", 1073741824.0}, {"gib", 1073741824.0}, {"gb", 1e9},     {"t", 1099511627776.0},
                 {"tib", 1099511627776.0}, {"tb", 1e12}};
   for (const auto& u : kUnits) {
-    if (unit == u.name) return static_cast<uint64_t>(std::llround(n * u.factor));
+    if (unit != u.name) continue;
+    // Compared as doubles before any conversion: llround of a value beyond
+    // int64 is undefined.
+    const double bytes = n * u.factor;
+    if (!(bytes <= static_cast<double>(kMaxByteSize))) {
+      return Status::InvalidArgument(
+          fmt::format("byte size \"{}\" is too large; hint: at most {}", text, FormatByteSize(kMaxByteSize)));
+    }
+    return static_cast<uint64_t>(std::llround(bytes));
   }
   return Status::InvalidArgument(fmt::format("invalid byte size \"{}\": unknown unit \"{}\"", text, unit));
 }
@@ -80,7 +94,13 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
                 {"m", 60000},       {"min", 60000},      {"h", 3600000},    {"hour", 3600000},
                 {"d", 86400000},    {"day", 86400000},   {"days", 86400000}, {"w", 604800000}};
   for (const auto& u : kUnits) {
-    if (unit == u.name) return std::chrono::milliseconds(std::llround(n * u.ms));
+    if (unit != u.name) continue;
+    const double ms = n * u.ms;
+    if (!(ms <= static_cast<double>(kMaxDuration.count()))) {
+      return Status::InvalidArgument(
+          fmt::format("duration \"{}\" is too long; hint: at most {}", text, FormatDuration(kMaxDuration)));
+    }
+    return std::chrono::milliseconds(std::llround(ms));
   }
   return Status::InvalidArgument(fmt::format("invalid duration \"{}\": unknown unit \"{}\"", text, unit));
 }
@@ -140,12 +160,16 @@ Result<SystemTime> ParseRfc3339(std::string_view text) {
     } else if ((zone[0] == '+' || zone[0] == '-') && zone.size() >= 3) {
       int oh = 0, om = 0;
       if (std::sscanf(zone.c_str() + 1, "%2d:%2d", &oh, &om) < 1) return bad();
+      if (oh < 0 || oh > 23 || om < 0 || om > 59) return bad();
       offset_min = (oh * 60 + om) * (zone[0] == '-' ? -1 : 1);
     } else {
       return bad();
     }
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec >= 61) return bad();
+  if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+      !(sec >= 0 && sec < 61)) {
+    return bad();
+  }
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;

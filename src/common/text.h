@@ -12,16 +12,26 @@
 
 namespace sb {
 
+// Upper bounds of what the parsers accept. Far above any sensible setting,
+// far below what overflows: a byte size fits in int64 arithmetic, and a
+// duration can be added to or subtracted from any time point this century
+// without leaving system_clock's nanosecond range (about +-292 years).
+inline constexpr uint64_t kMaxByteSize = uint64_t{1} << 50;                     // 1 PiB
+inline constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24 * 3650);  // 3650d
+
 // "1GiB", "5MiB", "512KiB", "100", "10MB" (decimal), case-insensitive units.
+// Above kMaxByteSize: kInvalidArgument.
 Result<uint64_t> ParseByteSize(std::string_view text);
 std::string FormatByteSize(uint64_t bytes);  // "1.5 GiB"
 
 // "10s", "5m", "2h", "7d", "1w", "500ms"; a bare number is seconds.
+// Above kMaxDuration: kInvalidArgument.
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
 std::string FormatDuration(std::chrono::milliseconds d);  // "2h", "90s"
 
 // RFC 3339 UTC with optional fraction: "2026-11-25T02:33:28Z". Parsing also
-// accepts "+00:00"-style offsets and a space instead of 'T'.
+// accepts "+00:00"-style offsets and a space instead of 'T'. Dates that do
+// not exist (2026-02-31) and out-of-range fields are refused.
 std::string FormatRfc3339(SystemTime t);
 Result<SystemTime> ParseRfc3339(std::string_view text);
 // Compact form for ids and object names: "20261125T023328Z".

@@ -7,8 +7,12 @@
 // For kMemory, StorageUrl::path holds the instance name ("memory://name").
 #include "storage/storage_factory.h"
 
+#include <arpa/inet.h>
+
 #include <cctype>
+#include <cstdlib>
 #include <memory>
+#include <string_view>
 #include <utility>
 
 #include "storage/azure/azure_storage.h"
@@ -125,6 +129,35 @@ Result<StorageUrl> ParseStorageUrl(const std::string& url) {
   return Unsupported(url);
 }
 
+Status CheckAzureEndpointTransport(const std::string& endpoint, bool allow_http) {
+  size_t scheme_end = endpoint.find("://");
+  if (scheme_end == std::string::npos) return Status::Ok();  // the driver refuses it with its own message
+  std::string scheme = endpoint.substr(0, scheme_end);
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "http" || allow_http) return Status::Ok();
+  const size_t host_begin = scheme_end + 3;
+  std::string authority = endpoint.substr(host_begin, endpoint.find_first_of("/?#", host_begin) - host_begin);
+  if (size_t at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
+  std::string host;
+  if (!authority.empty() && authority.front() == '[') {
+    host = authority.substr(1, authority.find(']') == std::string::npos ? std::string::npos : authority.find(']') - 1);
+  } else {
+    host = authority.substr(0, authority.find(':'));
+  }
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  bool loopback = host == "localhost" || host == "::1";
+  if (!loopback && host.starts_with("127.")) {
+    // 127.0.0.0/8 in dotted-quad form only: "127.evil.example" is a name, not loopback.
+    in_addr addr{};
+    loopback = ::inet_pton(AF_INET, host.c_str(), &addr) == 1;
+  }
+  if (loopback) return Status::Ok();
+  return Status::InvalidArgument("azure endpoint host \"" + host +
+                                 "\" is reached over http://, which would send the storage credentials in clear; "
+                                 "hint: use https://, or set AZURE_STORAGE_ALLOW_HTTP=1 to accept it on a trusted "
+                                 "network");
+}
+
 Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url) {
   ASSIGN_OR_RETURN(StorageUrl parsed, ParseStorageUrl(url));
   switch (parsed.scheme) {
@@ -136,6 +169,8 @@ Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url) {
     case StorageUrl::Scheme::kAzure: {
       // The Azure driver retries transient failures itself: no RetryStorage.
       ASSIGN_OR_RETURN(AzureStorageOptions options, AzureOptionsFromEnvironment(parsed.container, parsed.prefix));
+      const char* allow = std::getenv("AZURE_STORAGE_ALLOW_HTTP");
+      RETURN_IF_ERROR(CheckAzureEndpointTransport(options.endpoint, allow != nullptr && std::string_view(allow) == "1"));
       return OpenAzureStorage(options);
     }
     case StorageUrl::Scheme::kMemory:

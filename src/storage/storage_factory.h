@@ -2,7 +2,8 @@
 // Azure credentials come from the environment as Azure's own tools take them:
 // AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with
 // AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN (AZURE_STORAGE_BLOB_ENDPOINT
-// optionally overrides the endpoint). Wraps drivers in the retry decorator.
+// optionally overrides the endpoint; an http:// endpoint off loopback also
+// needs AZURE_STORAGE_ALLOW_HTTP=1). Wraps drivers in the retry decorator.
 #pragma once
 
 #include <memory>
@@ -21,5 +22,11 @@ struct StorageUrl {
 
 Result<StorageUrl> ParseStorageUrl(const std::string& url);
 Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url);
+
+// An Azure endpoint over plain http:// sends the account's signatures or SAS
+// token in clear: refused (kInvalidArgument) unless its host is loopback
+// (Azurite: 127.0.0.0/8, ::1, localhost) or allow_http is set, which
+// OpenStorage takes from AZURE_STORAGE_ALLOW_HTTP=1. https:// always passes.
+Status CheckAzureEndpointTransport(const std::string& endpoint, bool allow_http);
 
 }  // namespace sb

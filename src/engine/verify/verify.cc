@@ -26,14 +26,30 @@ Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options) {
     for (const auto& s : listing.unreadable) {
       report.problems.push_back({.database = db, .kind = "manifest", .detail = s.message()});
     }
+    if (listing.backups.empty() && listing.unreadable.empty() && options.database) {
+      return Status::NotFound(fmt::format("database \"{}\" has no backups in {}; hint: check --db against "
+                                          "available-backups",
+                                          db, repo.storage().Describe()));
+    }
     for (const auto& m : listing.backups) {
       ++report.backups_checked;
-      // Decode only when it can succeed: encrypted objects need the matching key.
-      bool can_decode = m.encryption_key_id.empty();
-      if (!can_decode && options.key) {
-        auto key = options.key->KeyFor(m.encryption_key_id);
-        can_decode = key.ok() && (*key)->key_id() == m.encryption_key_id;
+      // Without a key only checksums against the manifest are checked. With
+      // one, every backup must be encrypted under it: a backup it cannot open
+      // or a plain one (anyone with write access could have planted it) is a
+      // problem, never "all ok".
+      if (options.key && m.encryption_key_id.empty()) {
+        report.problems.push_back({.database = db, .backup_id = m.backup_id, .kind = "unencrypted",
+                                   .detail = fmt::format("backup {} is not encrypted although a key was given; hint: "
+                                                         "it was not written with this key, delete it or verify "
+                                                         "without a key",
+                                                         m.backup_id)});
+        continue;
       }
+      // Each object names the data key it was sealed with; decoding it with
+      // the given key (or key ring) authenticates it, and a key that does not
+      // open it is reported per object.
+      const bool can_decode = m.encryption_key_id.empty() || options.key != nullptr;
+      if (!can_decode) ++report.backups_unauthenticated;
       ThreadPool pool(workers, workers * 2);
       for (const ObjectRef* ref : m.AllObjects()) {
         pool.Submit([&, ref] {
@@ -50,7 +66,7 @@ Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options) {
           } else if (can_decode) {
             auto plain = DecodeObject(*stored, ref->key, options.key);
             if (!plain.ok()) {
-              p.kind = "corrupt";
+              p.kind = plain.status().code() == StatusCode::kPermissionDenied ? "key" : "corrupt";
               p.detail = plain.status().message();
             }
           }
@@ -62,6 +78,9 @@ Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options) {
       }
       pool.Wait();
     }
+  }
+  if (report.backups_checked == 0 && report.problems.empty()) {
+    return Status::NotFound(fmt::format("{} holds no backups; hint: check --repo", repo.storage().Describe()));
   }
   return report;
 }

@@ -290,25 +290,41 @@ Result<WalPushResult> WalPush(Repository& repo, const WalPushOptions& options) {
   return result;
 }
 
-Status WalGet(Repository& repo, const WalGetOptions& options) {
+Result<WalGetOutcome> WalGet(Repository& repo, const WalGetOptions& options) {
   RETURN_IF_ERROR(Repository::ValidateDatabaseName(options.database));
   ASSIGN_OR_RETURN(WalCatalog catalog, WalCatalog::Load(repo, options.database, options.system_identifier));
+  // A manifest or history file that could not be read may be exactly what
+  // would have made this file present: answering "absent" would end recovery.
+  if (!catalog.skipped().empty()) {
+    const Status& first = catalog.skipped().front();
+    return Status(first.code(), fmt::format("cannot serve \"{}\": {} of the repository's objects are unreadable "
+                                            "(first: {}); hint: run verify",
+                                            options.name, catalog.skipped().size(), first.message()));
+  }
   if (IsHistoryName(options.name)) {
     ASSIGN_OR_RETURN(uint32_t tli, HistoryTimeline(options.name));
     auto content = catalog.HistoryFile(tli);
-    if (!content) return Status::NotFound(fmt::format("no history file {} in the repository", options.name));
-    return WriteFileAtomically(options.dest, *content);
+    if (!content) return WalGetOutcome::kAbsent;
+    RETURN_IF_ERROR(WriteFileAtomically(options.dest, *content));
+    return WalGetOutcome::kRestored;
   }
   uint64_t seg_size = 16ull << 20;
   if (!catalog.bases().empty()) seg_size = catalog.bases().back().wal_segment_size;
+  // Names smartbackup never stores (e.g. ".partial", ".backup") are absent.
   auto parsed = ParseWalSegmentName(options.name, seg_size);
-  if (!parsed.ok()) return Status::NotFound(fmt::format("\"{}\" is not a WAL file smartbackup stores", options.name));
+  if (!parsed.ok()) return WalGetOutcome::kAbsent;
   auto [tli, start] = *parsed;
-  ASSIGN_OR_RETURN(std::string bytes,
-                   catalog.Assemble(repo.storage(), tli, start, Lsn{start.value + seg_size}, options.key));
+  auto bytes = catalog.Assemble(repo.storage(), tli, start, Lsn{start.value + seg_size}, options.key);
+  // Assemble's kNotFound means no listed part covers the segment; every
+  // other failure (including an object that vanished) is an error.
+  if (!bytes.ok()) {
+    if (bytes.status().IsNotFound()) return WalGetOutcome::kAbsent;
+    return bytes.status();
+  }
   // Past the newest durable WAL the segment is zeros, which recovery reads as the end of WAL.
-  bytes.resize(seg_size, '\0');
-  return WriteFileAtomically(options.dest, bytes);
+  bytes->resize(seg_size, '\0');
+  RETURN_IF_ERROR(WriteFileAtomically(options.dest, *bytes));
+  return WalGetOutcome::kRestored;
 }
 
 }  // namespace sb

@@ -54,8 +54,13 @@ struct WalGetOptions {
   std::optional<uint64_t> system_identifier;
 };
 
-// kNotFound when the repository does not hold the file (recovery then ends).
-Status WalGet(Repository& repo, const WalGetOptions& options);
+// What restore_command reports. kAbsent only when the repository was opened
+// and read completely and does not hold the file: PostgreSQL then ends
+// recovery. Every failure to read (storage, permission, key, corruption, an
+// unreadable manifest) is an error status instead, whatever its code, so that
+// recovery stops rather than promoting without the newest WAL.
+enum class WalGetOutcome { kRestored, kAbsent };
+Result<WalGetOutcome> WalGet(Repository& repo, const WalGetOptions& options);
 
 // Known SHA-256 of parts this process wrote (saves reading them back).
 using KnownPartHashes = std::map<std::string, std::string>;

@@ -33,6 +33,7 @@ Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std
   ASSIGN_OR_RETURN(auto containers, repo.ListContainers(db));
   ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(db));
   for (const auto& s : listing.unreadable) log::Warn("{}", s.message());
+  c.skipped_ = listing.unreadable;
   if (sysid) {
     c.sysid_ = *sysid;
   } else if (!listing.backups.empty()) {
@@ -59,6 +60,8 @@ Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std
       if (plain.ok()) {
         if (auto sw = ParseTimelineHistory(*plain)) c.switches_[container.timeline] = *sw;
         c.histories_[container.timeline] = std::move(plain).value();
+      } else {
+        c.skipped_.push_back(plain.status());
       }
     } else if (!history.status().IsNotFound()) {
       return history.status();
@@ -197,7 +200,9 @@ Result<std::string> WalCatalog::Assemble(Storage& storage, uint32_t timeline, Ls
       auto stored = storage.Get(p.key);
       if (!stored.ok()) {
         if (stored.status().IsNotFound()) {
-          return Status::NotFound(fmt::format("WAL object \"{}\" is missing; hint: run verify", p.key));
+          // Listed a moment ago: the repository changed or is damaged. Not
+          // kNotFound, which would tell wal-get the WAL ends here.
+          return Status::Corruption(fmt::format("WAL object \"{}\" is listed but missing; hint: run verify", p.key));
         }
         return stored.status();
       }

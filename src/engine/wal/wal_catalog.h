@@ -50,6 +50,10 @@ class WalCatalog {
   const std::vector<WalPart>& parts() const { return parts_; }  // all timelines, by (tli, start)
   const std::map<uint32_t, TimelineSwitch>& switches() const { return switches_; }
   std::optional<std::string> HistoryFile(uint32_t timeline) const;
+  // What Load could not read and skipped (unreadable manifests, a history file
+  // that does not decode). Listings tolerate them; wal-get must not, since a
+  // skipped object can make a present segment or timeline look absent.
+  const std::vector<Status>& skipped() const { return skipped_; }
 
   // End of the contiguous WAL on `timeline` that starts at or before `from`
   // (following parts only), and the durable time of the last part used.
@@ -62,7 +66,8 @@ class WalCatalog {
 
   // Bytes of WAL [start, end) on `timeline` as far as contiguous from start,
   // taking what precedes the timeline's switch point from its parent.
-  // kNotFound when nothing covers `start`. Checks each object's checksum
+  // kNotFound only when nothing covers `start`; a listed object that cannot
+  // be read (even one gone meanwhile) is another error. Checks each object's checksum
   // where a log backup recorded it.
   Result<std::string> Assemble(Storage& storage, uint32_t timeline, Lsn start, Lsn end, const KeySource* keys) const;
 
@@ -74,6 +79,7 @@ class WalCatalog {
   std::map<std::string, std::string> sealed_sha_;  // part key → sha256 from a log backup
   std::map<uint32_t, TimelineSwitch> switches_;
   std::map<uint32_t, std::string> histories_;
+  std::vector<Status> skipped_;
 };
 
 // Parses a PostgreSQL timeline history file's last line for `timeline`.

@@ -92,6 +92,28 @@ Status PreadAll(int fd, uint64_t offset, uint64_t length, const std::string& pat
   return Status::Ok();
 }
 
+// Opens the directory `rel` ("" or "a/b", components already validated)
+// beneath `root`, one component at a time with O_NOFOLLOW: a symlink inside
+// the repository (planted by anyone who can write to it) is never followed
+// by listing or deletion, which would otherwise act on files elsewhere.
+// -1 with errno set on failure (ELOOP or ENOTDIR for a symlink).
+int OpenDirBeneath(const std::string& root, std::string_view rel) {
+  int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  size_t pos = 0;
+  while (fd >= 0 && pos < rel.size()) {
+    size_t slash = rel.find('/', pos);
+    if (slash == std::string_view::npos) slash = rel.size();
+    std::string part(rel.substr(pos, slash - pos));
+    int next = ::openat(fd, part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    ::close(fd);
+    errno = err;
+    fd = next;
+    pos = slash + 1;
+  }
+  return fd;
+}
+
 Status FsyncDir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return LocalStorage::ErrnoToStatus(errno, "open directory", dir);
@@ -359,15 +381,13 @@ struct ListWalk {
   std::vector<ObjectInfo> out;
 };
 
-// Visits dir_path (holding keys that start with key_dir, "" or "x/y/") in
-// lexicographic key order. Entries sort by name, with "/" appended to
-// directory names, so "a/x-y" < "a/x/z" < "a/x0" come out as the keys compare.
-Status WalkDir(const std::string& dir_path, const std::string& key_dir, ListWalk& walk) {
-  int dfd = ::open(dir_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR) return Status::Ok();  // nothing there (or removed meanwhile)
-    return LocalStorage::ErrnoToStatus(errno, "open directory", dir_path);
-  }
+// Visits the open directory dfd (taken over; dir_path names it in errors),
+// holding keys that start with key_dir ("" or "x/y/"), in lexicographic key
+// order. Entries sort by name, with "/" appended to directory names, so
+// "a/x-y" < "a/x/z" < "a/x0" come out as the keys compare. Entries are
+// examined without following symlinks: a symlink is neither an object nor a
+// directory of the repository.
+Status WalkDir(int dfd, const std::string& dir_path, const std::string& key_dir, ListWalk& walk) {
   DIR* d = ::fdopendir(dfd);
   if (d == nullptr) {
     int err = errno;
@@ -386,17 +406,20 @@ Status WalkDir(const std::string& dir_path, const std::string& key_dir, ListWalk
     std::string_view name = e->d_name;
     if (name == "." || name == ".." || name.starts_with(kTempPrefix)) continue;
     struct stat st {};
-    if (::fstatat(dfd, e->d_name, &st, 0) != 0) continue;  // vanished meanwhile
+    if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // vanished meanwhile
     bool is_dir = S_ISDIR(st.st_mode);
     if (!is_dir && !S_ISREG(st.st_mode)) continue;
     entries.push_back({std::string(name) + (is_dir ? "/" : ""), is_dir, static_cast<uint64_t>(st.st_size), MtimeOf(st)});
     errno = 0;
   }
   int read_err = errno;
-  ::closedir(d);
-  if (read_err != 0) return LocalStorage::ErrnoToStatus(read_err, "read directory", dir_path);
+  if (read_err != 0) {
+    ::closedir(d);
+    return LocalStorage::ErrnoToStatus(read_err, "read directory", dir_path);
+  }
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.sort_name < b.sort_name; });
 
+  Status result = Status::Ok();
   for (const Entry& e : entries) {
     if (walk.out.size() >= walk.want) break;
     std::string full = key_dir + e.sort_name;
@@ -406,16 +429,25 @@ Status WalkDir(const std::string& dir_path, const std::string& key_dir, ListWalk
       std::string_view f = full;
       if (!f.starts_with(walk.prefix) && !walk.prefix.starts_with(f)) continue;
       if (!walk.token.empty() && f < walk.token && !walk.token.starts_with(f)) continue;
-      std::string sub = dir_path + "/" + e.sort_name;
-      sub.pop_back();
-      RETURN_IF_ERROR(WalkDir(sub, full, walk));
+      std::string name = e.sort_name.substr(0, e.sort_name.size() - 1);
+      std::string sub = dir_path + "/" + name;
+      // O_NOFOLLOW: the entry may have been swapped for a symlink since fstatat.
+      int sub_fd = ::openat(dfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub_fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) continue;  // removed or replaced meanwhile
+        result = LocalStorage::ErrnoToStatus(errno, "open directory", sub);
+        break;
+      }
+      result = WalkDir(sub_fd, sub, full, walk);
+      if (!result.ok()) break;
     } else {
       if (!std::string_view(full).starts_with(walk.prefix)) continue;
       if (!walk.token.empty() && std::string_view(full) <= walk.token) continue;
       walk.out.push_back(ObjectInfo{std::move(full), e.size, e.mtime});
     }
   }
-  return Status::Ok();
+  ::closedir(d);
+  return result;
 }
 
 }  // namespace
@@ -429,8 +461,15 @@ Result<ListPage> LocalStorage::List(std::string_view prefix, std::string_view pa
     if (!s.ok()) return Status::InvalidArgument("invalid list prefix " + Quote(prefix) + ": " + s.message());
   }
   ListWalk walk{prefix, page_token, static_cast<size_t>(max_results) + 1, {}};
-  std::string dir_path = key_dir.empty() ? root_ : PathOf(std::string_view(key_dir).substr(0, key_dir.size() - 1));
-  RETURN_IF_ERROR(WalkDir(dir_path, key_dir, walk));
+  std::string_view rel = std::string_view(key_dir).substr(0, key_dir.empty() ? 0 : key_dir.size() - 1);
+  std::string dir_path = key_dir.empty() ? root_ : PathOf(rel);
+  int dfd = OpenDirBeneath(root_, rel);
+  if (dfd < 0) {
+    // Nothing there (or removed meanwhile), or a symlink where a directory should be: no keys.
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) return ListPage{};
+    return ErrnoToStatus(errno, "open directory", dir_path);
+  }
+  RETURN_IF_ERROR(WalkDir(dfd, dir_path, key_dir, walk));
   ListPage page;
   if (walk.out.size() > static_cast<size_t>(max_results)) {
     walk.out.resize(max_results);
@@ -441,24 +480,46 @@ Result<ListPage> LocalStorage::List(std::string_view prefix, std::string_view pa
 }
 
 void LocalStorage::RemoveEmptyParents(std::string_view key) {
-  // Best effort: rmdir fails harmlessly (ENOTEMPTY) as soon as a directory is in use.
+  // Best effort: rmdir fails harmlessly (ENOTEMPTY) as soon as a directory is
+  // in use. Each directory is removed relative to its parent opened beneath
+  // the root, so a symlinked parent never leads outside the repository.
   size_t last = key.rfind('/');
   while (last != std::string_view::npos) {
     key = key.substr(0, last);
-    if (::rmdir(PathOf(key).c_str()) != 0) return;
-    last = key.rfind('/');
+    size_t up = key.rfind('/');
+    std::string_view parent = up == std::string_view::npos ? std::string_view() : key.substr(0, up);
+    std::string name(up == std::string_view::npos ? key : key.substr(up + 1));
+    int pfd = OpenDirBeneath(root_, parent);
+    if (pfd < 0) return;
+    FdGuard guard(pfd);
+    if (::unlinkat(pfd, name.c_str(), AT_REMOVEDIR) != 0) return;
+    last = up;
   }
 }
 
 Status LocalStorage::Delete(std::string_view key) {
   RETURN_IF_ERROR(ValidateKey(key));
   const std::string path = PathOf(key);
-  if (::unlink(path.c_str()) != 0) {
-    // Missing, a parent is a file, or the key names a directory: no such object.
+  // The object is unlinked from its directory opened beneath the root without
+  // following symlinks: a symlinked directory in the repository must not make
+  // a Delete (purge) remove a file outside it. A symlink as the leaf itself is
+  // just a name, removed without touching its target.
+  size_t slash = key.rfind('/');
+  std::string_view parent = slash == std::string_view::npos ? std::string_view() : key.substr(0, slash);
+  std::string leaf(slash == std::string_view::npos ? key : key.substr(slash + 1));
+  int pfd = OpenDirBeneath(root_, parent);
+  if (pfd < 0) {
+    // Missing, a parent is a file or a symlink: no such object in this repository.
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) return Status::Ok();
+    return ErrnoToStatus(errno, "delete", path);
+  }
+  FdGuard guard(pfd);
+  if (::unlinkat(pfd, leaf.c_str(), 0) != 0) {
+    // Missing, or the key names a directory: no such object.
     if (errno == ENOENT || errno == ENOTDIR || errno == EISDIR) return Status::Ok();
     return ErrnoToStatus(errno, "delete", path);
   }
-  RETURN_IF_ERROR(FsyncDir(DirName(path)));
+  if (::fsync(pfd) != 0 && errno != EINVAL) return ErrnoToStatus(errno, "fsync directory", DirName(path));
   RemoveEmptyParents(key);
   return Status::Ok();
 }

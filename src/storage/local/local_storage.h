@@ -23,6 +23,12 @@
 // Renew() only checks the lock is still held. Do not Put or Delete a key
 // while a lease on it is held: the replacement file would not be locked.
 //
+// Symlinks: List and Delete never follow a symlink inside the root (each
+// directory is opened beneath the root with O_NOFOLLOW): a symlink is not an
+// object, a symlinked directory is not listed, and deleting through one is a
+// no-op, so a link planted in a shared repository cannot make purge remove
+// files elsewhere. The root itself may be a symlink (the operator's choice).
+//
 // Errors: every errno is translated by ErrnoToStatus; messages quote the path.
 // Thread-safety: all methods may be called from many threads at once.
 #pragma once

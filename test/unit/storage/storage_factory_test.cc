@@ -195,3 +195,44 @@ TEST(OpenAzureStorageTest, MissingCredentialsNameTheVariables) {
 
 }  // namespace
 }  // namespace sb
+
+namespace sb {
+namespace {
+
+// Plain http:// sends the Shared Key signatures or the SAS token in clear:
+// refused off loopback unless the operator allows it.
+TEST(AzureEndpointTransportTest, HttpOffLoopbackIsRefusedUnlessAllowed) {
+  for (const char* ep : {"http://backup.example.com/acct", "http://10.0.0.5:10000/devstoreaccount1",
+                         "http://127.evil.example:10000/x", "HTTP://storage.example.net"}) {
+    Status s = CheckAzureEndpointTransport(ep, /*allow_http=*/false);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << ep;
+    EXPECT_NE(s.message().find("AZURE_STORAGE_ALLOW_HTTP=1"), std::string::npos) << s.message();
+    EXPECT_TRUE(CheckAzureEndpointTransport(ep, /*allow_http=*/true).ok()) << ep;
+  }
+}
+
+TEST(AzureEndpointTransportTest, HttpsAndLoopbackPass) {
+  for (const char* ep : {"https://acct.blob.core.windows.net", "http://127.0.0.1:10000/devstoreaccount1",
+                         "http://127.1.2.3:10000/x", "http://localhost:10000/devstoreaccount1",
+                         "http://[::1]:10000/devstoreaccount1"}) {
+    EXPECT_TRUE(CheckAzureEndpointTransport(ep, /*allow_http=*/false).ok()) << ep;
+  }
+}
+
+TEST(AzureEndpointTransportTest, OpenStorageRefusesAClearTextEndpointFromTheEnvironment) {
+  ScopedNoAzureEnv no_env;  // restores the shared Azurite's variables afterwards
+  ::setenv("AZURE_STORAGE_CONNECTION_STRING",
+           "DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=a2V5;BlobEndpoint=http://203.0.113.9/acct;", 1);
+  ::unsetenv("AZURE_STORAGE_ALLOW_HTTP");
+  auto refused = OpenStorage("azure://backups");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.status().message().find("a2V5"), std::string::npos) << "the key must not be echoed";
+  ::setenv("AZURE_STORAGE_ALLOW_HTTP", "1", 1);
+  auto allowed = OpenStorage("azure://backups");
+  EXPECT_TRUE(allowed.ok()) << allowed.status().ToString();
+  ::unsetenv("AZURE_STORAGE_ALLOW_HTTP");
+}
+
+}  // namespace
+}  // namespace sb
