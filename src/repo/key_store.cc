@@ -75,7 +75,7 @@ Result<const EncryptionKey*> PrivateKeyRing::KeyFor(const std::string& key_id) c
                                           key.key_id(), key_id));
   }
   auto& slot = opened_[key_id];
-  slot = std::make_unique<EncryptionKey>(key);
+  slot = std::make_unique<EncryptionKey>(std::move(key));
   return slot.get();
 }
 

@@ -198,7 +198,7 @@ Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& 
     m.stored_bytes += ref->stored_size;
   }
   m.finish_time = repo.clock()->Now();
-  if (Status s = repo.WriteManifest(m); !s.ok()) return fail(s);
+  if (Status s = repo.WriteManifest(m, options.key); !s.ok()) return fail(s);
   log::Info("backup {} complete: {} bytes, {} stored", m.backup_id, m.size_bytes, m.stored_bytes);
   return m;
 }

@@ -48,7 +48,7 @@ Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options) {
             p.kind = "corrupt";
             p.detail = fmt::format("object \"{}\" is corrupt (sha256 mismatch)", ref->key);
           } else if (can_decode) {
-            auto plain = DecodeObject(*stored, ref->key, options.key);
+            auto plain = DecodeObject(*stored, ref->key, options.key, ref->raw_size);
             if (!plain.ok()) {
               p.kind = "corrupt";
               p.detail = plain.status().message();

@@ -54,7 +54,7 @@ class RetentionTest : public ::testing::Test {
     if (!public_key_.empty()) {
       auto k = NewWrappedDataKey(repo_->storage(), public_key_, key);
       ASSERT_TRUE(k.ok()) << k.status().message();
-      single_use = *k;
+      single_use = std::move(*k);
       part_keys_[key] = WrappedKeyObject(k->key_id());
     }
     auto enc = EncodeObject(std::string(end - start, 'w'), key, {.key = single_use ? &*single_use : nullptr});
@@ -84,7 +84,7 @@ class RetentionTest : public ::testing::Test {
     m.archives.push_back(base);
     clock_->Advance(std::chrono::minutes(30));
     m.finish_time = clock_->Now();
-    EXPECT_TRUE(repo_->WriteManifest(m).ok());
+    EXPECT_TRUE(repo_->WriteManifest(m, nullptr).ok());
     return m;
   }
 
@@ -99,7 +99,7 @@ class RetentionTest : public ::testing::Test {
       uint64_t start = DayBase(d, offset) + i * kSeg;
       if (i != skip_part) PutPart(c, tli, start, start + kSeg);
       if (i % 2 == 1) {
-        ASSERT_TRUE(SealLogBackups(*repo_, "main", c, kSeg, "", {}, /*force=*/true).ok());
+        ASSERT_TRUE(SealLogBackups(*repo_, "main", c, kSeg, nullptr, {}, /*force=*/true).ok());
       }
     }
   }
@@ -450,7 +450,7 @@ TEST_F(RetentionTest, AnAncestorTimelineKeepsTheWalOfTheAnchorsFirstSegment) {
   ASSERT_TRUE(repo_->storage().Put(hkey, EncodeObject(history, hkey, {})->bytes).ok());
   fulls_.push_back(PutBase(*c2, 2, switch_point + 0x28));
   PutPart(*c2, 2, switch_point, DayBase(3));
-  ASSERT_TRUE(SealLogBackups(*repo_, "main", *c2, kSeg, "", {}, true).ok());
+  ASSERT_TRUE(SealLogBackups(*repo_, "main", *c2, kSeg, nullptr, {}, true).ok());
 
   auto plan = Plan(kT0 + 11 * kDay);
   EXPECT_EQ(plan.anchor_backup_id, fulls_[3].backup_id);
