@@ -54,8 +54,8 @@ class RetentionTest : public ::testing::Test {
     if (!public_key_.empty()) {
       auto k = NewWrappedDataKey(repo_->storage(), public_key_, key);
       ASSERT_TRUE(k.ok()) << k.status().message();
-      single_use = std::move(*k);
       part_keys_[key] = WrappedKeyObject(k->key_id());
+      single_use = std::move(*k);
     }
     auto enc = EncodeObject(std::string(end - start, 'w'), key, {.key = single_use ? &*single_use : nullptr});
     ASSERT_TRUE(enc.ok());
