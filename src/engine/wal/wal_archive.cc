@@ -268,7 +268,9 @@ Result<WalPushResult> WalPush(Repository& repo, const WalPushOptions& options) {
       result.note = "already archived (sealed to the public key under another data key: its size matches, its "
                     "content cannot be compared without the private key)";
     } else {
-      ASSIGN_OR_RETURN(std::string existing, DecodeObject(stored, result.key, key));
+      // Only comparing content: a plain object stored before encryption was
+      // switched on is decoded without the key (readers with a key refuse it).
+      ASSIGN_OR_RETURN(std::string existing, DecodeObject(stored, result.key, header.encrypted ? key : nullptr));
       if (existing != data) {
         return Status::AlreadyExists(fmt::format(
             "WAL segment {} of database \"{}\" is already archived with different content; hint: another server "
