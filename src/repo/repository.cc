@@ -244,7 +244,9 @@ Result<std::vector<std::string>> Repository::ListDatabases() {
     auto rest = std::string_view(o.key).substr(3);
     auto slash = rest.find('/');
     if (slash == std::string_view::npos) continue;
-    if (rest.substr(slash + 1).substr(0, 11) == "containers/") names.insert(std::string(rest.substr(0, slash)));
+    // A name outside the grammar is no database of ours (nothing here writes one): skipped, not an error.
+    std::string name(rest.substr(0, slash));
+    if (rest.substr(slash + 1).substr(0, 11) == "containers/" && ValidateDatabaseName(name).ok()) names.insert(name);
   }
   return std::vector<std::string>(names.begin(), names.end());
 }

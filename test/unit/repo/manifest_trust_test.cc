@@ -333,6 +333,14 @@ TEST(RepositoryGrammar, WalPartKeysAndContainerNames) {
   }
 }
 
+TEST_F(ManifestTrustTest, DatabaseNamesOutsideTheGrammarAreNotListed) {
+  ASSERT_TRUE(repo_->EnsureContainer("main", kSysid, 1, "first backup").ok());
+  ASSERT_TRUE(repo_->storage().Put("db/ma in\n/containers/" + kContainer + ".json", "{}").ok());
+  auto dbs = repo_->ListDatabases();
+  ASSERT_TRUE(dbs.ok()) << dbs.status().message();
+  EXPECT_EQ(*dbs, std::vector<std::string>{"main"});
+}
+
 TEST_F(ManifestTrustTest, ContainerDescriptorWithInjectedNameIsRefused) {
   ASSERT_TRUE(repo_->EnsureContainer("main", kSysid, 1, "first backup").ok());
   ASSERT_TRUE(repo_->ListContainers("main").ok());
