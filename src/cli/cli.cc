@@ -105,11 +105,18 @@ WriterKey WriterKeyFor(KeyFlags flags, Repository& repo) {
 }
 
 // What a reader opens encrypted objects with: the --key-file key, or the
-// --private-key that opens the repository's wrapped data keys.
+// --private-key that opens the repository's wrapped data keys. Handed to
+// the repository too, so every manifest read is authenticated (MAC) and a
+// plain one refused; the keys must outlive the repository's use.
 std::unique_ptr<KeySource> ReaderKeysFor(KeyFlags flags, Repository& repo) {
-  if (!flags.pem.empty()) return Check(PrivateKeyRing::Open(repo.storage(), flags.pem));
-  if (flags.key) return std::make_unique<EncryptionKey>(std::move(*flags.key));
-  return nullptr;
+  std::unique_ptr<KeySource> keys;
+  if (!flags.pem.empty()) {
+    keys = Check(PrivateKeyRing::Open(repo.storage(), flags.pem));
+  } else if (flags.key) {
+    keys = std::make_unique<EncryptionKey>(std::move(*flags.key));
+  }
+  repo.SetReadKeys(keys.get());
+  return keys;
 }
 
 // restore_command runs in the data directory: paths written into it must be absolute.

@@ -26,6 +26,14 @@ enum class StatusCode {
 
 const char* StatusCodeName(StatusCode code);
 
+// A finer cause under a code, for the few places where callers must tell
+// errors apart without reading their text.
+enum class StatusDetail {
+  kNone = 0,
+  kNotEncrypted,      // plain data where a key was given: encrypted data was required
+  kNotAuthenticated,  // a manifest whose MAC is missing or wrong for the key given
+};
+
 class [[nodiscard]] Status {
  public:
   Status() = default;
@@ -50,16 +58,26 @@ class [[nodiscard]] Status {
   bool IsAlreadyExists() const { return code_ == StatusCode::kAlreadyExists; }
   bool IsRetryable() const { return code_ == StatusCode::kUnavailable; }
 
-  // "prefix: message", keeping the code. For adding what was being done.
+  StatusDetail detail() const { return detail_; }
+  Status WithDetail(StatusDetail detail) const {
+    Status s = *this;
+    s.detail_ = detail;
+    return s;
+  }
+
+  // "prefix: message", keeping the code and detail. For adding what was being done.
   Status WithContext(const std::string& prefix) const {
     if (ok()) return *this;
-    return {code_, prefix + ": " + message_};
+    Status s(code_, prefix + ": " + message_);
+    s.detail_ = detail_;
+    return s;
   }
   std::string ToString() const { return ok() ? "ok" : message_; }
 
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  StatusDetail detail_ = StatusDetail::kNone;
 };
 
 template <typename T>

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include "repo/public_key.h"
+#include "repo/repository.h"
 
 namespace sb {
 
@@ -30,6 +31,15 @@ WrappedKeyLines SplitWrappedKeyObject(std::string_view content) {
   return out;
 }
 
+// Key ids name objects under keys/: 16 lower-case hex digits, nothing else.
+bool ValidKeyId(std::string_view id) {
+  if (id.size() != 16) return false;
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string WrappedKeyObject(const std::string& key_id) { return "keys/" + key_id + ".wrapped"; }
@@ -46,8 +56,18 @@ Result<EncryptionKey> NewWrappedDataKey(Storage& storage, const std::string& pub
 }
 
 Result<std::string> SingleUseKeyTarget(Storage& storage, const std::string& key_id) {
+  if (!ValidKeyId(key_id)) {
+    return Status::InvalidArgument(fmt::format("invalid data key id \"{}\"", Repository::Printable(key_id)));
+  }
   ASSIGN_OR_RETURN(std::string content, storage.Get(WrappedKeyObject(key_id)));
-  return SplitWrappedKeyObject(content).only_for;
+  std::string target = SplitWrappedKeyObject(content).only_for;
+  // Retention deletes the key when this object is gone: only a WAL part key
+  // (what wal-push writes) may be named, never a path of another shape.
+  if (!target.empty() && !Repository::ParseWalPartKey(target)) {
+    return Status::Corruption(fmt::format("wrapped data key \"{}\" names an invalid object \"{}\"; hint: run verify",
+                                          WrappedKeyObject(key_id), Repository::Printable(target)));
+  }
+  return target;
 }
 
 Result<std::unique_ptr<PrivateKeyRing>> PrivateKeyRing::Open(Storage& storage, const std::string& private_key_path) {
@@ -56,6 +76,9 @@ Result<std::unique_ptr<PrivateKeyRing>> PrivateKeyRing::Open(Storage& storage, c
 }
 
 Result<const EncryptionKey*> PrivateKeyRing::KeyFor(const std::string& key_id) const {
+  if (!ValidKeyId(key_id)) {
+    return Status::PermissionDenied(fmt::format("invalid data key id \"{}\"", Repository::Printable(key_id)));
+  }
   std::lock_guard lock(mu_);
   auto it = opened_.find(key_id);
   if (it != opened_.end()) return it->second.get();
@@ -75,7 +98,7 @@ Result<const EncryptionKey*> PrivateKeyRing::KeyFor(const std::string& key_id) c
                                           key.key_id(), key_id));
   }
   auto& slot = opened_[key_id];
-  slot = std::make_unique<EncryptionKey>(key);
+  slot = std::make_unique<EncryptionKey>(std::move(key));
   return slot.get();
 }
 

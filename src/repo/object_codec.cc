@@ -7,6 +7,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -16,6 +17,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <new>
+#include <utility>
 
 #include <fmt/core.h>
 
@@ -210,9 +213,46 @@ bool DecodeBase64Key(std::string_view text, std::array<uint8_t, 32>* out) {
 
 // ---------------------------------------------------------------- keys
 
+// One anonymous page per key: a page of its own is the unit madvise works
+// on, so the key can be kept out of core dumps without touching whatever
+// else the heap would have put next to it. Keys are few (one per process,
+// plus one per data key a private-key ring opens).
+EncryptionKey::EncryptionKey() {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  void* p = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    std::fputs("smartbackup: fatal: cannot map memory for an encryption key\n", stderr);
+    std::abort();
+  }
+  // Best effort: a kernel without MADV_DONTDUMP still gets a working key.
+  (void)::madvise(p, page, MADV_DONTDUMP);
+  bytes_ = new (p) std::array<uint8_t, 32>{};
+}
+
+void EncryptionKey::Release() {
+  if (bytes_ == nullptr) return;
+  OPENSSL_cleanse(bytes_->data(), bytes_->size());
+  ::munmap(bytes_, static_cast<size_t>(::sysconf(_SC_PAGESIZE)));
+  bytes_ = nullptr;
+}
+
+EncryptionKey::~EncryptionKey() { Release(); }
+
+EncryptionKey::EncryptionKey(EncryptionKey&& other) noexcept
+    : bytes_(std::exchange(other.bytes_, nullptr)), key_id_(std::move(other.key_id_)) {}
+
+EncryptionKey& EncryptionKey::operator=(EncryptionKey&& other) noexcept {
+  if (this != &other) {
+    Release();
+    bytes_ = std::exchange(other.bytes_, nullptr);
+    key_id_ = std::move(other.key_id_);
+  }
+  return *this;
+}
+
 EncryptionKey EncryptionKey::FromBytes(const std::array<uint8_t, 32>& bytes) {
   EncryptionKey key;
-  key.bytes_ = bytes;
+  *key.bytes_ = bytes;
   static constexpr std::string_view kLabel = "smartbackup key id";
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_len = 0;
@@ -431,6 +471,15 @@ Result<ObjectHeaderInfo> ParseObjectHeader(std::string_view stored, std::string_
     return Corrupt(object_key, fmt::format("header claims {} bytes of content, over the {}-byte limit", info.raw_size,
                                            kMaxObjectRawSize));
   }
+  // zstd blocks regenerate at most 128 KiB each and take at least 3 bytes
+  // (a header; an RLE block one more): a payload of n bytes cannot hold
+  // more than (n / 3 + 1) blocks' worth. Checked here, before any caller
+  // sizes a buffer from the header.
+  constexpr uint64_t kZstdBlockMax = uint64_t{1} << 17;
+  if (info.compressed && info.raw_size > (info.payload_size / 3 + 1) * kZstdBlockMax) {
+    return Corrupt(object_key, fmt::format("header claims {} bytes of content from a {}-byte zstd frame",
+                                           info.raw_size, info.payload_size));
+  }
   const uint64_t max_payload = info.compressed ? ZSTD_compressBound(info.raw_size) : info.raw_size;
   if (info.payload_size > max_payload || (!info.compressed && info.payload_size != info.raw_size)) {
     return Corrupt(object_key, fmt::format("payload size {} impossible for content size {}", info.payload_size,
@@ -448,8 +497,19 @@ Result<ObjectHeaderInfo> ParseObjectHeader(std::string_view stored, std::string_
   return info;
 }
 
-Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const KeySource* keys) {
+Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const KeySource* keys,
+                                 std::optional<uint64_t> expected_raw_size) {
   ASSIGN_OR_RETURN(ObjectHeaderInfo info, ParseObjectHeader(stored, object_key));
+  if (expected_raw_size && info.raw_size != *expected_raw_size) {
+    return Corrupt(object_key, fmt::format("header claims {} bytes of content, the manifest {}", info.raw_size,
+                                           *expected_raw_size));
+  }
+  if (keys != nullptr && !info.encrypted) {
+    return Status::Corruption(fmt::format("object {} is not encrypted, but a key was given: anyone able to write to "
+                                          "the storage could have put it there; hint: run verify",
+                                          Quote(object_key)))
+        .WithDetail(StatusDetail::kNotEncrypted);
+  }
   std::string_view payload = stored.substr(kObjectHeaderSize, info.payload_size);
 
   ScratchRelease release_scratch;

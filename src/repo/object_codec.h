@@ -32,6 +32,9 @@ class KeySource {
 // A 256-bit symmetric key. key_id is a non-secret fingerprint (hex of
 // HMAC-SHA256(key, "smartbackup key id")[:8]) recorded in manifests so a
 // wrong key is reported as such rather than as corruption.
+// Key material lives in its own page, excluded from core dumps
+// (MADV_DONTDUMP) and wiped (OPENSSL_cleanse) when the key is destroyed;
+// the type is move-only so no stray copy of the bytes outlives it.
 class EncryptionKey : public KeySource {
  public:
   // Key file: 64 hex characters, or 32 raw bytes, or base64 of 32 bytes
@@ -41,13 +44,23 @@ class EncryptionKey : public KeySource {
   static EncryptionKey FromBytes(const std::array<uint8_t, 32>& bytes);
   static EncryptionKey Generate();  // from OpenSSL's RAND_bytes
 
-  const std::array<uint8_t, 32>& bytes() const { return bytes_; }
+  EncryptionKey(const EncryptionKey&) = delete;
+  EncryptionKey& operator=(const EncryptionKey&) = delete;
+  EncryptionKey(EncryptionKey&& other) noexcept;
+  EncryptionKey& operator=(EncryptionKey&& other) noexcept;
+  ~EncryptionKey() override;
+
+  // Precondition: not moved from.
+  const std::array<uint8_t, 32>& bytes() const { return *bytes_; }
   const std::string& key_id() const { return key_id_; }
   // Itself, whatever the id: DecodeObject then names a wrong key as such.
   Result<const EncryptionKey*> KeyFor(const std::string&) const override { return this; }
 
  private:
-  std::array<uint8_t, 32> bytes_{};
+  EncryptionKey();  // allocates the (zeroed) key page
+  void Release();   // wipes and unmaps it
+
+  std::array<uint8_t, 32>* bytes_ = nullptr;  // in a private anonymous mapping
   std::string key_id_;
 };
 
@@ -67,9 +80,14 @@ Result<EncodedObject> EncodeObject(std::string_view plain, std::string_view obje
 // Checks the header, decrypts (key required iff the object is encrypted;
 // a key with the wrong id gives kPermissionDenied "wrong encryption key"),
 // authenticates, decompresses, and checks raw size. Tampering or bit rot
-// gives kCorruption naming object_key. Does not check sha256; callers that
-// hold the manifest's checksum compare it with Sha256Hex(stored) first.
-Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const KeySource* keys);
+// gives kCorruption naming object_key. With keys, a plain object is refused
+// (kCorruption, detail kNotEncrypted): anyone who can write to the storage
+// could have put it there. expected_raw_size (what the manifest or the
+// object's name says) is checked against the header before anything is
+// allocated. Does not check sha256; callers that hold the manifest's
+// checksum compare it with Sha256Hex(stored) first.
+Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const KeySource* keys,
+                                 std::optional<uint64_t> expected_raw_size = std::nullopt);
 
 // Hex SHA-256 of data.
 std::string Sha256Hex(std::string_view data);
@@ -78,8 +96,10 @@ std::string Sha256Hex(std::string_view data);
 
 // Fixed header size of format version 1 (see doc/repository-object-format.md).
 inline constexpr size_t kObjectHeaderSize = 44;
-// Largest plaintext an object may hold; decode refuses headers claiming more
-// so a corrupt size can never drive a huge allocation.
+// Largest plaintext an object may hold (a 1 GiB WAL segment); decode
+// refuses headers claiming more, and compressed objects claiming more than
+// their zstd frame can possibly hold (each block of at most 128 KiB costs at
+// least 3 bytes), so a small object can never drive a huge allocation.
 inline constexpr uint64_t kMaxObjectRawSize = uint64_t{1} << 30;
 
 // What an object's header says, for verify/inspection without a key.

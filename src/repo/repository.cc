@@ -91,7 +91,74 @@ Status Repository::ValidateDatabaseName(const std::string& db) {
   }
   if (ok) return Status::Ok();
   return Status::InvalidArgument(
-      fmt::format("invalid database name \"{}\"; hint: use 1-63 letters, digits, '_', '-' or '.'", db));
+      fmt::format("invalid database name \"{}\"; hint: use 1-63 letters, digits, '_', '-' or '.'", Printable(db)));
+}
+
+namespace {
+
+bool AllOf(std::string_view s, bool (*pred)(char)) {
+  for (char c : s) {
+    if (!pred(c)) return false;
+  }
+  return true;
+}
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsUpperHex(char c) { return IsDigit(c) || (c >= 'A' && c <= 'F'); }
+bool IsLowerHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f'); }
+
+}  // namespace
+
+std::string Repository::Printable(std::string_view text) {
+  std::string out;
+  for (char ch : text.substr(0, 200)) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += ch;
+    }
+  }
+  if (text.size() > 200) out += "…";
+  return out;
+}
+
+std::optional<uint64_t> Repository::ParseSystemIdentifier(std::string_view digits) {
+  if (digits.empty() || digits.size() > 20 || !AllOf(digits, IsDigit)) return std::nullopt;
+  if (digits.size() > 1 && digits[0] == '0') return std::nullopt;
+  uint64_t v = 0;
+  auto r = std::from_chars(digits.data(), digits.data() + digits.size(), v, 10);
+  if (r.ec != std::errc() || r.ptr != digits.data() + digits.size()) return std::nullopt;  // overflow
+  return v;
+}
+
+Status Repository::ValidateContainerName(std::string_view c) {
+  auto bad = [&] {
+    return Status::InvalidArgument(fmt::format(
+        "invalid container name \"{}\"; hint: a container is named <system identifier>-<timeline as 8 hex "
+        "digits>[-<n>]",
+        Repository::Printable(c)));
+  };
+  size_t dash = c.find('-');
+  if (dash == std::string_view::npos || !ParseSystemIdentifier(c.substr(0, dash))) return bad();
+  std::string_view rest = c.substr(dash + 1);
+  if (rest.size() < 8 || !AllOf(rest.substr(0, 8), IsUpperHex) || rest.substr(0, 8) == "00000000") return bad();
+  rest.remove_prefix(8);
+  if (rest.empty()) return Status::Ok();
+  if (rest[0] != '-') return bad();
+  rest.remove_prefix(1);
+  // A sequence number from EnsureContainer: 2, 3, … (nine digits is far beyond any real count).
+  if (rest.empty() || rest.size() > 9 || !AllOf(rest, IsDigit) || rest[0] == '0' || rest == "1") return bad();
+  return Status::Ok();
+}
+
+Status Repository::ValidateBackupId(std::string_view id) {
+  // <YYYYMMDDTHHMMSSZ>-<F|C|L>-<4 lowercase hex>
+  bool ok = id.size() == 16 + 1 + 1 + 1 + 4 && AllOf(id.substr(0, 8), IsDigit) && id[8] == 'T' &&
+            AllOf(id.substr(9, 6), IsDigit) && id[15] == 'Z' && id[16] == '-' &&
+            (id[17] == 'F' || id[17] == 'C' || id[17] == 'L') && id[18] == '-' && AllOf(id.substr(19), IsLowerHex);
+  if (ok) return Status::Ok();
+  return Status::InvalidArgument(fmt::format(
+      "invalid backup id \"{}\"; hint: a backup id looks like 20261125T023328Z-F-1a2b", Printable(id)));
 }
 
 std::string Repository::ManifestKey(const std::string& db, const std::string& container, const std::string& id) {
@@ -123,7 +190,8 @@ std::string Repository::HistoryKey(const std::string& db, const std::string& con
 }
 
 std::optional<WalPart> Repository::ParseWalPartKey(std::string_view key) {
-  // db/<db>/wal/<container>/<tli:08X>/<start:016X>-<end:016X>
+  // db/<db>/wal/<container>/<tli:08X>/<start:016X>-<end:016X>, every part
+  // in its grammar: the key is rebuilt from the parsed fields and must match.
   if (!StartsWith(key, "db/")) return std::nullopt;
   const size_t tail = 8 + 1 + 16 + 1 + 16;
   if (key.size() < tail + 10) return std::nullopt;
@@ -132,7 +200,11 @@ std::optional<WalPart> Repository::ParseWalPartKey(std::string_view key) {
   std::string_view head = key.substr(3, key.size() - tail - 4);  // <db>/wal/<container>
   size_t wal = head.find("/wal/");
   if (wal == std::string_view::npos) return std::nullopt;
+  const std::string db(head.substr(0, wal));
+  const std::string container(head.substr(wal + 5));
+  if (!ValidateDatabaseName(db).ok() || !ValidateContainerName(container).ok()) return std::nullopt;
   auto hex = [](std::string_view s, uint64_t* out) {
+    if (!AllOf(s, IsUpperHex)) return false;
     auto r = std::from_chars(s.data(), s.data() + s.size(), *out, 16);
     return r.ec == std::errc() && r.ptr == s.data() + s.size();
   };
@@ -140,9 +212,9 @@ std::optional<WalPart> Repository::ParseWalPartKey(std::string_view key) {
   if (!hex(rest.substr(0, 8), &tli) || !hex(rest.substr(9, 16), &start) || !hex(rest.substr(26, 16), &end)) {
     return std::nullopt;
   }
-  if (end <= start) return std::nullopt;
+  if (end <= start || tli == 0) return std::nullopt;
   return WalPart{.key = std::string(key),
-                 .container = std::string(head.substr(wal + 5)),
+                 .container = container,
                  .timeline = static_cast<uint32_t>(tli),
                  .start = Lsn{start},
                  .end = Lsn{end}};
@@ -172,7 +244,9 @@ Result<std::vector<std::string>> Repository::ListDatabases() {
     auto rest = std::string_view(o.key).substr(3);
     auto slash = rest.find('/');
     if (slash == std::string_view::npos) continue;
-    if (rest.substr(slash + 1).substr(0, 11) == "containers/") names.insert(std::string(rest.substr(0, slash)));
+    // A name outside the grammar is no database of ours (nothing here writes one): skipped, not an error.
+    std::string name(rest.substr(0, slash));
+    if (rest.substr(slash + 1).substr(0, 11) == "containers/" && ValidateDatabaseName(name).ok()) names.insert(name);
   }
   return std::vector<std::string>(names.begin(), names.end());
 }
@@ -191,11 +265,28 @@ Result<std::vector<ContainerInfo>> Repository::ListContainers(const std::string&
     ContainerInfo info;
     try {
       info.name = j.at("name").get<std::string>();
-      info.system_identifier = std::stoull(j.at("system_identifier").get<std::string>());
+      auto sysid = ParseSystemIdentifier(j.at("system_identifier").get<std::string>());
       info.timeline = j.at("timeline").get<uint32_t>();
       auto created = ParseRfc3339(j.at("created").get<std::string>());
       if (created.ok()) info.created = *created;
       info.reason = j.value("reason", "");
+      // The name is used in keys and paths: it must be of its grammar, the
+      // one its descriptor is stored under, and agree with the descriptor.
+      std::string why;
+      if (Status v = ValidateContainerName(info.name); !v.ok()) {
+        why = v.message();
+      } else if (ContainerKey(db, info.name) != o.key) {
+        why = "its name does not match its key";
+      } else if (!sysid || !StartsWith(info.name, fmt::format("{}-", *sysid))) {
+        why = "invalid system identifier";
+      } else if (info.timeline == 0) {
+        why = "timeline 0";
+      }
+      if (!why.empty()) {
+        return Status::Corruption(
+            fmt::format("container descriptor \"{}\" is corrupt ({}); hint: run verify", o.key, why));
+      }
+      info.system_identifier = *sysid;
     } catch (const std::exception& e) {
       return Status::Corruption(fmt::format("container descriptor \"{}\" is corrupt ({})", o.key, e.what()));
     }
@@ -256,10 +347,18 @@ Result<BackupListing> Repository::ListBackups(const std::string& db) {
     auto m = ReadManifest(o.key);
     if (m.ok()) {
       listing.backups.push_back(std::move(m).value());
-    } else if (m.status().code() == StatusCode::kCorruption || m.status().code() == StatusCode::kFailedPrecondition) {
+    } else if (m.status().code() == StatusCode::kCorruption || m.status().code() == StatusCode::kFailedPrecondition ||
+               m.status().code() == StatusCode::kPermissionDenied) {
+      // A manifest made under a key we do not hold is one we cannot
+      // authenticate: it is not listed, but it must not hide the others.
       listing.unreadable.push_back(m.status());
     } else {
       return m.status();
+    }
+  }
+  if (listing.backups.empty()) {
+    for (const auto& s : listing.unreadable) {
+      if (s.code() == StatusCode::kPermissionDenied) return s;
     }
   }
   std::sort(listing.backups.begin(), listing.backups.end(), [](const auto& a, const auto& b) {
@@ -285,12 +384,28 @@ Result<std::vector<std::string>> Repository::ListManifestKeys(const std::string&
 
 Result<BackupManifest> Repository::ReadManifest(const std::string& key) {
   ASSIGN_OR_RETURN(std::string text, storage_->Get(key));
-  return BackupManifest::FromJson(text, key);
+  ASSIGN_OR_RETURN(BackupManifest m, BackupManifest::FromJson(text, key, read_keys_));
+  // The key is what listing, retention and restore go by; the content is
+  // what they act on. A manifest copied under another name would make the
+  // two disagree (purge would delete what the copy names): it is corrupt.
+  if (ManifestKey(m.database, m.container, m.backup_id) != key) {
+    return Status::Corruption(fmt::format(
+        "backup manifest \"{}\" is corrupt (it describes backup {} of database \"{}\" in container {}, not the "
+        "backup its name says); hint: run verify",
+        key, m.backup_id, m.database, m.container));
+  }
+  return m;
 }
 
-Status Repository::WriteManifest(const BackupManifest& m) {
+Status Repository::WriteManifest(const BackupManifest& m, const EncryptionKey* mac_key) {
   const std::string key = ManifestKey(m.database, m.container, m.backup_id);
-  return storage_->Put(key, m.ToJson(), {.if_absent = true}).WithContext("cannot write backup manifest \"" + key + "\"");
+  if (!m.encryption_key_id.empty() && (mac_key == nullptr || mac_key->key_id() != m.encryption_key_id)) {
+    return Status::Internal(fmt::format("cannot write backup manifest \"{}\": it is encrypted under key {} but no "
+                                        "such key was given to authenticate it",
+                                        key, m.encryption_key_id));
+  }
+  return storage_->Put(key, m.ToJson(mac_key), {.if_absent = true})
+      .WithContext("cannot write backup manifest \"" + key + "\"");
 }
 
 }  // namespace sb

@@ -8,10 +8,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/lsn.h"
 #include "repo/manifest.h"
+#include "repo/object_codec.h"
 #include "storage/storage.h"
 
 namespace sb {
@@ -58,6 +60,18 @@ class Repository {
   const std::string& id() const { return id_; }
 
   static Status ValidateDatabaseName(const std::string& db);
+  // The grammar of names read back from storage (doc/repository.md,
+  // "Names"): each is kCorruption-free text the rest of the program may put
+  // into a key, a path component or a message. kInvalidArgument otherwise.
+  // "<sysid>-<tli:08X>" or "<sysid>-<tli:08X>-<n>", n >= 2.
+  static Status ValidateContainerName(std::string_view container);
+  // The NewBackupId format.
+  static Status ValidateBackupId(std::string_view backup_id);
+  // Untrusted text made safe to quote in a message: control and non-ASCII
+  // bytes as \xNN, cut at 200 characters.
+  static std::string Printable(std::string_view text);
+  // 1-20 decimal digits, no leading zero, fitting 64 bits.
+  static std::optional<uint64_t> ParseSystemIdentifier(std::string_view digits);
   static std::string ManifestKey(const std::string& db, const std::string& container, const std::string& backup_id);
   static std::string DataPrefix(const std::string& db, const std::string& container, const std::string& backup_id);
   static std::string ContainerKey(const std::string& db, const std::string& container);
@@ -82,21 +96,39 @@ class Repository {
   Result<ContainerInfo> EnsureContainer(const std::string& db, uint64_t system_identifier, uint32_t timeline,
                                         const std::string& reason, bool force_new = false);
 
+  // Every manifest of db. Those that fail their checks (corrupt, a copy
+  // under another name, plain or unauthenticated while keys are set, made
+  // under another key) go to `unreadable`; if none is readable and one
+  // failed for want of its key, that error is returned instead, so a wrong
+  // key is reported as such rather than as "no backups".
   Result<BackupListing> ListBackups(const std::string& db);
   // The manifest keys of one container whose backup id has type letter
   // `type_letter` ('F', 'C', 'L'; 0 = all), oldest id first. Keys only: no
   // manifest is read (cheap however many backups the container holds).
   Result<std::vector<std::string>> ListManifestKeys(const std::string& db, const std::string& container,
                                                     char type_letter = 0);
+  // Reads and checks one manifest: grammar, checksum, that it names the key
+  // it was read from (a copy under another name is kCorruption), and with
+  // keys set, that it is encrypted and its MAC holds.
   Result<BackupManifest> ReadManifest(const std::string& key);
-  // Put-if-absent: a backup's manifest is written exactly once, last.
-  Status WriteManifest(const BackupManifest& manifest);
+  // Put-if-absent: a backup's manifest is written exactly once, last. An
+  // encrypted manifest (encryption_key_id set) needs mac_key, the key with
+  // that id, to authenticate it; kInternal without.
+  Status WriteManifest(const BackupManifest& manifest, const EncryptionKey* mac_key);
+
+  // The keys readers hold (--key-file, or the private-key ring), set once
+  // after Open and before any reading; not owned, must outlive the
+  // repository's use. With keys, every manifest read must be encrypted and
+  // authenticated by its MAC. Not thread-safe against concurrent reads.
+  void SetReadKeys(const KeySource* keys) { read_keys_ = keys; }
+  const KeySource* read_keys() const { return read_keys_; }
 
  private:
   Repository(std::unique_ptr<Storage> storage, Clock* clock) : storage_(std::move(storage)), clock_(clock) {}
   std::unique_ptr<Storage> storage_;
   Clock* clock_;
   std::string id_;
+  const KeySource* read_keys_ = nullptr;
 };
 
 }  // namespace sb

@@ -125,7 +125,7 @@ void RemoveLeftovers(Storage& storage, const std::string& prefix) {
 
 }  // namespace
 
-Status WriteCheckedManifest(Repository& repo, const BackupManifest& m) {
+Status WriteCheckedManifest(Repository& repo, const BackupManifest& m, const EncryptionKey* mac_key) {
   const std::string prefix = Repository::DataPrefix(m.database, m.container, m.backup_id);
   ASSIGN_OR_RETURN(auto listed, ListAll(repo.storage(), prefix));
   std::map<std::string, uint64_t> sizes;
@@ -145,7 +145,7 @@ Status WriteCheckedManifest(Repository& repo, const BackupManifest& m) {
           ref->key, m.backup_id, it->second, ref->stored_size));
     }
   }
-  return repo.WriteManifest(m);
+  return repo.WriteManifest(m, mac_key);
 }
 
 Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& options) {
@@ -222,7 +222,7 @@ Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& 
     m.stored_bytes += ref->stored_size;
   }
   m.finish_time = repo.clock()->Now();
-  if (Status s = WriteCheckedManifest(repo, m); !s.ok()) return fail(s);
+  if (Status s = WriteCheckedManifest(repo, m, options.key); !s.ok()) return fail(s);
   log::Info("backup {} complete: {} bytes, {} stored", m.backup_id, m.size_bytes, m.stored_bytes);
   return m;
 }

@@ -37,6 +37,7 @@ Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& 
 // a purge on a host with a skewed clock, an operator), then writes the
 // manifest. A missing object fails with kNotFound, a wrong size with
 // kCorruption, and no manifest is written.
-Status WriteCheckedManifest(Repository& repo, const BackupManifest& m);
+// mac_key: the key whose MAC the manifest carries (null: not encrypted).
+Status WriteCheckedManifest(Repository& repo, const BackupManifest& m, const EncryptionKey* mac_key);
 
 }  // namespace sb

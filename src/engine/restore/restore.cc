@@ -160,7 +160,7 @@ Result<std::string> FetchObject(Storage& storage, const ObjectRef& ref, const Ke
   if (Sha256Hex(*stored) != ref.sha256) {
     return Status::Corruption(fmt::format("object \"{}\" is corrupt (sha256 mismatch); hint: run verify", ref.key));
   }
-  return DecodeObject(*stored, ref.key, key);
+  return DecodeObject(*stored, ref.key, key, ref.raw_size);
 }
 
 std::string RecoveryTarget::ToString() const {

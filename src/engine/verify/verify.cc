@@ -64,7 +64,7 @@ Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options) {
             p.kind = "corrupt";
             p.detail = fmt::format("object \"{}\" is corrupt (sha256 mismatch)", ref->key);
           } else if (can_decode) {
-            auto plain = DecodeObject(*stored, ref->key, options.key);
+            auto plain = DecodeObject(*stored, ref->key, options.key, ref->raw_size);
             if (!plain.ok()) {
               p.kind = plain.status().code() == StatusCode::kPermissionDenied ? "key" : "corrupt";
               p.detail = plain.status().message();

@@ -31,7 +31,7 @@ Result<BackupManifest> RunLogBackup(Repository& repo, const LogBackupOptions& o)
   ASSIGN_OR_RETURN(auto containers, repo.ListContainers(o.database));
   for (const auto& c : containers) {
     if (c.system_identifier != info.system_identifier) continue;
-    ASSIGN_OR_RETURN(int n, SealLogBackups(repo, o.database, c, info.wal_segment_size, o.key ? o.key->key_id() : "",
+    ASSIGN_OR_RETURN(int n, SealLogBackups(repo, o.database, c, info.wal_segment_size, o.key,
                                            {}, /*force=*/true));
     sealed += n;
   }

@@ -107,7 +107,7 @@ Result<WalSegmentHeader> ParseWalSegmentHeader(std::string_view seg, const std::
 }
 
 Result<int> SealLogBackups(Repository& repo, const std::string& db, const ContainerInfo& container,
-                           uint64_t wal_segment_size, const std::string& key_id, const LogThresholds& thresholds,
+                           uint64_t wal_segment_size, const EncryptionKey* key, const LogThresholds& thresholds,
                            bool force, const KnownPartHashes& known) {
   ASSIGN_OR_RETURN(auto parts, repo.ListWalParts(db, container.name));
   // What is sealed already, per timeline: up to the furthest end of its log
@@ -169,7 +169,7 @@ Result<int> SealLogBackups(Repository& repo, const std::string& db, const Contai
     m.finish_time = now;
     m.backup_id = Repository::NewBackupId(now, BackupType::kLog);
     m.wal_segment_size = wal_segment_size;
-    m.encryption_key_id = key_id;
+    m.encryption_key_id = key ? key->key_id() : "";
     ArchiveRecord wal{.index = 0, .name = "wal"};
     for (const auto& p : run) {
       ObjectRef ref{.key = p.key, .raw_size = p.end.value - p.start.value, .stored_size = p.stored_size};
@@ -187,7 +187,7 @@ Result<int> SealLogBackups(Repository& repo, const std::string& db, const Contai
       wal.chunks.push_back(std::move(ref));
     }
     m.archives.push_back(std::move(wal));
-    RETURN_IF_ERROR(repo.WriteManifest(m));
+    RETURN_IF_ERROR(repo.WriteManifest(m, key));
     log::Info("log backup {} sealed: timeline {} {}..{}", m.backup_id, m.timeline, m.start_lsn, m.end_lsn);
     ++written;
   }
@@ -268,7 +268,9 @@ Result<WalPushResult> WalPush(Repository& repo, const WalPushOptions& options) {
       result.note = "already archived (sealed to the public key under another data key: its size matches, its "
                     "content cannot be compared without the private key)";
     } else {
-      ASSIGN_OR_RETURN(std::string existing, DecodeObject(stored, result.key, key));
+      // Only comparing content: a plain object stored before encryption was
+      // switched on is decoded without the key (readers with a key refuse it).
+      ASSIGN_OR_RETURN(std::string existing, DecodeObject(stored, result.key, header.encrypted ? key : nullptr));
       if (existing != data) {
         return Status::AlreadyExists(fmt::format(
             "WAL segment {} of database \"{}\" is already archived with different content; hint: another server "
@@ -284,7 +286,7 @@ Result<WalPushResult> WalPush(Repository& repo, const WalPushOptions& options) {
     result.note = "archived";
   }
   ASSIGN_OR_RETURN(int sealed, SealLogBackups(repo, options.database, c, header.segment_size,
-                                              key ? key->key_id() : "", options.thresholds,
+                                              key, options.thresholds,
                                               /*force=*/false, known));
   (void)sealed;
   return result;

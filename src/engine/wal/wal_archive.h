@@ -67,9 +67,10 @@ using KnownPartHashes = std::map<std::string, std::string>;
 
 // Seals every run of consecutive unsealed parts on (container, timeline)
 // into log backups when `force` or the thresholds say so. Returns how many
-// log backups it wrote.
+// log backups it wrote. key: the writer's key (null: not encrypted); it
+// names and authenticates (MAC) the log manifests.
 Result<int> SealLogBackups(Repository& repo, const std::string& db, const ContainerInfo& container,
-                           uint64_t wal_segment_size, const std::string& key_id, const LogThresholds& thresholds,
+                           uint64_t wal_segment_size, const EncryptionKey* key, const LogThresholds& thresholds,
                            bool force, const KnownPartHashes& known = {});
 
 // True when an archive_command is smartbackup's own wal-push (archive mode);

@@ -210,7 +210,7 @@ Result<std::string> WalCatalog::Assemble(Storage& storage, uint32_t timeline, Ls
       if (sha != sealed_sha_.end() && Sha256Hex(*stored) != sha->second) {
         return Status::Corruption(fmt::format("WAL object \"{}\" is corrupt (sha256 mismatch); hint: run verify", p.key));
       }
-      ASSIGN_OR_RETURN(std::string plain, DecodeObject(*stored, p.key, key));
+      ASSIGN_OR_RETURN(std::string plain, DecodeObject(*stored, p.key, key, p.end.value - p.start.value));
       if (plain.size() != p.end.value - p.start.value) {
         return Status::Corruption(fmt::format("WAL object \"{}\" holds {} bytes, its name says {}", p.key,
                                               plain.size(), p.end.value - p.start.value));

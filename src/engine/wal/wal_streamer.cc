@@ -66,7 +66,7 @@ class StreamSession {
                repo_.clock()->Now() - unsealed_since_ >= o_.thresholds.max_age;
     if (!due) return Status::Ok();
     ASSIGN_OR_RETURN(int n, SealLogBackups(repo_, o_.database, container_, segment_size_,
-                                           o_.key ? o_.key->key_id() : "", o_.thresholds, /*force=*/true, known_));
+                                           o_.key, o_.thresholds, /*force=*/true, known_));
     (void)n;
     unsealed_bytes_ = 0;
     known_.clear();

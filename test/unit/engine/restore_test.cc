@@ -76,7 +76,7 @@ class RestoreTest : public ::testing::Test {
                                  Header("PG_15_202209061/", '5', 0) + Entry("PG_15_202209061/1259", "rel") + End()));
     clock_->Advance(std::chrono::minutes(1));
     m.finish_time = clock_->Now();
-    ASSERT_TRUE(repo_->WriteManifest(m).ok());
+    ASSERT_TRUE(repo_->WriteManifest(m, nullptr).ok());
   }
 
   RestoreOptions Options() {

@@ -55,8 +55,8 @@ class RetentionTest : public ::testing::Test {
     if (!public_key_.empty()) {
       auto k = NewWrappedDataKey(repo_->storage(), public_key_, key);
       ASSERT_TRUE(k.ok()) << k.status().message();
-      single_use = *k;
       part_keys_[key] = WrappedKeyObject(k->key_id());
+      single_use = std::move(*k);
     }
     auto enc = EncodeObject(std::string(end - start, 'w'), key, {.key = single_use ? &*single_use : nullptr});
     ASSERT_TRUE(enc.ok());
@@ -85,7 +85,7 @@ class RetentionTest : public ::testing::Test {
     m.archives.push_back(base);
     clock_->Advance(std::chrono::minutes(30));
     m.finish_time = clock_->Now();
-    EXPECT_TRUE(repo_->WriteManifest(m).ok());
+    EXPECT_TRUE(repo_->WriteManifest(m, nullptr).ok());
     return m;
   }
 
@@ -102,7 +102,7 @@ class RetentionTest : public ::testing::Test {
       uint64_t start = DayBase(d, offset) + i * kSeg;
       if (i != skip_part) PutPart(c, tli, start, start + kSeg);
       if (i % 2 == 1) {
-        ASSERT_TRUE(SealLogBackups(*repo_, "main", c, kSeg, "", {}, /*force=*/true).ok());
+        ASSERT_TRUE(SealLogBackups(*repo_, "main", c, kSeg, nullptr, {}, /*force=*/true).ok());
       }
     }
   }
@@ -456,7 +456,7 @@ TEST_F(RetentionTest, AnAncestorTimelineKeepsTheWalOfTheAnchorsFirstSegment) {
   ASSERT_TRUE(repo_->storage().Put(hkey, EncodeObject(history, hkey, {})->bytes).ok());
   fulls_.push_back(PutBase(*c2, 2, switch_point + 0x28));
   PutPart(*c2, 2, switch_point, DayBase(3));
-  ASSERT_TRUE(SealLogBackups(*repo_, "main", *c2, kSeg, "", {}, true).ok());
+  ASSERT_TRUE(SealLogBackups(*repo_, "main", *c2, kSeg, nullptr, {}, true).ok());
 
   auto plan = Plan(kT0 + 11 * kDay);
   EXPECT_EQ(plan.anchor_backup_id, fulls_[3].backup_id);
@@ -588,7 +588,7 @@ TEST_F(RetentionTest, ACopyOfTheNewestManifestNeverCostsTheNewestBackup) {
   BackupManifest forged = newest;
   forged.backup_id = "20270125T000000Z-F-ffff";
   forged.finish_time = newest.finish_time + std::chrono::hours(1);
-  ASSERT_TRUE(repo_->WriteManifest(forged).ok());
+  ASSERT_TRUE(repo_->WriteManifest(forged, nullptr).ok());
 
   // Long after the last backup: every full is older than the window start,
   // so only the live guard keeps the newest one.
@@ -718,18 +718,18 @@ TEST_F(RetentionTest, AChunkDeletedBeforeTheManifestMeansNoManifest) {
   const std::string manifest = Repository::ManifestKey("main", c1_.name, m.backup_id);
 
   ASSERT_TRUE(repo_->storage().Delete(base.chunks[1].key).ok());
-  Status s = WriteCheckedManifest(*repo_, m);
+  Status s = WriteCheckedManifest(*repo_, m, nullptr);
   EXPECT_EQ(s.code(), StatusCode::kNotFound) << s.message();
   EXPECT_NE(s.message().find(base.chunks[1].key), std::string::npos) << s.message();
   EXPECT_TRUE(repo_->storage().Stat(manifest).status().IsNotFound());
 
   ASSERT_TRUE(repo_->storage().Put(base.chunks[1].key, "chunk, but longer").ok());
-  s = WriteCheckedManifest(*repo_, m);
+  s = WriteCheckedManifest(*repo_, m, nullptr);
   EXPECT_EQ(s.code(), StatusCode::kCorruption) << s.message();
   EXPECT_TRUE(repo_->storage().Stat(manifest).status().IsNotFound());
 
   ASSERT_TRUE(repo_->storage().Put(base.chunks[1].key, "chunk").ok());
-  ASSERT_TRUE(WriteCheckedManifest(*repo_, m).ok());
+  ASSERT_TRUE(WriteCheckedManifest(*repo_, m, nullptr).ok());
   EXPECT_TRUE(repo_->ReadManifest(manifest).ok());
 }
 

@@ -54,7 +54,7 @@ class WalCatalogTest : public ::testing::Test {
     m.start_time = m.finish_time = clock_->Now();
     m.backup_id = Repository::NewBackupId(m.start_time, m.type);
     m.wal_segment_size = kSeg;
-    ASSERT_TRUE(repo_->WriteManifest(m).ok());
+    ASSERT_TRUE(repo_->WriteManifest(m, nullptr).ok());
   }
 
   WalCatalog Load() {
@@ -169,14 +169,14 @@ TEST_F(WalCatalogTest, SealingWritesLogBackupsOverRunsWithoutCopying) {
   PutPart(c1_, 1, 0x1400000, 0x1500000);  // after a hole: a run of its own
   LogThresholds small{.max_wal = 64ull << 20, .max_age = std::chrono::hours(2)};
   // Below the thresholds only the run closed by the hole is sealed.
-  auto n = SealLogBackups(*repo_, "main", c1_, kSeg, "", small, /*force=*/false);
+  auto n = SealLogBackups(*repo_, "main", c1_, kSeg, nullptr, small, /*force=*/false);
   ASSERT_TRUE(n.ok()) << n.status().message();
   EXPECT_EQ(*n, 1);
   clock_->Advance(std::chrono::hours(3));
-  n = SealLogBackups(*repo_, "main", c1_, kSeg, "", small, false);
+  n = SealLogBackups(*repo_, "main", c1_, kSeg, nullptr, small, false);
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 1);  // the open run is old enough now
-  n = SealLogBackups(*repo_, "main", c1_, kSeg, "", small, true);
+  n = SealLogBackups(*repo_, "main", c1_, kSeg, nullptr, small, true);
   ASSERT_TRUE(n.ok());
   EXPECT_EQ(*n, 0);  // nothing left unsealed
   auto cat = Load();
@@ -196,14 +196,14 @@ TEST_F(WalCatalogTest, ManySealsCoverEveryPartOnce) {
     clock_->Advance(std::chrono::seconds(2));  // distinct, time-ordered backup ids
     PutPart(c1_, 1, at, at + part);
     at += part;
-    auto n = SealLogBackups(*repo_, "main", c1_, kSeg, "", {}, /*force=*/true);
+    auto n = SealLogBackups(*repo_, "main", c1_, kSeg, nullptr, {}, /*force=*/true);
     ASSERT_TRUE(n.ok()) << n.status().message();
     EXPECT_EQ(*n, 1) << "push " << i;
     seals += *n;
   }
   // A part arriving after its successors were sealed would sit below the mark;
   // nothing writes that way (parts come in LSN order), so a repeat seal adds nothing.
-  auto again = SealLogBackups(*repo_, "main", c1_, kSeg, "", {}, true);
+  auto again = SealLogBackups(*repo_, "main", c1_, kSeg, nullptr, {}, true);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, 0);
   auto listing = repo_->ListBackups("main");
@@ -220,7 +220,7 @@ TEST_F(WalCatalogTest, ManySealsCoverEveryPartOnce) {
 
 TEST_F(WalCatalogTest, SealedPartWithChangedBytesIsCorrupt) {
   PutPart(c1_, 1, 0x1000000, 0x1100000);
-  ASSERT_TRUE(SealLogBackups(*repo_, "main", c1_, kSeg, "", {}, true).ok());
+  ASSERT_TRUE(SealLogBackups(*repo_, "main", c1_, kSeg, nullptr, {}, true).ok());
   // Replace the sealed part with a differently encoded copy of other bytes.
   const std::string key = Repository::WalPartKey("main", c1_.name, 1, Lsn{0x1000000}, Lsn{0x1100000});
   ASSERT_TRUE(repo_->storage().Put(key, EncodeObject(WalBytes(0x1000000, 0x1100000, 9), key, {})->bytes).ok());

@@ -145,12 +145,15 @@ TEST(ObjectCodec, FreshNonceEveryTime) {
   EXPECT_NE(a, b);
 }
 
-TEST(ObjectCodec, UnencryptedObjectDecodesWithKeyGiven) {
+// With a key, plain data is refused: anyone able to write to the storage
+// could have planted it (manifest_trust_test.cc has the rest).
+TEST(ObjectCodec, UnencryptedObjectIsRefusedWithKeyGiven) {
   EncryptionKey key = TestKey();
   std::string stored = Encode("plain data", nullptr);
   auto r = DecodeObject(stored, kObj, &key);
-  ASSERT_TRUE(r.ok()) << r.status().message();
-  EXPECT_EQ(*r, "plain data");
+  ExpectCode(r, StatusCode::kCorruption);
+  EXPECT_EQ(r.status().detail(), StatusDetail::kNotEncrypted);
+  EXPECT_TRUE(DecodeObject(stored, kObj, nullptr).ok());
 }
 
 TEST(ObjectCodec, RefusesOversizedInput) {
@@ -659,7 +662,7 @@ TEST_F(PublicKeyTest, KeyStoreWriterAndPrivateKeyRing) {
 // any other, and a writer's session key names none.
 TEST_F(PublicKeyTest, SingleUseKeyNamesItsObject) {
   MemoryStorage storage;
-  const std::string part = "db/x/wal/c/00000001/0000000001000000-0000000002000000";
+  const std::string part = "db/x/wal/7000000000000000001-00000001/00000001/0000000001000000-0000000002000000";
   auto single = NewWrappedDataKey(storage, Path("a_pub.pem"), part);
   ASSERT_TRUE(single.ok()) << single.status().message();
   auto session = NewWrappedDataKey(storage, Path("a_pub.pem"));
