@@ -116,8 +116,10 @@ TEST_F(RestoreTest, ARecordedLocationIsShownOnlyWhenItIsAPlainPath) {
     PutBackup(location);
     auto r = RunRestore(*repo_, Options());
     ASSERT_FALSE(r.ok());
-    EXPECT_NE(r.status().message().find("--tablespace-map 16384=DIR"), std::string::npos) << r.status().message();
+    // The manifest parser refuses such a location outright (the backup is not
+    // offered); either way the text never reaches the message.
     EXPECT_EQ(r.status().message().find("recorded at"), std::string::npos) << r.status().message();
+    EXPECT_FALSE(fs::exists(root_ + "/target"));
     EXPECT_EQ(r.status().message().find('\n'), std::string::npos);
   }
 }
