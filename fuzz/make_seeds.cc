@@ -51,7 +51,7 @@ void MustOk(const sb::Status& s) {
 }
 
 sb::ObjectRef Chunk(const std::string& prefix, int n, const std::string& plain, const sb::EncryptionKey* key) {
-  const std::string k = prefix + "/" + std::to_string(n) + ".zst";
+  const std::string k = prefix + std::to_string(n) + ".zst";  // the prefix ends in "/"
   auto e = Must(sb::EncodeObject(plain, k, {.key = key}));
   return {.key = k, .raw_size = e.raw_size, .stored_size = e.bytes.size(), .sha256 = e.sha256};
 }
@@ -111,7 +111,10 @@ void Manifests() {
   int n = 0;
   for (const auto& o : page.objects) {
     if (o.key.size() < 5 || o.key.compare(o.key.size() - 5, 5, ".json") != 0) continue;
-    Write("manifest", "stored-" + std::to_string(n++) + ".json", Must(raw->Get(o.key)));
+    const char* kind = o.key.find("/containers/") != std::string::npos ? "container-"
+                       : o.key.find('/') == std::string::npos      ? "repository-"
+                                                                    : "manifest-";
+    Write("manifest", kind + std::to_string(n++) + ".json", Must(raw->Get(o.key)));
   }
 }
 

@@ -188,8 +188,9 @@ struct Agent::Impl {
       }
       slot->conninfo = conninfo;
       slot->dropped = false;
+      // An init-capture: clang 14 (the fuzz build) cannot capture a structured binding.
       slot->in_config = std::any_of(config.clusters.begin(), config.clusters.end(),
-                                    [&](const ClusterEntry& e) { return e.name == name; });
+                                    [&n = name](const ClusterEntry& e) { return e.name == n; });
     }
     for (auto& [name, c] : clusters) {
       if (!wanted.count(name) && !c->dropped) {

@@ -140,12 +140,20 @@ Result<SystemTime> ParseRfc3339(std::string_view text) {
     } else if ((zone[0] == '+' || zone[0] == '-') && zone.size() >= 3) {
       int oh = 0, om = 0;
       if (std::sscanf(zone.c_str() + 1, "%2d:%2d", &oh, &om) < 1) return bad();
+      if (oh < 0 || oh > 23 || om < 0 || om > 59) return bad();
       offset_min = (oh * 60 + om) * (zone[0] == '-' ? -1 : 1);
     } else {
       return bad();
     }
   }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec >= 61) return bad();
+  // SystemTime counts int64 nanoseconds from 1970: years outside about
+  // 1678-2262 would overflow in the conversion below (found by fuzz_manifest:
+  // a manifest or container descriptor is storage-controlled text). "%2d"
+  // also takes "-1", and "%lf" takes "nan": refuse both.
+  if (y < 1678 || y > 2261) return bad();
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || !(sec >= 0 && sec < 61)) {
+    return bad();
+  }
   std::tm tm{};
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;
