@@ -9,9 +9,11 @@
 // sleep). One agent serves the whole run, so settings saved by one input are
 // seen by the next, as in a real agent.
 //
-// Safety: a request may name any storage_url; the harness only lets through
-// memory:// ones (or none), so fuzzing never creates a repository on disk or
-// contacts a network endpoint.
+// Safety: a request may name any storage_url, and enabling a cluster opens
+// (creates) the repository there. The harness replaces "@SCRATCH@" in the
+// body with its scratch directory and lets through only file:// URLs below
+// it, so fuzzing never writes a repository elsewhere or contacts a network
+// endpoint; [defaults] points below it too.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -47,9 +49,14 @@ bool SafeStorageUrl(const json& settings) {
   const auto first = url.find_first_not_of(" \t\r\n\f\v");
   const auto last = url.find_last_not_of(" \t\r\n\f\v");
   url = first == std::string::npos ? "" : url.substr(first, last - first + 1);
-  std::string lower;
-  for (char c : url) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  return lower.empty() || lower == "none" || url.rfind("memory://", 0) == 0;
+  const std::string mine = "file://" + g_state_dir + "/";
+  return url.rfind(mine, 0) == 0 && url.find("..") == std::string::npos && url.find('%') == std::string::npos;
+}
+
+void ReplaceAll(std::string* s, const std::string& from, const std::string& to) {
+  for (size_t at = s->find(from); at != std::string::npos; at = s->find(from, at + to.size())) {
+    s->replace(at, from.size(), to);
+  }
 }
 
 }  // namespace
@@ -59,7 +66,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   g_state_dir = sb::fuzz::MakeTempDir("sb-fuzz-api");
   const std::string toml = "[agent]\nstate_dir = \"" + g_state_dir + "/state\"\nsocket = \"" + g_state_dir +
                            "/agent.sock\"\ndiscover = false\n\n[defaults]\nenabled = false\n"
-                           "storage_url = \"memory://fuzz-api\"\n\n[[cluster]]\nname = \"main\"\n"
+                           "storage_url = \"file://" + g_state_dir + "/repo\"\n\n[[cluster]]\nname = \"main\"\n"
                            "conninfo = \"host=" + g_state_dir + "/no-server port=1 connect_timeout=1\"\n";
   auto config = sb::ParseAgentConfig(toml, "fuzz-api.toml");
   if (!config.ok()) {
@@ -91,6 +98,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   r.path = target.substr(0, q);
   if (q != std::string::npos) r.query = target.substr(q + 1);
   if (eol != std::string::npos) r.body = input.substr(eol + 1);
+  ReplaceAll(&r.body, "@SCRATCH@", g_state_dir);
 
   json body = json::parse(r.body, nullptr, /*allow_exceptions=*/false);
   if (body.is_object() && body.contains("settings") && !SafeStorageUrl(body["settings"])) return 0;

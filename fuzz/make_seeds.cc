@@ -170,7 +170,7 @@ void ApiRequests() {
       "GET /v1/status\n",
       "GET /v1/health?since=2026-11-30T06:00:00Z\n",
       "GET /v1/instance-config\n",
-      ("POST /v1/instance-config\n{\"enable\":true,\"settings\":{\"storage_url\":\"memory://fuzz-api\","
+      ("POST /v1/instance-config\n{\"enable\":true,\"settings\":{\"storage_url\":\"file://@SCRATCH@/repo\","
        "\"retention_days\":\"3\",\"mode\":\"stream\"}}"),
       "GET /v1/db/main/config\n",
       "POST /v1/db/main/config\n{\"enable\":false,\"settings\":{\"full_max_age\":\"1d\",\"log_max_wal\":\"16MiB\"}}",
