@@ -1136,8 +1136,10 @@ struct Agent::Impl {
     return j;
   }
 
+  // Messages quote request paths, which may be any bytes: replace invalid
+  // UTF-8 rather than let dump() throw out of the handler (found by fuzz_api).
   static ApiResponse Error(int status, const std::string& message) {
-    return {.status = status, .body = json{{"error", message}}.dump()};
+    return {.status = status, .body = json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace)};
   }
 
   // Applies {"enable":…, "settings":{…}} on top of `current`; validation first,

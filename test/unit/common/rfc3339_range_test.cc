@@ -13,7 +13,9 @@ TEST(Rfc3339RangeTest, RefusesTimesSystemTimeCannotHold) {
                            "2300-01-01T00:00:00Z", "1600-01-01T00:00:00Z"}) {
     auto t = ParseRfc3339(text);
     EXPECT_FALSE(t.ok()) << text;
-    if (!t.ok()) EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument) << text;
+    if (!t.ok()) {
+      EXPECT_EQ(t.status().code(), StatusCode::kInvalidArgument) << text;
+    }
   }
 }
 
