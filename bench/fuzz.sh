@@ -61,10 +61,16 @@ run_one() {  # run_one TARGET: fuzzes it, writes OUT/TARGET/{log,rc}
   mkdir -p "$dir/corpus"
   if [ -d "$SRC/fuzz/corpus/$t" ]; then cp -r "$SRC/fuzz/corpus/$t/." "$dir/corpus/"; fi
   local rc=0
+  # Harness scratch directories (extracted archives, the API target's agent
+  # state) go below TMPDIR: kept inside this run, removed after it even when
+  # a crash skipped the harness's own cleanup.
+  mkdir -p "$dir/tmp"
   # -timeout: an input taking 25 s is a hang, reported like a crash.
-  "$BUILD/fuzz/fuzz_$t" -max_total_time="$SECONDS_PER" -print_final_stats=1 -timeout=25 -rss_limit_mb=2048 \
-    -artifact_prefix="$dir/" "$dir/corpus" >"$dir/log" 2>&1 || rc=$?
+  TMPDIR="$dir/tmp" "$BUILD/fuzz/fuzz_$t" -max_total_time="$SECONDS_PER" -print_final_stats=1 -timeout=25 \
+    -rss_limit_mb=2048 -artifact_prefix="$dir/" "$dir/corpus" >"$dir/log" 2>&1 || rc=$?
   echo "$rc" >"$dir/rc"
+  chmod -R u+rwx "$dir/tmp" 2>/dev/null || true
+  rm -rf "$dir/tmp"
 }
 
 running=0
