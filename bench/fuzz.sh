@@ -7,7 +7,8 @@
 #   --jobs J     targets run at once (default 1; each is one process)
 #   target       manifest object tar wal_reader agent_config api (default: all)
 # Env: FUZZ_BUILD_DIR (default build-fuzz), FUZZ_OUT (default
-# $FUZZ_BUILD_DIR/fuzz-out/<time>), CXX (default clang++).
+# $FUZZ_BUILD_DIR/fuzz-out/<time>), FUZZ_CXX (default clang++; not CXX, which
+# CI may set to gcc for the main build).
 #
 # Prints per target: runs, execs/s, coverage (libFuzzer's "cov:"), corpus
 # size, crashes. Exits non-zero when any target crashed, hung, leaked or had a
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) [ $# -ge 2 ] || die "--seconds needs a value"; SECONDS_PER="$2"; shift 2 ;;
     --jobs) [ $# -ge 2 ] || die "--jobs needs a value"; JOBS="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     -*) die "unknown option $1; hint: bench/fuzz.sh --help" ;;
     *) TARGETS+=("$1"); shift ;;
   esac
@@ -38,7 +39,7 @@ for t in "${TARGETS[@]}"; do
 done
 
 BUILD="${FUZZ_BUILD_DIR:-$SRC/build-fuzz}"
-CXX_BIN="${CXX:-clang++}"
+CXX_BIN="${FUZZ_CXX:-clang++}"
 command -v "$CXX_BIN" >/dev/null || die "$CXX_BIN not found; hint: apt-get install clang (libFuzzer comes with it)"
 if [ ! -f "$BUILD/build.ninja" ]; then
   # -O1 -g with assertions: what libFuzzer documents; no tests, no CLI binary.
