@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libpq-dev libcurl4-openssl-dev libssl-dev libzstd-dev liblz4-dev libsqlite3-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-14-dev  # bench/fuzz.sh: clang with libFuzzer and the sanitizer runtimes
   postgresql-15 postgresql-client-15 postgresql-contrib pgbackrest
   nodejs npm ca-certificates tar zstd procps util-linux python3 openssl
 )

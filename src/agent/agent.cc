@@ -188,8 +188,9 @@ struct Agent::Impl {
       }
       slot->conninfo = conninfo;
       slot->dropped = false;
+      // An init-capture: clang 14 (the fuzz build) cannot capture a structured binding.
       slot->in_config = std::any_of(config.clusters.begin(), config.clusters.end(),
-                                    [&](const ClusterEntry& e) { return e.name == name; });
+                                    [&n = name](const ClusterEntry& e) { return e.name == n; });
     }
     for (auto& [name, c] : clusters) {
       if (!wanted.count(name) && !c->dropped) {
@@ -1135,8 +1136,10 @@ struct Agent::Impl {
     return j;
   }
 
+  // Messages quote request paths, which may be any bytes: replace invalid
+  // UTF-8 rather than let dump() throw out of the handler (found by fuzz_api).
   static ApiResponse Error(int status, const std::string& message) {
-    return {.status = status, .body = json{{"error", message}}.dump()};
+    return {.status = status, .body = json{{"error", message}}.dump(-1, ' ', false, json::error_handler_t::replace)};
   }
 
   // Applies {"enable":…, "settings":{…}} on top of `current`; validation first,

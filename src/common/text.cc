@@ -166,7 +166,12 @@ Result<SystemTime> ParseRfc3339(std::string_view text) {
       return bad();
     }
   }
-  if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 ||
+  // SystemTime counts int64 nanoseconds from 1970: years outside about
+  // 1678-2262 would overflow in the conversion below (found by fuzz_manifest:
+  // a manifest or container descriptor is storage-controlled text). "%2d"
+  // also takes "-1", and "%lf" takes "nan": refuse both.
+  if (y < 1678 || y > 2261) return bad();
+  if (mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, mo) || h < 0 || h > 23 || mi < 0 || mi > 59 ||
       !(sec >= 0 && sec < 61)) {
     return bad();
   }

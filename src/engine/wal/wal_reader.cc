@@ -118,8 +118,16 @@ Result<std::optional<SystemTime>> LastTransactionTime(std::string_view wal, Lsn 
       auto main = MainData(std::string_view(h, total));
       if (main && main->size() >= sizeof(int64_t)) {
         const int64_t micros = Read<int64_t>(main->data());  // xl_xact_commit/abort.xact_time
-        last = SystemTime(std::chrono::seconds(kPostgresEpochUnix)) +
-               std::chrono::duration_cast<SystemTime::duration>(std::chrono::microseconds(micros));
+        // WAL comes from the repository: a time SystemTime cannot hold is not
+        // one PostgreSQL wrote, and converting it would overflow (found by
+        // fuzz_wal_reader). Such a record is not counted.
+        constexpr int64_t kMaxMicros =
+            std::chrono::duration_cast<std::chrono::microseconds>(SystemTime::duration::max()).count() -
+            kPostgresEpochUnix * 1000000;
+        if (micros >= -kMaxMicros && micros <= kMaxMicros) {
+          last = SystemTime(std::chrono::seconds(kPostgresEpochUnix)) +
+                 std::chrono::duration_cast<SystemTime::duration>(std::chrono::microseconds(micros));
+        }
       }
     }
     prev_lsn = lsn;

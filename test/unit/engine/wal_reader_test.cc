@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <limits>
 #include <vector>
 
 namespace sb {
@@ -122,6 +123,17 @@ TEST(WalReaderTest, EndCutsRecordsAndNoTransactionIsNullopt) {
   EXPECT_EQ(Last(Layout(start, {{10, 0x00, "x"}}), start), std::nullopt);
   EXPECT_EQ(Last(std::string(kPage, '\0'), start), std::nullopt);
   EXPECT_FALSE(LastTransactionTime(wal, Lsn{start + 8}, Lsn{start + kPage}).ok());
+}
+
+// WAL is read from the repository: a commit time no clock can hold (found by
+// fuzz_wal_reader as a signed overflow) is not counted, the real one before it is.
+TEST(WalReaderTest, ACommitTimeOutOfRangeIsNotCounted) {
+  const uint64_t start = 11ull << 24;
+  for (int64_t bogus : {std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::min(),
+                        int64_t{4252247385272823312}}) {
+    std::string wal = Layout(start, {{1, 0x00, CommitData(10)}, {1, 0x00, CommitData(bogus)}});
+    EXPECT_EQ(Last(wal, start), PgTime(10)) << bogus;
+  }
 }
 
 }  // namespace
