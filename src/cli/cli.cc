@@ -29,6 +29,7 @@
 #include "engine/wal/wal_streamer.h"
 #include "pg/connection.h"
 #include "repo/key_store.h"
+#include "repo/name_claim.h"
 #include "repo/public_key.h"
 #include "repo/object_codec.h"
 #include "repo/repository.h"
@@ -143,6 +144,29 @@ struct BackupArgs {
   std::string chunk_size = "8MiB";
 };
 
+// One system identifier per database name (repo/name_claim.h): a second live cluster under --db is
+// refused before anything is written, or its backups would mix with the other's.
+void ClaimName(Repository& repo, const std::string& db, uint64_t system_identifier) {
+  Check(CheckDatabaseName(repo.storage(), db, system_identifier));
+}
+void ClaimNameOf(Repository& repo, const std::string& db, const std::string& conninfo) {
+  auto conn = Check(PgConnection::Connect(conninfo, false));
+  ClaimName(repo, db, Check(ReadServerInfo(*conn)).system_identifier);
+}
+// The system identifier in a WAL segment's long page header, or 0 when `path` is not a segment
+// (a history file, a backup label: WalPush decides about those without the claim).
+uint64_t SegmentSystemIdentifier(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return 0;  // WalPush reports the unreadable file
+  unsigned char h[32];
+  const bool whole = std::fread(h, 1, sizeof h, f) == sizeof h;
+  std::fclose(f);
+  if (!whole || !(h[2] & 0x02)) return 0;  // XLP_LONG_HEADER: the first page of a segment
+  uint64_t sysid = 0;
+  for (int i = 31; i >= 24; --i) sysid = (sysid << 8) | h[i];
+  return sysid;
+}
+
 void RunLogBackupVerb(const BackupArgs& a, const CommonFlags& flags, const EncryptionKey* key) {
   auto repo = OpenRepo(a.repo, /*create=*/true);
   auto m = Check(RunLogBackup(*repo, {.conninfo = a.pg, .database = a.db, .key = key}));
@@ -158,6 +182,7 @@ void RunLogBackupVerb(const BackupArgs& a, const CommonFlags& flags, const Encry
 void RunBackupVerb(const BackupArgs& a, const CommonFlags& flags) {
   KeyFlags key_flags = LoadKeyFlags(a.key_file, a.public_key, "--public-key");
   auto repo = OpenRepo(a.repo, /*create=*/true);
+  ClaimNameOf(*repo, a.db, a.pg);
   WriterKey key = WriterKeyFor(std::move(key_flags), *repo);
   if (a.type == "log") return RunLogBackupVerb(a, flags, key.get());
   auto started = std::chrono::steady_clock::now();
@@ -385,6 +410,7 @@ void SleepUnlessStopped(std::chrono::milliseconds d) {
 void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
   KeyFlags key_flags = LoadKeyFlags(a.key_file, a.public_key, "--public-key");
   auto repo = OpenRepo(a.repo, /*create=*/true);
+  ClaimNameOf(*repo, a.db, a.pg);
   WriterKey key = WriterKeyFor(std::move(key_flags), *repo);
   WalStreamerOptions o{.conninfo = a.pg,
                        .database = a.db,
@@ -432,6 +458,7 @@ void RunWalPushVerb(const WalPushArgs& a, const CommonFlags& flags) {
   // only check the file now, before the repository is touched.
   if (!key_flags.pem.empty()) Check(PublicKeyFingerprint(key_flags.pem).status());
   auto repo = OpenRepo(a.repo, /*create=*/true);
+  if (const uint64_t sysid = SegmentSystemIdentifier(a.path); sysid != 0) ClaimName(*repo, a.db, sysid);
   auto r = Check(WalPush(*repo, {.database = a.db,
                                  .path = a.path,
                                  .key = key_flags.key ? &*key_flags.key : nullptr,

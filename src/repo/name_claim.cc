@@ -90,6 +90,18 @@ Result<NameClaimResult> ClaimDatabaseName(Storage& storage, const std::string& d
   return result;
 }
 
+Result<std::set<uint64_t>> NameClaimants(Storage& storage, const std::string& db) {
+  RETURN_IF_ERROR(Repository::ValidateDatabaseName(db));
+  const std::string prefix = Prefix(db);
+  ASSIGN_OR_RETURN(auto objects, ListAll(storage, prefix));
+  std::set<uint64_t> out;
+  for (const auto& o : objects) {
+    auto parsed = ParseKey(prefix, o.key);
+    if (parsed && parsed->second == "since") out.insert(parsed->first);
+  }
+  return out;
+}
+
 std::string NameClaimRefusal(const std::string& db, uint64_t system_identifier, const NameClaimResult& result) {
   return fmt::format(
       "database name \"{}\" is used on this storage by another live cluster (system identifier {}, last seen {}s "

@@ -51,6 +51,9 @@ struct NameClaimResult {
 Result<NameClaimResult> ClaimDatabaseName(Storage& storage, const std::string& db, uint64_t system_identifier,
                                           const NameClaimOptions& options = {});
 
+// The system identifiers that ever claimed `db` (read only: one listing of names/<db>/).
+Result<std::set<uint64_t>> NameClaimants(Storage& storage, const std::string& db);
+
 // The one-line refusal, with what to do: "database name \"main\" is used by another live cluster …".
 std::string NameClaimRefusal(const std::string& db, uint64_t system_identifier, const NameClaimResult& result);
 
