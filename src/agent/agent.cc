@@ -303,8 +303,8 @@ struct Agent::Impl {
     for (const auto& ci : *containers) other = other || ci.system_identifier != info->system_identifier;
     const std::string& chosen = other ? apart : base;
     if (other) {
-      log::Info("discovered cluster "{}" (system identifier {}) is managed as "{}": storage {} holds another "
-                "cluster under "{}"",
+      log::Info("discovered cluster \"{}\" (system identifier {}) is managed as \"{}\": storage {} holds another "
+                "cluster under \"{}\"",
                 base, info->system_identifier, apart, s.storage_url, base);
     }
     return discovered_names[base] = chosen;

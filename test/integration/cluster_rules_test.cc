@@ -601,6 +601,7 @@ TEST_F(ClusterRulesTest, NameRule_SecondSystemIdentifierUnderOneNameIsRefused) {
   // Under another name it is welcome.
   r = RunSmartbackup("backup --repo " + Repo() + " --db main-b --pg " + ShellQuote(other->conninfo()));
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  agents_.clear();
 }
 
 // Discovery names every Debian host's cluster "15-main". Hosts sharing one storage keep clusters
@@ -619,13 +620,18 @@ TEST_F(ClusterRulesTest, NameRule_DiscoveredNamesApartPerSystemIdentifier) {
 
   UsePgUserPostgres();
   const std::string etc = work_ + "/etc-b";
-  AddToDiscovery(etc, "main", *other);
+  // A cluster made by initdb has its socket in its root (postgresql.conf), not in postgresql.auto.conf.
+  fs::create_directories(etc + "/15/main");
+  std::ofstream(etc + "/15/main/postgresql.conf")
+      << "port = " << other->port() << "\nunix_socket_directories = '"
+      << fs::path(other->data_dir()).parent_path().string() << "'\n";
   Agent* b = MakeAgent("hostB", "", "", "discover = true\ndiscover_root = \"" + etc + "\"");
   ASSERT_TRUE(b);
   b->BackupLoopOnce();
   const std::string apart = "15-main-" + sysid_b;
   json names = json::array();
-  for (const auto& c : Api(b, "GET", "/v1/status")["clusters"]) names.push_back(c["database"]);
+  const json status = Api(b, "GET", "/v1/status");
+  for (const auto& c : status["clusters"]) names.push_back(c["database"]);
   EXPECT_EQ(names, json::array({apart})) << names.dump();
 
   json on = Api(b, "POST", "/v1/db/" + apart + "/config", {{"enable", true}});
@@ -634,6 +640,7 @@ TEST_F(ClusterRulesTest, NameRule_DiscoveredNamesApartPerSystemIdentifier) {
       << State(b, apart);
   EXPECT_FALSE(Has(State(b, apart), "refused")) << State(b, apart);
   EXPECT_FALSE(Has(State(a, "15-main"), "refused")) << State(a, "15-main");
+  agents_.clear();  // stop WAL capture before `other` stops
 }
 
 }  // namespace
