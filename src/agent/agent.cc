@@ -641,6 +641,17 @@ struct Agent::Impl {
       refused = !c.name_refusal.empty();
     }
     if (sysid == 0) return;
+    // The system identifier this agent last claimed the name for (state store): after a restart
+    // too, a cluster re-created under the name is this agent's own new database, not a conflict.
+    std::optional<KnownCluster> known;
+    if (auto all = store->KnownClusters(); all.ok()) {
+      for (auto& k : *all) {
+        if (k.name == c.name) known = k;
+      }
+    }
+    if (known && known->system_identifier != 0 && known->system_identifier != sysid) {
+      options.earlier_systems.insert(known->system_identifier);
+    }
     const bool due = refused || sysid != c.name_checked_sysid || s.storage_url != c.name_checked_url ||
                      clock->SteadyNow() >= c.name_checked_at + kNameClaimRenew;
     if (!due) return;
@@ -650,6 +661,12 @@ struct Agent::Impl {
     if (!claim.ok()) {
       Event(c.name, CategoryOf(claim.status(), true), "cannot claim the database name: " + claim.status().message());
       return;
+    }
+    if (claim->granted && (!known || known->system_identifier != sysid)) {
+      KnownCluster k = known.value_or(KnownCluster{.name = c.name, .first_seen = clock->Now()});
+      k.system_identifier = sysid;
+      k.last_seen = clock->Now();
+      (void)store->UpsertKnownCluster(k);
     }
     c.name_checked_at = clock->SteadyNow();
     c.name_checked_sysid = sysid;

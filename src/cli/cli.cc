@@ -149,9 +149,11 @@ struct BackupArgs {
 void ClaimName(Repository& repo, const std::string& db, uint64_t system_identifier) {
   Check(CheckDatabaseName(repo.storage(), db, system_identifier));
 }
-void ClaimNameOf(Repository& repo, const std::string& db, const std::string& conninfo) {
+uint64_t ClaimNameOf(Repository& repo, const std::string& db, const std::string& conninfo) {
   auto conn = Check(PgConnection::Connect(conninfo, false));
-  ClaimName(repo, db, Check(ReadServerInfo(*conn)).system_identifier);
+  const uint64_t sysid = Check(ReadServerInfo(*conn)).system_identifier;
+  ClaimName(repo, db, sysid);
+  return sysid;
 }
 // The system identifier in a WAL segment's long page header, or 0 when `path` is not a segment
 // (a history file, a backup label: WalPush decides about those without the claim).
@@ -410,7 +412,7 @@ void SleepUnlessStopped(std::chrono::milliseconds d) {
 void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
   KeyFlags key_flags = LoadKeyFlags(a.key_file, a.public_key, "--public-key");
   auto repo = OpenRepo(a.repo, /*create=*/true);
-  ClaimNameOf(*repo, a.db, a.pg);
+  const uint64_t sysid = ClaimNameOf(*repo, a.db, a.pg);
   WriterKey key = WriterKeyFor(std::move(key_flags), *repo);
   WalStreamerOptions o{.conninfo = a.pg,
                        .database = a.db,
@@ -428,6 +430,28 @@ void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
   // network) is retried with backoff until a stop signal; the slot keeps the
   // WAL meanwhile. A failure before the first WAL arrives (bad conninfo, no
   // privilege, slot in use) is the operator's to fix: it exits at once.
+  // The name claim is renewed while streaming (well inside its 10-minute live window), so that a
+  // long session never looks dead to another cluster's writer.
+  std::atomic<bool> renew_stop{false};
+  std::thread renew([&] {
+    for (;;) {
+      const auto due = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+      while (!g_stop && !renew_stop && std::chrono::steady_clock::now() < due) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (g_stop || renew_stop) return;
+      Status claimed = CheckDatabaseName(repo->storage(), a.db, sysid);
+      if (!claimed.ok()) log::Warn("{}", claimed.message());
+    }
+  });
+  struct JoinOnExit {  // also when a Check below throws
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~JoinOnExit() {
+      stop = true;
+      t.join();
+    }
+  } join_renew{renew_stop, renew};
   bool ever_streamed = false, streamed_this_run = false;
   o.on_streaming = [&] { ever_streamed = streamed_this_run = true; };
   std::chrono::milliseconds delay{1000};

@@ -15,6 +15,8 @@
 //                                                           backups all survive both agents' retention
 //   NameRule_DiscoveredNamesApartPerSystemIdentifier        "15-main" on two hosts: the second becomes
 //                                                           "15-main-<system identifier>" and backs up apart
+//   NameRule_RecreatedClusterIsANewDatabaseNotARefusal      initdb again under the same name, same agent
+//                                                           (restarted): a new container and full, no refusal
 // No assertion depends on timing; waits are bounded polls for conditions.
 #include <gtest/gtest.h>
 
@@ -641,6 +643,31 @@ TEST_F(ClusterRulesTest, NameRule_DiscoveredNamesApartPerSystemIdentifier) {
   EXPECT_FALSE(Has(State(b, apart), "refused")) << State(b, apart);
   EXPECT_FALSE(Has(State(a, "15-main"), "refused")) << State(a, "15-main");
   agents_.clear();  // stop WAL capture before `other` stops
+}
+
+// A cluster re-created (initdb again) under the same name on the same agent is a new database (a new
+// container and full), not a second cluster: the agent remembers the system identifier it claimed
+// the name for, across a restart, although the old claim is still live on the storage.
+TEST_F(ClusterRulesTest, NameRule_RecreatedClusterIsANewDatabaseNotARefusal) {
+  ASSERT_NO_FATAL_FAILURE(CreatePrimary());
+  Agent* a = MakeAgent("hostA", primary_->conninfo(), "enabled = true");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(LoopUntil({a}, [&] { return Backups(Repo(), BackupType::kFull).size() == 1 && Idle(a); }, 90s))
+      << State(a);
+  agents_.clear();  // the agent stops; its host gets a new cluster under the same name
+  auto again = PgCluster::Create();
+  const std::string sysid_new = again->Psql("SELECT system_identifier FROM pg_control_system()");
+  a = MakeAgent("hostA", again->conninfo(), "enabled = true");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(LoopUntil({a}, [&] {
+    for (const auto& m : Backups(Repo(), BackupType::kFull)) {
+      if (std::to_string(m.system_identifier) == sysid_new) return Idle(a);
+    }
+    return false;
+  }, 90s)) << State(a);
+  EXPECT_FALSE(Has(State(a), "refused")) << State(a);
+  EXPECT_EQ(Backups(Repo(), BackupType::kFull).size(), 2u);
+  agents_.clear();
 }
 
 }  // namespace
