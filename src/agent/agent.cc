@@ -107,6 +107,9 @@ struct ClusterRuntime {
   bool slot_exists = false, slot_active = false;
   std::optional<uint64_t> slot_retained;
   std::string idle_slot_note, idle_slot_reported, idle_slot_drop_sql;
+  // This agent streamed the cluster through the slot (since it started): only then is the slot
+  // surely its own to drop; `smartbackup stream` run by hand uses the same default name.
+  bool streamed_here = false;
 };
 
 HealthCategory CategoryOf(const Status& s, bool from_storage) {
@@ -547,10 +550,11 @@ struct Agent::Impl {
   // capture is meant to run now. Loop thread, after the capture decision.
   void HandleIdleSlot(ClusterRuntime& c, const ClusterSettings& s, const ClusterObservation& o, bool reading,
                       bool master_on, const std::string& refusal) {
-    bool exists = false, active = false, minimal = false;
+    bool exists = false, active = false, minimal = false, ours = false;
     std::optional<uint64_t> retained;
     {
       std::lock_guard lock(c.mu);
+      ours = c.streamed_here;
       exists = c.slot_exists;
       active = c.slot_active;
       retained = c.slot_retained;
@@ -568,7 +572,11 @@ struct Agent::Impl {
                               : !master_on          ? "the master switch is off"
                               : !refusal.empty()    ? "the cluster is refused"
                                                     : "WAL capture is stopped";
-      Status dropped = for_good ? DropIdleSlot(c.conninfo, slot) : Status::Ok();
+      Status dropped = !for_good ? Status::Ok()
+                       : ours    ? DropIdleSlot(c.conninfo, slot)
+                                 : Status::FailedPrecondition(
+                                    "this agent has not streamed through it since it started (it may be a "
+                                    "smartbackup stream run by hand)");
       if (for_good && dropped.ok()) {
         Event(c.name, HealthCategory::kWarning,
               fmt::format("dropped replication slot {}: smartbackup no longer reads it ({}); it retained {} of WAL "
@@ -584,7 +592,7 @@ struct Agent::Impl {
       }
       note = for_good ? fmt::format(
                             "warning: replication slot {} is no longer read by smartbackup ({}) and retains {} of WAL "
-                            "on the primary; dropping it failed: {}; hint: drop it as a superuser: {}",
+                            "on the primary; not dropped: {}; hint: if nothing else uses it, drop it as a superuser: {}",
                             slot, why, bytes, dropped.message(), drop)
                       : fmt::format(
                             "warning: replication slot {} is not read while {} and retains {} of WAL on the primary "
@@ -847,6 +855,10 @@ struct Agent::Impl {
     if (c.stream_thread.joinable()) c.stream_thread.join();
     c.stream_running = true;
     c.stream_url = s.storage_url;
+    {
+      std::lock_guard lock(c.mu);
+      c.streamed_here = true;
+    }
     c.stream_thread = std::thread([this, &c, s] {
       Status result;
       {

@@ -423,5 +423,36 @@ TEST_F(AgentTest, UnreadSlotIsReportedWithItsBytesAndDroppedWhenCaptureEndsForGo
   ASSERT_TRUE(WaitFor([&] { return status()["running"].empty(); }, 60s));
 }
 
+// A slot with smartbackup's name that this agent did not stream through (e.g. `smartbackup stream`
+// run by hand, or left from before the agent restarted) is not dropped on a guess: with capture
+// disabled it is reported in status and health with its retained bytes and the exact SQL.
+TEST_F(AgentTest, UnreadSlotThisAgentDidNotUseIsReportedWithTheSql) {
+  cluster_->Psql("SELECT pg_create_physical_replication_slot('smartbackup_main', true)");
+  cluster_->Pgbench("-c 1 -t 200 -n");
+  MakeAgent("enabled = false");
+  agent_->BackupLoopOnce();
+  json c = Api("GET", "/v1/status")["clusters"][0];
+  ASSERT_TRUE(c.contains("slot")) << c.dump();
+  EXPECT_TRUE(c["slot"]["idle"].get<bool>());
+  ASSERT_TRUE(c["slot"]["retained_bytes"].is_number()) << c.dump();
+  EXPECT_GT(c["slot"]["retained_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(c["slot"]["drop_sql"], "SELECT pg_drop_replication_slot('smartbackup_main');");
+  const std::string warning = c["slot"]["warning"].get<std::string>();
+  EXPECT_EQ(warning.rfind("warning: replication slot smartbackup_main is no longer read by smartbackup (managed "
+                          "backup is disabled) and retains ",
+                          0),
+            0u)
+      << warning;
+  EXPECT_NE(warning.find("not dropped: this agent has not streamed through it since it started"), std::string::npos)
+      << warning;
+  EXPECT_NE(c["state"].get<std::string>().find(warning), std::string::npos) << c.dump();
+  json health = Api("GET", "/v1/health");
+  int warned = 0;
+  for (const auto& e : health["events"]) warned += e["message"] == warning;
+  EXPECT_EQ(warned, 1) << health.dump(1);
+  agent_->BackupLoopOnce();
+  EXPECT_EQ(cluster_->Psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'smartbackup_main'"), "1");
+}
+
 }  // namespace
 }  // namespace sb::test
