@@ -17,6 +17,7 @@
 #include "agent/scheduler.h"
 #include "agent/state_store.h"
 #include "repo/key_store.h"
+#include "repo/name_claim.h"
 #include "repo/public_key.h"
 #include "common/logging.h"
 #include "common/text.h"
@@ -90,6 +91,25 @@ struct ClusterRuntime {
   std::string stream_note;   // the stream lease is held by another agent: this one backs off
   bool stream_backoff = false;       // (stream_note is current)
   bool found_while_defaults_off = false;  // first seen while instance defaults were disabled (rule 2 tip)
+
+  // One system identifier per name (see NameClaim). Guarded by mu: the refusal ("" when the claim
+  // holds or was not made) and the system identifiers this agent saw under this name before (a
+  // re-created cluster is a new database, not a conflict). Loop thread only: when the claim was
+  // last made, for which system identifier and storage.
+  std::string name_refusal;
+  std::set<uint64_t> earlier_sysids;
+  SteadyTime name_checked_at{};
+  uint64_t name_checked_sysid = 0;
+  std::string name_checked_url;
+
+  // smartbackup's slot as WatchSlot last saw it (guarded by mu), and the warning about a slot that
+  // nothing reads while it pins WAL on the primary (see HandleIdleSlot).
+  bool slot_exists = false, slot_active = false;
+  std::optional<uint64_t> slot_retained;
+  std::string idle_slot_note, idle_slot_reported, idle_slot_drop_sql;
+  // This agent streamed the cluster through the slot (since it started): only then is the slot
+  // surely its own to drop; `smartbackup stream` run by hand uses the same default name.
+  bool streamed_here = false;
 };
 
 HealthCategory CategoryOf(const Status& s, bool from_storage) {
@@ -129,6 +149,9 @@ struct Agent::Impl {
   std::mutex mu;  // guards clusters (the map; each runtime has its own lock)
   std::map<std::string, std::unique_ptr<ClusterRuntime>> clusters;
   std::atomic<int> fulls_running{0};
+  // Discovered name ("15-main") → the name the cluster is managed under (see DiscoveredName).
+  // Loop thread only.
+  std::map<std::string, std::string> discovered_names;
 
   // ---- configuration --------------------------------------------------------
 
@@ -168,15 +191,17 @@ struct Agent::Impl {
 
   // Clusters from the config and from discovery; the ones gone are dropped.
   void RefreshClusters() {
-    std::map<std::string, std::string> wanted;  // name → conninfo
-    for (const auto& e : config.clusters) wanted[e.name] = e.conninfo;
-    if (config.discover) {
-      for (const auto& [name, conninfo] : Discover()) wanted.emplace(name, conninfo);
-    }
     auto known = store->KnownClusters();
     std::map<std::string, KnownCluster> known_by_name;
     if (known.ok()) {
       for (auto& k : *known) known_by_name[k.name] = k;
+    }
+    std::map<std::string, std::string> wanted;  // name → conninfo
+    for (const auto& e : config.clusters) wanted[e.name] = e.conninfo;
+    if (config.discover) {
+      for (const auto& [name, conninfo] : Discover()) {
+        wanted.emplace(DiscoveredName(name, conninfo, known_by_name), conninfo);
+      }
     }
     std::lock_guard lock(mu);
     for (const auto& [name, conninfo] : wanted) {
@@ -242,6 +267,51 @@ struct Agent::Impl {
                         name, name));
     }
     return !suspended;
+  }
+
+  // Discovery names every Debian host's cluster "15-main"; hosts sharing one storage must not mix
+  // two clusters under it. Standbys of one primary share its system identifier and keep one name
+  // (availability groups); a cluster whose storage already holds another system identifier under
+  // the name is managed as "<name>-<system identifier>". The choice sticks: a name this agent
+  // knows (state store) is kept, so a re-created cluster (initdb again) stays a new database under
+  // its name. Undecidable now (cluster or storage unreachable): the plain name, asked again later.
+  std::string DiscoveredName(const std::string& base, const std::string& conninfo,
+                             const std::map<std::string, KnownCluster>& known) {
+    if (auto it = discovered_names.find(base); it != discovered_names.end()) return it->second;
+    auto is_known = [&](const std::string& n) {
+      auto k = known.find(n);
+      return k != known.end() && !k->second.dropped;
+    };
+    auto conn = PgConnection::Connect(conninfo, false);
+    auto info = conn.ok() ? ReadServerInfo(**conn) : Result<ServerInfo>(conn.status());
+    if (!info.ok()) return is_known(base) ? discovered_names[base] = base : base;
+    const std::string apart = fmt::format("{}-{}", base, info->system_identifier);
+    if (is_known(apart)) return discovered_names[base] = apart;
+    if (is_known(base)) return discovered_names[base] = base;
+    // A cluster new to this agent: does the storage it would use hold another system identifier?
+    PartialSettings overrides;
+    if (auto saved = store->LoadClusterOverrides(); saved.ok() && saved->count(base)) overrides = saved->at(base);
+    const ClusterSettings s = ResolveSettings(InstanceDefaults(), overrides);
+    auto storage = OpenStorage(s.storage_url);
+    if (!storage.ok()) return base;
+    auto repo = Repository::Open(std::move(storage).value(), /*create=*/false, clock);
+    if (!repo.ok()) {
+      // No repository there yet: nothing to collide with.
+      return repo.status().IsNotFound() ? discovered_names[base] = base : base;
+    }
+    auto containers = (*repo)->ListContainers(base);
+    auto claimants = NameClaimants((*repo)->storage(), base);
+    if (!containers.ok() || !claimants.ok()) return base;
+    bool other = std::any_of(claimants->begin(), claimants->end(),
+                             [&](uint64_t id) { return id != info->system_identifier; });
+    for (const auto& ci : *containers) other = other || ci.system_identifier != info->system_identifier;
+    const std::string& chosen = other ? apart : base;
+    if (other) {
+      log::Info("discovered cluster \"{}\" (system identifier {}) is managed as \"{}\": storage {} holds another "
+                "cluster under \"{}\"",
+                base, info->system_identifier, apart, s.storage_url, base);
+    }
+    return discovered_names[base] = chosen;
   }
 
   // Debian layout: <root>/<version>/<name>/postgresql.conf → "<version>-<name>".
@@ -329,6 +399,7 @@ struct Agent::Impl {
       if (c.system_identifier != 0 && c.system_identifier != info->system_identifier) {
         o.new_container = true;
         o.new_container_cause = "new system identifier";
+        c.earlier_sysids.insert(c.system_identifier);  // initdb again: its old claim is this agent's own
       }
       c.system_identifier = info->system_identifier;
       c.timeline = info->timeline;
@@ -450,6 +521,9 @@ struct Agent::Impl {
     bool warn_consumer = false, warn_minimal = false;
     {
       std::lock_guard lock(c.mu);
+      c.slot_exists = view->slot_exists;
+      c.slot_active = view->slot_active;
+      c.slot_retained = view->retained_bytes;
       if (!consumer.empty()) {
         c.wal_taker = consumer;
       } else if (foreign_archiver) {
@@ -466,6 +540,162 @@ struct Agent::Impl {
     }
     if (warn_consumer) Event(c.name, HealthCategory::kWarning, consumer_warning);
     if (warn_minimal) Event(c.name, HealthCategory::kWarning, minimal);
+  }
+
+  // ---- a slot nothing reads (the primary's disk) ------------------------------------
+
+  // smartbackup's slot keeps WAL on the primary for as long as it exists; unread, it fills the
+  // disk. When capture is off for good (managed backup disabled, or archive mode) the slot is
+  // dropped; when that fails, or capture is only paused (master switch, refusal, a failing
+  // streamer), status and health carry the retained bytes and the exact SQL. `reading`: WAL
+  // capture is meant to run now. Loop thread, after the capture decision.
+  void HandleIdleSlot(ClusterRuntime& c, const ClusterSettings& s, const ClusterObservation& o, bool reading,
+                      bool master_on, const std::string& refusal) {
+    bool exists = false, active = false, minimal = false, ours = false;
+    std::optional<uint64_t> retained;
+    {
+      std::lock_guard lock(c.mu);
+      ours = c.streamed_here;
+      exists = c.slot_exists;
+      active = c.slot_active;
+      retained = c.slot_retained;
+      minimal = c.minimal_pending;  // WatchSlot's note already gives the SQL for that case
+    }
+    const std::string slot = DefaultSlotName(c.name);
+    const std::string drop = fmt::format("SELECT pg_drop_replication_slot('{}');", slot);
+    std::string note, event;
+    if (o.reachable && !o.in_recovery && exists && !active && !reading && !minimal) {
+      const std::string bytes =
+          retained ? fmt::format("{} ({} bytes)", FormatByteSize(*retained), *retained) : std::string("unknown");
+      const bool for_good = !s.enabled || s.mode == "archive";
+      const std::string why = !s.enabled            ? "managed backup is disabled"
+                              : s.mode == "archive" ? "the cluster is in archive mode"
+                              : !master_on          ? "the master switch is off"
+                              : !refusal.empty()    ? "the cluster is refused"
+                                                    : "WAL capture is stopped";
+      Status dropped = !for_good ? Status::Ok()
+                       : ours    ? DropIdleSlot(c.conninfo, slot)
+                                 : Status::FailedPrecondition(
+                                    "this agent has not streamed through it since it started (it may be a "
+                                    "smartbackup stream run by hand)");
+      if (for_good && dropped.ok()) {
+        Event(c.name, HealthCategory::kWarning,
+              fmt::format("dropped replication slot {}: smartbackup no longer reads it ({}); it retained {} of WAL "
+                          "on the primary",
+                          slot, why, bytes));
+        std::lock_guard lock(c.mu);
+        c.slot_exists = false;
+        c.slot_retained.reset();
+        c.idle_slot_note.clear();
+        c.idle_slot_reported.clear();
+        c.idle_slot_drop_sql.clear();
+        return;
+      }
+      note = for_good ? fmt::format(
+                            "warning: replication slot {} is no longer read by smartbackup ({}) and retains {} of WAL "
+                            "on the primary; not dropped: {}; hint: if nothing else uses it, drop it as a superuser: {}",
+                            slot, why, bytes, dropped.message(), drop)
+                      : fmt::format(
+                            "warning: replication slot {} is not read while {} and retains {} of WAL on the primary "
+                            "(it fills the primary's disk if capture stays off); hint: resume capture, or disable "
+                            "managed backup (the agent then drops it), or drop it: {}",
+                            slot, why, bytes, drop);
+      event = slot + ": " + why + (for_good ? ": drop failed" : "");  // once per cause, not per byte count
+    }
+    bool report = false;
+    {
+      std::lock_guard lock(c.mu);
+      c.idle_slot_note = note;
+      c.idle_slot_drop_sql = note.empty() ? "" : drop;
+      report = !event.empty() && event != c.idle_slot_reported;
+      c.idle_slot_reported = event;
+    }
+    if (report) Event(c.name, HealthCategory::kWarning, note);
+  }
+
+  // Drops an inactive physical slot over a regular connection (needs REPLICATION or superuser, as
+  // creating it did). PostgreSQL refuses an active slot, so a slot taken meanwhile survives.
+  static Status DropIdleSlot(const std::string& conninfo, const std::string& slot) {
+    ASSIGN_OR_RETURN(auto conn, PgConnection::Connect(conninfo, false));
+    std::string literal = "'";
+    for (char ch : slot) literal += ch == '\'' ? std::string("''") : std::string(1, ch);
+    literal += "'";
+    return (*conn).Query("SELECT pg_catalog.pg_drop_replication_slot(" + literal + ")").status();
+  }
+
+  // ---- one system identifier per name ------------------------------------------
+
+  // How often a granted claim is renewed: well inside NameClaimOptions::live_window, so that a
+  // running agent never looks dead to another one.
+  static constexpr std::chrono::minutes kNameClaimRenew{2};
+
+  // Claims the cluster's name for its system identifier on its storage (primary only: a standby
+  // has the primary's). Refused → the cluster is refused (no capture, no backups, no retention)
+  // until the claim is granted; checked again every loop meanwhile. A storage error keeps the
+  // previous verdict (Observe reports storage problems). Loop thread.
+  void CheckName(ClusterRuntime& c, const ClusterSettings& s, const ClusterObservation& o) {
+    if (!s.enabled || !o.reachable || o.in_recovery) {
+      std::lock_guard lock(c.mu);
+      c.name_refusal.clear();
+      c.name_checked_sysid = 0;
+      return;
+    }
+    uint64_t sysid = 0;
+    NameClaimOptions options;
+    bool refused = false;
+    {
+      std::lock_guard lock(c.mu);
+      sysid = c.system_identifier;
+      options.earlier_systems = c.earlier_sysids;
+      refused = !c.name_refusal.empty();
+    }
+    if (sysid == 0) return;
+    // The system identifier this agent last claimed the name for (state store): after a restart
+    // too, a cluster re-created under the name is this agent's own new database, not a conflict.
+    std::optional<KnownCluster> known;
+    if (auto all = store->KnownClusters(); all.ok()) {
+      for (auto& k : *all) {
+        if (k.name == c.name) known = k;
+      }
+    }
+    if (known && known->system_identifier != 0 && known->system_identifier != sysid) {
+      options.earlier_systems.insert(known->system_identifier);
+    }
+    const bool due = refused || sysid != c.name_checked_sysid || s.storage_url != c.name_checked_url ||
+                     clock->SteadyNow() >= c.name_checked_at + kNameClaimRenew;
+    if (!due) return;
+    auto repo = OpenRepo(s.storage_url);
+    if (!repo.ok()) return;
+    auto claim = ClaimDatabaseName((*repo)->storage(), c.name, sysid, options);
+    if (!claim.ok()) {
+      Event(c.name, CategoryOf(claim.status(), true), "cannot claim the database name: " + claim.status().message());
+      return;
+    }
+    if (claim->granted && (!known || known->system_identifier != sysid)) {
+      KnownCluster k = known.value_or(KnownCluster{.name = c.name, .first_seen = clock->Now()});
+      k.system_identifier = sysid;
+      k.last_seen = clock->Now();
+      (void)store->UpsertKnownCluster(k);
+    }
+    c.name_checked_at = clock->SteadyNow();
+    c.name_checked_sysid = sysid;
+    c.name_checked_url = s.storage_url;
+    const std::string refusal = claim->granted ? "" : NameClaimRefusal(c.name, sysid, *claim);
+    bool report = false;
+    {
+      std::lock_guard lock(c.mu);
+      report = !refusal.empty() && refusal.substr(0, refusal.find(", last seen")) !=
+                                       c.name_refusal.substr(0, c.name_refusal.find(", last seen"));
+      c.name_refusal = refusal;
+    }
+    if (report) Event(c.name, HealthCategory::kOtherError, "refused: " + refusal);
+  }
+
+  // kFailedPrecondition while the cluster's name is refused (for jobs started outside the loop).
+  static Status NameRefusal(ClusterRuntime& c) {
+    std::lock_guard lock(c.mu);
+    if (c.name_refusal.empty()) return Status::Ok();
+    return Status::FailedPrecondition("refused: " + c.name_refusal);
   }
 
   // ---- jobs -------------------------------------------------------------------
@@ -503,6 +733,7 @@ struct Agent::Impl {
   Result<BackupManifest> RunFull(ClusterRuntime& c, const ClusterSettings& s, const std::string& reason,
                                  bool new_container, bool recheck = false,
                                  std::optional<SystemTime> seen_last_full = std::nullopt) {
+    RETURN_IF_ERROR(NameRefusal(c));
     ASSIGN_OR_RETURN(auto repo, OpenRepo(s.storage_url));
     // One writer per cluster even if two agents believe they are primary.
     auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/full", c.name), LeaseOwner());
@@ -553,6 +784,7 @@ struct Agent::Impl {
   }
 
   Result<BackupManifest> RunLog(ClusterRuntime& c, const ClusterSettings& s, const std::string& reason) {
+    RETURN_IF_ERROR(NameRefusal(c));
     ASSIGN_OR_RETURN(auto repo, OpenRepo(s.storage_url));
     auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/log", c.name), LeaseOwner());
     if (!lease.ok()) return BackOff(c.name, lease.status());
@@ -624,6 +856,10 @@ struct Agent::Impl {
     if (c.stream_thread.joinable()) c.stream_thread.join();
     c.stream_running = true;
     c.stream_url = s.storage_url;
+    {
+      std::lock_guard lock(c.mu);
+      c.streamed_here = true;
+    }
     c.stream_thread = std::thread([this, &c, s] {
       Status result;
       {
@@ -914,12 +1150,14 @@ struct Agent::Impl {
       ClusterSettings s = Resolve(*c);
       ClusterObservation o = Observe(*c, s, master_on);
       CheckPeers(*c, s, o);
+      CheckName(*c, s, o);
       std::string refusal;  // coexistence rule 1: the "hybrid" case, sticky until the storage changes
       bool stream_backoff = false;
       {
         std::lock_guard lock(c->mu);
         if (!s.enabled || c->hybrid_url != s.storage_url) c->hybrid.clear();
         if (o.reachable) refusal = c->hybrid;
+        if (o.reachable && refusal.empty()) refusal = c->name_refusal;  // another cluster uses this name
         stream_backoff = c->stream_backoff;
       }
       bool capture_ok = master_on && s.enabled && o.reachable && !o.in_recovery && o.wal_level != "minimal";
@@ -963,11 +1201,13 @@ struct Agent::Impl {
         if (c->stream_running) StopStreamer(*c);
       }
       // wal_level = minimal pending a restart: the slot must be dropped first (WatchSlot), so no capture.
-      if (capture_ok && s.mode == "stream" && !minimal_pending) {
+      const bool reading = capture_ok && s.mode == "stream" && !minimal_pending;
+      if (reading) {
         EnsureStreamer(*c, s);
       } else if (c->stream_running) {
         StopStreamer(*c);
       }
+      HandleIdleSlot(*c, s, o, reading, master_on, refusal);
       {
         std::lock_guard lock(c->mu);
         c->settings = s;
@@ -996,6 +1236,7 @@ struct Agent::Impl {
           }
         }
         if (o.reachable && !c->slot_note.empty()) c->state += "; " + c->slot_note;  // rules 7 and 8
+        if (!c->idle_slot_note.empty()) c->state += "; " + c->idle_slot_note;
       }
       if (!o.reachable && s.enabled && master_on) {
         Event(c->name, HealthCategory::kPostgresError, c->state);
@@ -1023,6 +1264,11 @@ struct Agent::Impl {
     for (ClusterRuntime* c : Snapshot()) {
       ClusterSettings s = Resolve(*c);
       if (!s.enabled && !c->dropped) continue;
+      {
+        // Refused name: the backups under it are another cluster's; its retention is not ours to run.
+        std::lock_guard lock(c->mu);
+        if (!c->name_refusal.empty()) continue;
+      }
       auto repo = OpenRepo(s.storage_url);
       if (!repo.ok()) {
         Event(c->name, CategoryOf(repo.status(), true), repo.status().message());
@@ -1119,6 +1365,16 @@ struct Agent::Impl {
               {"running", json::array()},
               {"next_full", {{"action", action(c.full_decision)}, {"reason", c.full_decision.reason}}},
               {"next_log", {{"action", action(c.log_decision)}, {"reason", c.log_decision.reason}}}};
+    if (c.slot_exists) {
+      j["slot"] = {{"name", DefaultSlotName(c.name)},
+                   {"active", c.slot_active},
+                   {"retained_bytes", c.slot_retained ? json(*c.slot_retained) : json(nullptr)},
+                   {"idle", !c.idle_slot_note.empty()}};
+      if (!c.idle_slot_note.empty()) {
+        j["slot"]["warning"] = c.idle_slot_note;
+        j["slot"]["drop_sql"] = c.idle_slot_drop_sql;
+      }
+    }
     if (c.full_decision.next_due) j["next_full"]["due"] = FormatRfc3339(*c.full_decision.next_due);
     if (c.log_decision.next_due) j["next_log"]["due"] = FormatRfc3339(*c.log_decision.next_due);
     if (!c.running_full.empty()) j["running"].push_back(c.running_full);

@@ -123,12 +123,14 @@ Result<SlotView> ReadSlotView(PgConnection& conn, const std::string& slot) {
       auto rows,
       conn.Query("SELECT current_setting('application_name'), "
                  "(SELECT pending_restart FROM pg_catalog.pg_settings WHERE name = 'wal_level'), "
-                 "s.slot_name IS NOT NULL, s.active, s.active_pid, a.application_name, host(a.client_addr) "
+                 "s.slot_name IS NOT NULL, s.active, s.active_pid, a.application_name, host(a.client_addr), "
+                 "CASE WHEN s.restart_lsn IS NULL OR pg_catalog.pg_is_in_recovery() THEN NULL "
+                 "ELSE pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn)::bigint END "
                  "FROM (SELECT 1) AS one "
                  "LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = " +
                  literal +
                  " LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = s.active_pid"));
-  if (rows.size() != 1 || rows[0].size() != 7) {
+  if (rows.size() != 1 || rows[0].size() != 8) {
     return Status::Internal(fmt::format("unexpected answer about replication slot \"{}\" from PostgreSQL at {}", slot,
                                         conn.HostPort()));
   }
@@ -138,6 +140,10 @@ Result<SlotView> ReadSlotView(PgConnection& conn, const std::string& slot) {
   view.wal_level_change_pending = r[1].value_or("f") == "t";
   view.slot_exists = r[2].value_or("f") == "t";
   view.slot_active = r[3].value_or("f") == "t";
+  if (r[7]) {
+    const long long bytes = std::atoll(r[7]->c_str());
+    view.retained_bytes = bytes > 0 ? static_cast<uint64_t>(bytes) : 0;
+  }
   if (view.slot_active && r[4]) {
     SlotConsumer consumer{.pid = std::atoi(r[4]->c_str()),
                           .application_name = r[5].value_or(""),

@@ -50,6 +50,9 @@ struct SlotView {
   std::optional<SlotConsumer> foreign_consumer;
   bool wal_level_change_pending = false;         // pg_settings.pending_restart (a reload has seen it)
   std::optional<std::string> pending_wal_level;  // from pg_file_settings: superusers only
+  // WAL the slot keeps on the primary: pg_current_wal_lsn() - restart_lsn (unset on a standby or
+  // for a slot without a restart LSN).
+  std::optional<uint64_t> retained_bytes;
 };
 // Any role may run it (pg_file_settings is skipped when not readable).
 Result<SlotView> ReadSlotView(PgConnection& conn, const std::string& slot);

@@ -1,5 +1,7 @@
 #include "agent/settings.h"
 
+#include <cstdlib>
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -149,6 +151,8 @@ void Apply(ClusterSettings* s, const OptionDef& def, const std::string& value) {
   } else if (n == "flush_interval") {
     if (auto d = ParsePositiveDuration(n, value); d.ok()) s->flush_interval = *d;
   } else if (n == "retention_unit") {
+    // Also checked here: a value saved by an earlier (test) run must not apply in production.
+    if (!TestOnlyOptionsAllowed()) return;
     if (auto d = ParsePositiveDuration(n, value); d.ok()) s->retention_unit = *d;
   }
 }
@@ -208,6 +212,12 @@ const std::vector<OptionDef>& ManagedOptions() {
   return kOptions;
 }
 
+bool TestOnlyOptionsAllowed() {
+  // Read at each use (not cached) so that a test can check both sides in one process.
+  const char* v = std::getenv("SMARTBACKUP_TESTING");
+  return v != nullptr && std::string(v) == "1";
+}
+
 const OptionDef* FindOption(const std::string& name) {
   for (const auto& o : ManagedOptions()) {
     if (o.name == name) return &o;
@@ -219,6 +229,15 @@ Result<std::string> ValidateOption(const std::string& name, const std::string& v
   const OptionDef* def = FindOption(name);
   if (def == nullptr) {
     return Status::InvalidArgument(fmt::format("unknown setting \"{}\"; hint: one of {}", name, OptionNames()));
+  }
+  if (def->test_only && !TestOnlyOptionsAllowed() && Trim(value) != def->default_text) {
+    // A test-only knob in production shortens retention by orders of magnitude: refused at every
+    // entry (config file, API, verbs), since all of them validate here. Its default stays accepted:
+    // db-config output lists every option and may be fed back.
+    return Status::InvalidArgument(fmt::format(
+        "setting \"{}\" is for tests only and is refused outside them; hint: remove it (tests set "
+        "SMARTBACKUP_TESTING=1)",
+        name));
   }
   const std::string v = Trim(value);
   if (def->allow_empty && (v.empty() || Lower(v) == "none")) return std::string();

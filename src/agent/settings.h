@@ -62,6 +62,10 @@ struct OptionDef {
   bool verb_flag = false;    // also a flag of set-db-backup / set-instance-backup (spec section 6)
 };
 
+// True when the process runs under tests (environment SMARTBACKUP_TESTING=1): only then are
+// test_only options (retention_unit) accepted from the config file, the API or the verbs.
+bool TestOnlyOptionsAllowed();
+
 // The table of every managed option.
 const std::vector<OptionDef>& ManagedOptions();
 // The option named `name`, or nullptr. (Added.)

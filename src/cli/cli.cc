@@ -36,6 +36,7 @@
 #include "engine/wal/wal_streamer.h"
 #include "pg/connection.h"
 #include "repo/key_store.h"
+#include "repo/name_claim.h"
 #include "repo/public_key.h"
 #include "repo/object_codec.h"
 #include "repo/repository.h"
@@ -201,6 +202,31 @@ struct BackupArgs {
   std::string chunk_size = "8MiB";
 };
 
+// One system identifier per database name (repo/name_claim.h): a second live cluster under --db is
+// refused before anything is written, or its backups would mix with the other's.
+void ClaimName(Repository& repo, const std::string& db, uint64_t system_identifier) {
+  Check(CheckDatabaseName(repo.storage(), db, system_identifier));
+}
+uint64_t ClaimNameOf(Repository& repo, const std::string& db, const std::string& conninfo) {
+  auto conn = Check(PgConnection::Connect(conninfo, false));
+  const uint64_t sysid = Check(ReadServerInfo(*conn)).system_identifier;
+  ClaimName(repo, db, sysid);
+  return sysid;
+}
+// The system identifier in a WAL segment's long page header, or 0 when `path` is not a segment
+// (a history file, a backup label: WalPush decides about those without the claim).
+uint64_t SegmentSystemIdentifier(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return 0;  // WalPush reports the unreadable file
+  unsigned char h[32];
+  const bool whole = std::fread(h, 1, sizeof h, f) == sizeof h;
+  std::fclose(f);
+  if (!whole || !(h[2] & 0x02)) return 0;  // XLP_LONG_HEADER: the first page of a segment
+  uint64_t sysid = 0;
+  for (int i = 31; i >= 24; --i) sysid = (sysid << 8) | h[i];
+  return sysid;
+}
+
 void RunLogBackupVerb(const BackupArgs& a, const CommonFlags& flags, const EncryptionKey* key) {
   auto repo = OpenRepo(a.repo, /*create=*/true);
   auto m = Check(RunLogBackup(*repo, {.conninfo = a.pg, .database = a.db, .key = key}));
@@ -216,6 +242,7 @@ void RunLogBackupVerb(const BackupArgs& a, const CommonFlags& flags, const Encry
 void RunBackupVerb(const BackupArgs& a, const CommonFlags& flags) {
   KeyFlags key_flags = LoadKeyFlags(a.key_file, a.public_key, "--public-key");
   auto repo = OpenRepo(a.repo, /*create=*/true);
+  ClaimNameOf(*repo, a.db, a.pg);
   WriterKey key = WriterKeyFor(std::move(key_flags), *repo);
   if (a.type == "log") return RunLogBackupVerb(a, flags, key.get());
   auto started = std::chrono::steady_clock::now();
@@ -448,6 +475,7 @@ void SleepUnlessStopped(std::chrono::milliseconds d) {
 void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
   KeyFlags key_flags = LoadKeyFlags(a.key_file, a.public_key, "--public-key");
   auto repo = OpenRepo(a.repo, /*create=*/true);
+  const uint64_t sysid = ClaimNameOf(*repo, a.db, a.pg);
   WriterKey key = WriterKeyFor(std::move(key_flags), *repo);
   WalStreamerOptions o{.conninfo = a.pg,
                        .database = a.db,
@@ -465,6 +493,28 @@ void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
   // network) is retried with backoff until a stop signal; the slot keeps the
   // WAL meanwhile. A failure before the first WAL arrives (bad conninfo, no
   // privilege, slot in use) is the operator's to fix: it exits at once.
+  // The name claim is renewed while streaming (well inside its 10-minute live window), so that a
+  // long session never looks dead to another cluster's writer.
+  std::atomic<bool> renew_stop{false};
+  std::thread renew([&] {
+    for (;;) {
+      const auto due = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+      while (!g_stop && !renew_stop && std::chrono::steady_clock::now() < due) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (g_stop || renew_stop) return;
+      Status claimed = CheckDatabaseName(repo->storage(), a.db, sysid);
+      if (!claimed.ok()) log::Warn("{}", claimed.message());
+    }
+  });
+  struct JoinOnExit {  // also when a Check below throws
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~JoinOnExit() {
+      stop = true;
+      t.join();
+    }
+  } join_renew{renew_stop, renew};
   bool ever_streamed = false, streamed_this_run = false;
   o.on_streaming = [&] { ever_streamed = streamed_this_run = true; };
   std::chrono::milliseconds delay{1000};
@@ -495,6 +545,7 @@ void RunWalPushVerb(const WalPushArgs& a, const CommonFlags& flags) {
   // only check the file now, before the repository is touched.
   if (!key_flags.pem.empty()) Check(PublicKeyFingerprint(key_flags.pem).status());
   auto repo = OpenRepo(a.repo, /*create=*/true);
+  if (const uint64_t sysid = SegmentSystemIdentifier(a.path); sysid != 0) ClaimName(*repo, a.db, sysid);
   auto r = Check(WalPush(*repo, {.database = a.db,
                                  .path = a.path,
                                  .key = key_flags.key ? &*key_flags.key : nullptr,

@@ -10,6 +10,13 @@
 //   Rule2_UnmanagedStandbyIsWarnedBeforeFailover            the primary's agent warns while a standby has no agent
 //   Rule2_InstanceDefaultsSuspendedWhileAStandbyIsSetUp     defaults disabled → the standby found meanwhile keeps
 //                                                           them off; re-enabled after; configured explicitly
+//   NameRule_SecondSystemIdentifierUnderOneNameIsRefused    two clusters (two initdb), one name, one storage: the
+//                                                           second is refused (agent and backup verb), the first's
+//                                                           backups all survive both agents' retention
+//   NameRule_DiscoveredNamesApartPerSystemIdentifier        "15-main" on two hosts: the second becomes
+//                                                           "15-main-<system identifier>" and backs up apart
+//   NameRule_RecreatedClusterIsANewDatabaseNotARefusal      initdb again under the same name, same agent
+//                                                           (restarted): a new container and full, no refusal
 // No assertion depends on timing; waits are bounded polls for conditions.
 #include <gtest/gtest.h>
 
@@ -149,7 +156,7 @@ class ClusterRulesTest : public ::testing::Test {
         },
         limit);
   }
-  bool Idle(Agent* a) { return StatusOf(a)["running"].empty(); }
+  bool Idle(Agent* a, const std::string& db = "main") { return StatusOf(a, db)["running"].empty(); }
 
   // The backups of `type` in a repository (none when it does not exist).
   std::vector<BackupManifest> Backups(const std::string& url, BackupType type) {
@@ -530,6 +537,137 @@ TEST_F(ClusterRulesTest, Rule2_InstanceDefaultsSuspendedWhileAStandbyIsSetUp) {
       [&] { return Has(State(as, "15-main"), "same storage") && !Has(State(ap, "15-main"), "warning:"); }, 60s))
       << State(as, "15-main") << "\n" << State(ap, "15-main");
   EXPECT_TRUE(Begins(State(as, "15-main"), kSkippedStandby));
+}
+
+// One system identifier per name: a second cluster (its own initdb) configured under a name that a
+// live cluster already uses on the same storage is refused, in status and health, with what to do;
+// it writes nothing, and its short retention does not purge the first one's backups (before this
+// rule it took its own full into the shared name, then its retention deleted every backup of the
+// first cluster as older than its newest). The standalone backup verb is refused too.
+TEST_F(ClusterRulesTest, NameRule_SecondSystemIdentifierUnderOneNameIsRefused) {
+  ASSERT_NO_FATAL_FAILURE(CreatePrimary());
+  auto other = PgCluster::Create();
+  const std::string sysid_a = primary_->Psql("SELECT system_identifier FROM pg_control_system()");
+  const std::string sysid_b = other->Psql("SELECT system_identifier FROM pg_control_system()");
+  ASSERT_NE(sysid_a, sysid_b);
+  Agent* a = MakeAgent("hostA", primary_->conninfo(), "enabled = true");
+  // The second host keeps one retention "day" = one second: anything it may purge, it purges.
+  Agent* b = MakeAgent("hostB", other->conninfo(), "enabled = true\nretention_days = 1\nretention_unit = \"1s\"");
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(LoopUntil({a}, [&] { return Backups(Repo(), BackupType::kFull).size() == 1 && Idle(a); }, 90s))
+      << State(a);
+  const auto before = Backups(Repo(), BackupType::kFull);
+
+  const std::string refusal = "refused: database name \"main\" is used on this storage by another live cluster "
+                              "(system identifier " + sysid_a + ", last seen ";
+  ASSERT_TRUE(LoopUntil({a, b}, [&] { return Begins(State(b), refusal); }, 60s)) << State(b);
+  EXPECT_TRUE(Has(State(b), "this cluster's system identifier is " + sysid_b)) << State(b);
+  EXPECT_TRUE(Has(State(b), "hint: give this cluster another name")) << State(b);
+  EXPECT_EQ(Events(b, "other_error", "database name \"main\" is used on this storage by another live cluster"), 1)
+      << Health(b);
+  // Both run retention for longer than the second one's retention period.
+  const auto until = std::chrono::steady_clock::now() + 3s;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        a->BackupLoopOnce();
+        b->BackupLoopOnce();
+        a->RetentionLoopOnce();
+        b->RetentionLoopOnce();
+        return std::chrono::steady_clock::now() >= until;
+      },
+      60s));
+  ASSERT_TRUE(WaitFor([&] { return Idle(a) && Idle(b, "main"); }, 60s));
+  EXPECT_TRUE(Begins(State(b), refusal)) << State(b);
+  EXPECT_FALSE(Has(State(a), "refused")) << State(a);
+  // The first cluster's backups are all there; the second wrote none and holds no slot.
+  auto fulls = Backups(Repo(), BackupType::kFull);
+  for (const auto& m : before) {
+    EXPECT_TRUE(std::any_of(fulls.begin(), fulls.end(), [&](const BackupManifest& f) {
+      return f.backup_id == m.backup_id;
+    })) << "backup " << m.backup_id << " of the first cluster is gone";
+  }
+  for (BackupType t : {BackupType::kFull, BackupType::kLog}) {
+    for (const auto& m : Backups(Repo(), t)) {
+      EXPECT_EQ(std::to_string(m.system_identifier), sysid_a) << "backup " << m.backup_id << " of the second cluster";
+    }
+  }
+  EXPECT_EQ(other->Psql("SELECT count(*) FROM pg_replication_slots"), "0");
+  EXPECT_TRUE(StatusOf(a)["streaming"].get<bool>());
+
+  // The standalone verb: refused with the same line, nothing written.
+  RunCommand("chown -R postgres " + ShellQuote(work_ + "/repo"));
+  CommandResult r = RunSmartbackup("backup --repo " + Repo() + " --db main --pg " + ShellQuote(other->conninfo()));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(Has(r.err, "database name \"main\" is used on this storage by another live cluster")) << r.err;
+  EXPECT_EQ(Backups(Repo(), BackupType::kFull).size(), fulls.size());
+  // Under another name it is welcome.
+  r = RunSmartbackup("backup --repo " + Repo() + " --db main-b --pg " + ShellQuote(other->conninfo()));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  agents_.clear();
+}
+
+// Discovery names every Debian host's cluster "15-main". Hosts sharing one storage keep clusters
+// with different system identifiers apart: the second becomes "15-main-<system identifier>" and
+// backs up under that name, beside the first cluster's untouched backups. (A standby of the same
+// primary keeps "15-main": Rule2_InstanceDefaultsSuspendedWhileAStandbyIsSetUp.)
+TEST_F(ClusterRulesTest, NameRule_DiscoveredNamesApartPerSystemIdentifier) {
+  ASSERT_NO_FATAL_FAILURE(CreatePrimary());
+  auto other = PgCluster::Create();
+  const std::string sysid_b = other->Psql("SELECT system_identifier FROM pg_control_system()");
+  Agent* a = MakeAgent("hostA", primary_->conninfo(), "enabled = true", "discover = false", "15-main");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(LoopUntil({a}, [&] { return Idle(a, "15-main") && StatusOf(a, "15-main")["last_full"].is_string(); },
+                        90s))
+      << State(a, "15-main");
+
+  UsePgUserPostgres();
+  const std::string etc = work_ + "/etc-b";
+  // A cluster made by initdb has its socket in its root (postgresql.conf), not in postgresql.auto.conf.
+  fs::create_directories(etc + "/15/main");
+  std::ofstream(etc + "/15/main/postgresql.conf")
+      << "port = " << other->port() << "\nunix_socket_directories = '"
+      << fs::path(other->data_dir()).parent_path().string() << "'\n";
+  Agent* b = MakeAgent("hostB", "", "", "discover = true\ndiscover_root = \"" + etc + "\"");
+  ASSERT_TRUE(b);
+  b->BackupLoopOnce();
+  const std::string apart = "15-main-" + sysid_b;
+  json names = json::array();
+  const json status = Api(b, "GET", "/v1/status");
+  for (const auto& c : status["clusters"]) names.push_back(c["database"]);
+  EXPECT_EQ(names, json::array({apart})) << names.dump();
+
+  json on = Api(b, "POST", "/v1/db/" + apart + "/config", {{"enable", true}});
+  ASSERT_EQ(last_status_, 200) << on.dump();
+  ASSERT_TRUE(LoopUntil({a, b}, [&] { return Idle(b, apart) && StatusOf(b, apart)["last_full"].is_string(); }, 90s))
+      << State(b, apart);
+  EXPECT_FALSE(Has(State(b, apart), "refused")) << State(b, apart);
+  EXPECT_FALSE(Has(State(a, "15-main"), "refused")) << State(a, "15-main");
+  agents_.clear();  // stop WAL capture before `other` stops
+}
+
+// A cluster re-created (initdb again) under the same name on the same agent is a new database (a new
+// container and full), not a second cluster: the agent remembers the system identifier it claimed
+// the name for, across a restart, although the old claim is still live on the storage.
+TEST_F(ClusterRulesTest, NameRule_RecreatedClusterIsANewDatabaseNotARefusal) {
+  ASSERT_NO_FATAL_FAILURE(CreatePrimary());
+  Agent* a = MakeAgent("hostA", primary_->conninfo(), "enabled = true");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(LoopUntil({a}, [&] { return Backups(Repo(), BackupType::kFull).size() == 1 && Idle(a); }, 90s))
+      << State(a);
+  agents_.clear();  // the agent stops; its host gets a new cluster under the same name
+  auto again = PgCluster::Create();
+  const std::string sysid_new = again->Psql("SELECT system_identifier FROM pg_control_system()");
+  a = MakeAgent("hostA", again->conninfo(), "enabled = true");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(LoopUntil({a}, [&] {
+    for (const auto& m : Backups(Repo(), BackupType::kFull)) {
+      if (std::to_string(m.system_identifier) == sysid_new) return Idle(a);
+    }
+    return false;
+  }, 90s)) << State(a);
+  EXPECT_FALSE(Has(State(a), "refused")) << State(a);
+  EXPECT_EQ(Backups(Repo(), BackupType::kFull).size(), 2u);
+  agents_.clear();
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "support/testing_env.h"
+
 namespace sb::test {
 
 // Runs a shell command line; returns exit code, captures stdout(+stderr if merge).

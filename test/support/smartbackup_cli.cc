@@ -7,7 +7,8 @@
 namespace sb::test {
 
 CommandResult RunSmartbackup(const std::string& args, const std::map<std::string, std::string>& env) {
-  std::string cmd = "env";
+  // runuser keeps most of the environment; the test marker is passed explicitly all the same.
+  std::string cmd = "env SMARTBACKUP_TESTING=1";
   for (const auto& [k, v] : env) cmd += " " + ShellQuote(k + "=" + v);
   cmd += " " + ShellQuote(SMARTBACKUP_BINARY) + " " + args;
   return RunAsPostgres(cmd);

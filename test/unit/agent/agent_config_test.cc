@@ -2,6 +2,7 @@
 // of [defaults] by [[cluster]] entries, and one clear error line (file and
 // line) for every kind of mistake.
 #include "agent/agent_config.h"
+#include "support/testing_env.h"
 
 #include <gtest/gtest.h>
 
@@ -286,6 +287,19 @@ TEST(AgentConfigTest, LoadFromFile) {
   EXPECT_EQ(bad.status().message(), "config file \"" + path +
                                         "\" line 2: [defaults]: retention_days must be between 1 and 30, got 31");
   std::filesystem::remove_all(dir);
+}
+
+TEST(AgentConfigTest, TestOnlyRetentionUnitRefusedOutsideTests) {
+  ::unsetenv("SMARTBACKUP_TESTING");
+  auto r = ParseAgentConfig("[defaults]\nretention_unit = \"1s\"\n", "t.toml");
+  auto c = ParseAgentConfig("[[cluster]]\nname = \"main\"\nconninfo = \"port=5432\"\nretention_unit = \"1s\"\n",
+                            "t.toml");
+  ::setenv("SMARTBACKUP_TESTING", "1", 1);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("\"retention_unit\" is for tests only"), std::string::npos)
+      << r.status().message();
+  EXPECT_FALSE(c.ok());
+  EXPECT_TRUE(ParseAgentConfig("[defaults]\nretention_unit = \"1s\"\n", "t.toml").ok());
 }
 
 }  // namespace

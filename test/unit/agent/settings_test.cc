@@ -2,6 +2,7 @@
 // precedence of built-in defaults < [defaults] < per-cluster overrides, and
 // full-schedule parsing/formatting round trips.
 #include "agent/settings.h"
+#include "support/testing_env.h"
 
 #include <gtest/gtest.h>
 
@@ -278,6 +279,35 @@ TEST(SettingsTest, ToPartialRoundTrips) {
   EXPECT_TRUE(ValidateSettings(p).ok()) << ValidateSettings(p).message();
   ClusterSettings back = ResolveSettings({}, p);
   EXPECT_EQ(ToPartial(back), p);
+}
+
+// Outside tests (no SMARTBACKUP_TESTING=1) the test-only retention_unit is refused wherever a value
+// is validated (config file, API, verbs all call ValidateOption), and a stored value does not apply:
+// it would make "retention_days = 7" mean seven seconds in production.
+class NotUnderTests : public ::testing::Test {
+ protected:
+  void SetUp() override { ::unsetenv("SMARTBACKUP_TESTING"); }
+  void TearDown() override { ::setenv("SMARTBACKUP_TESTING", "1", 1); }
+};
+
+TEST_F(NotUnderTests, RetentionUnitIsRefused) {
+  EXPECT_FALSE(TestOnlyOptionsAllowed());
+  EXPECT_EQ(Err("retention_unit", "1s"),
+            "setting \"retention_unit\" is for tests only and is refused outside them; hint: remove it (tests set "
+            "SMARTBACKUP_TESTING=1)");
+  EXPECT_FALSE(ValidateSettings({{"retention_unit", "1s"}}).ok());
+  // The default may be fed back (db-config lists every option).
+  EXPECT_EQ(Ok("retention_unit", "1d"), "1d");
+  // A value saved earlier does not shorten retention.
+  EXPECT_EQ(ResolveSettings({{"retention_unit", "1s"}}, {}).retention_unit, std::chrono::hours(24));
+  ::setenv("SMARTBACKUP_TESTING", "0", 1);
+  EXPECT_FALSE(ValidateOption("retention_unit", "1s").ok());
+}
+
+TEST(SettingsTest, RetentionUnitIsAcceptedUnderTests) {
+  EXPECT_TRUE(TestOnlyOptionsAllowed());
+  EXPECT_EQ(Ok("retention_unit", "1s"), "1s");
+  EXPECT_EQ(ResolveSettings({{"retention_unit", "1s"}}, {}).retention_unit, std::chrono::seconds(1));
 }
 
 }  // namespace
