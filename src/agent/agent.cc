@@ -1264,10 +1264,12 @@ struct Agent::Impl {
     for (ClusterRuntime* c : Snapshot()) {
       ClusterSettings s = Resolve(*c);
       if (!s.enabled && !c->dropped) continue;
+      std::optional<uint64_t> sysid;  // unknown until first connected: then every system identifier keeps its set
       {
         // Refused name: the backups under it are another cluster's; its retention is not ours to run.
         std::lock_guard lock(c->mu);
         if (!c->name_refusal.empty()) continue;
+        if (c->system_identifier != 0) sysid = c->system_identifier;
       }
       auto repo = OpenRepo(s.storage_url);
       if (!repo.ok()) {
@@ -1275,7 +1277,9 @@ struct Agent::Impl {
         continue;
       }
       auto plan = PlanRetention(**repo, c->name, clock->Now(),
-                                {.retention = s.retention_unit * s.retention_days, .cluster_live = !c->dropped});
+                                {.retention = s.retention_unit * s.retention_days,
+                                 .cluster_live = !c->dropped,
+                                 .system_identifier = sysid});
       if (!plan.ok()) {
         Event(c->name, CategoryOf(plan.status(), true), "retention: " + plan.status().message());
         continue;
