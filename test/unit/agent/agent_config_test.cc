@@ -173,6 +173,23 @@ TEST(AgentConfigTest, UnknownKeys) {
   EXPECT_NE(m.find("line 1: unknown table or key \"enabled\" at the top level"), std::string::npos) << m;
 }
 
+// toml++ 3.3.0 reaches __builtin_unreachable (undefined behaviour) for some
+// non-ASCII code points where it looks for whitespace; the parser refuses
+// those bytes outside strings before toml++ reads them, and keeps them in
+// strings and comments (a password with an accent is fine).
+TEST(AgentConfigTest, NonAsciiOutsideAStringIsRefusedInOneLine) {
+  std::string m = ParseError("[agent]\n\xc2\xa1state_dir = \"/x\"\n");
+  EXPECT_EQ(m.rfind("config file \"/etc/smartbackup/agent.toml\" line 2: non-ASCII character outside a string", 0),
+            0u)
+      << m;
+  EXPECT_NE(ParseError("[agent]\nstate_dir = \"\"\"a\\\n\xc2\xa1 b\"\"\"\n").find("line 3: non-ASCII"),
+            std::string::npos);
+  auto ok = ParseAgentConfig("# caf\xc3\xa9 \xc2\xa1\n[[cluster]]\nname = \"main\"\nconninfo = \"password=caf\xc3\xa9\"\n",
+                             "/etc/smartbackup/agent.toml");
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_EQ(ok->clusters.at(0).conninfo, "password=caf\xc3\xa9");
+}
+
 TEST(AgentConfigTest, BadRetention) {
   EXPECT_EQ(ParseError("[defaults]\nretention_days = 0\n"),
             "config file \"/etc/smartbackup/agent.toml\" line 2: [defaults]: retention_days must be between 1 and "
