@@ -1516,7 +1516,7 @@ struct Agent::Impl {
 
   ApiResponse BackupOnDemand(ClusterRuntime& c, const std::string& body) {
     json j = json::parse(body, nullptr, false);
-    std::string type = j.is_object() ? j.value("type", "") : "";
+    std::string type = j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
     if (type != "full" && type != "log") return Error(400, "backup type must be full or log");
     ClusterSettings s = Resolve(c);
     {

@@ -266,7 +266,11 @@ Result<BackupManifest> BackupManifest::FromJson(const std::string& text, const s
   };
   json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return corrupt("not valid JSON");
-  if (j.value("format", "") != kFormat) return corrupt("not a smartbackup manifest");
+  // json::value() throws when the member has another type: storage-controlled
+  // text must never throw out of the parser (found by fuzz_manifest).
+  if (!j.contains("format") || !j["format"].is_string() || j["format"].get<std::string>() != kFormat) {
+    return corrupt("not a smartbackup manifest");
+  }
   if (!j.contains("version") || !j["version"].is_number_integer()) return corrupt("no version");
   if (j["version"].get<int>() > kVersion) {
     return Status::FailedPrecondition(fmt::format(

@@ -21,12 +21,20 @@ constexpr const char* kDescriptorFormat = "smartbackup-repository";
 
 Status CheckDescriptor(const std::string& text, const std::string& where) {
   json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != kDescriptorFormat) {
+  // Members are type-checked before use: json::value() throws on a member of
+  // another type, and the descriptor is storage-controlled text.
+  if (j.is_discarded() || !j.is_object() || !j.contains("format") || !j["format"].is_string() ||
+      j["format"].get<std::string>() != kDescriptorFormat) {
     return Status::FailedPrecondition(
         fmt::format("{} is not a smartbackup repository (\"{}\" is unreadable); hint: check the storage URL", where,
                     kDescriptorKey));
   }
-  int version = j.value("version", 0);
+  if (j.contains("version") && !j["version"].is_number_integer()) {
+    return Status::FailedPrecondition(fmt::format(
+        "{} is not a smartbackup repository (\"{}\" has no valid version); hint: check the storage URL", where,
+        kDescriptorKey));
+  }
+  const int64_t version = j.contains("version") ? j["version"].get<int64_t>() : 0;
   if (version > Repository::kFormatVersion) {
     return Status::FailedPrecondition(
         fmt::format("repository {} has format version {}, newer than this smartbackup supports ({}); hint: upgrade "

@@ -518,5 +518,25 @@ TEST_F(PublicKeyManifestTest, RoundTripWithMac) {
   EXPECT_EQ(listing->unreadable.size(), 1u);
 }
 
+// A member of another type than expected (e.g. "format": {}) made
+// json::value() throw out of the parser and end the reading process (found by
+// fuzz_manifest): storage-controlled text is refused as corrupt instead.
+TEST(ManifestTypes, MembersOfAnotherTypeAreCorruptNotAnException) {
+  for (const std::string& text : {std::string(R"({"format": {"k": 1}, "version": 2})"),
+                                  std::string(R"({"format": 7})"), std::string(R"({"format": null})")}) {
+    auto m = BackupManifest::FromJson(text, "db/main/backups/c/x.json");
+    ASSERT_FALSE(m.ok());
+    EXPECT_EQ(m.status().code(), StatusCode::kCorruption) << m.status().message();
+  }
+  for (const std::string& descriptor : {std::string(R"({"format": ["smartbackup-repository"], "version": 1})"),
+                                        std::string(R"({"format": "smartbackup-repository", "version": "1"})")}) {
+    auto storage = std::make_unique<MemoryStorage>();
+    ASSERT_TRUE(storage->Put("smartbackup-repo.json", descriptor).ok());
+    auto repo = Repository::Open(std::move(storage), /*create=*/false);
+    ASSERT_FALSE(repo.ok()) << descriptor;
+    EXPECT_EQ(repo.status().code(), StatusCode::kFailedPrecondition) << repo.status().message();
+  }
+}
+
 }  // namespace
 }  // namespace sb
