@@ -2,9 +2,10 @@
 # Builds the libFuzzer targets (fuzz/, clang, ASan+UBSan) and runs each for a
 # while on a copy of its committed corpus (fuzz/corpus/<target>/).
 #
-# Usage: bench/fuzz.sh [--seconds N] [--jobs J] [target...]
+# Usage: bench/fuzz.sh [--seconds N] [--jobs J] [--seed S] [target...]
 #   --seconds N  per target (default 600; 0: only build)
 #   --jobs J     targets run at once (default 1; each is one process)
+#   --seed S     libFuzzer's -seed (default: random); CI fixes it so a run is repeatable
 #   target       manifest object tar wal_reader agent_config api (default: all)
 # Env: FUZZ_BUILD_DIR (default build-fuzz), FUZZ_OUT (default
 # $FUZZ_BUILD_DIR/fuzz-out/<time>), FUZZ_CXX (default clang++; not CXX, which
@@ -20,12 +21,14 @@ SRC="$(cd "$(dirname "$0")/.." && pwd)"
 ALL_TARGETS=(manifest object tar wal_reader agent_config api)
 SECONDS_PER=600
 JOBS=1
+SEED=""
 TARGETS=()
 die() { echo "fuzz.sh: error: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) [ $# -ge 2 ] || die "--seconds needs a value"; SECONDS_PER="$2"; shift 2 ;;
     --jobs) [ $# -ge 2 ] || die "--jobs needs a value"; JOBS="$2"; shift 2 ;;
+    --seed) [ $# -ge 2 ] || die "--seed needs a value"; SEED="$2"; shift 2 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     -*) die "unknown option $1; hint: bench/fuzz.sh --help" ;;
     *) TARGETS+=("$1"); shift ;;
@@ -33,6 +36,7 @@ while [ $# -gt 0 ]; do
 done
 [[ "$SECONDS_PER" =~ ^[0-9]+$ ]] || die "--seconds must be a whole number, got \"$SECONDS_PER\""
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || die "--jobs must be a positive whole number, got \"$JOBS\""
+[[ -z "$SEED" || "$SEED" =~ ^[1-9][0-9]*$ ]] || die "--seed must be a positive whole number, got \"$SEED\""
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 for t in "${TARGETS[@]}"; do
   [[ " ${ALL_TARGETS[*]} " == *" $t "* ]] || die "unknown target \"$t\"; hint: one of ${ALL_TARGETS[*]}"
@@ -68,7 +72,7 @@ run_one() {  # run_one TARGET: fuzzes it, writes OUT/TARGET/{log,rc}
   mkdir -p "$dir/tmp"
   # -timeout: an input taking 25 s is a hang, reported like a crash.
   TMPDIR="$dir/tmp" "$BUILD/fuzz/fuzz_$t" -max_total_time="$SECONDS_PER" -print_final_stats=1 -timeout=25 \
-    -rss_limit_mb=2048 -artifact_prefix="$dir/" "$dir/corpus" >"$dir/log" 2>&1 || rc=$?
+    -rss_limit_mb=2048 ${SEED:+-seed="$SEED"} -artifact_prefix="$dir/" "$dir/corpus" >"$dir/log" 2>&1 || rc=$?
   echo "$rc" >"$dir/rc"
   chmod -R u+rwx "$dir/tmp" 2>/dev/null || true
   rm -rf "$dir/tmp"

@@ -14,5 +14,5 @@ ctest --output-on-failure --timeout 900 -j "${TEST_JOBS:-2}" "$@"
 # Each libFuzzer target briefly on its committed corpus (ASan+UBSan build in
 # build-fuzz/): replays every seed and past finding. FUZZ_SECONDS=0 skips.
 if [ "${FUZZ_SECONDS:-15}" != 0 ]; then
-  bash "$ROOT/bench/fuzz.sh" --seconds "${FUZZ_SECONDS:-15}"
+  bash "$ROOT/bench/fuzz.sh" --seconds "${FUZZ_SECONDS:-15}" --seed "${FUZZ_SEED:-1}"
 fi
