@@ -109,13 +109,22 @@ std::string QuoteConfigValue(const std::string& value) {
 }
 
 std::string RestoreCommand(const RestoreOptions& o, uint64_t system_identifier) {
+  // PostgreSQL replaces %f, %p, %r and %% anywhere in restore_command, quotes
+  // or not: a literal % in a value (a URL-encoded path, "100%p") is written %%.
+  auto arg = [](const std::string& value) {
+    std::string escaped;
+    for (char c : value) {
+      if (c == '%') escaped += '%';
+      escaped.push_back(c);
+    }
+    return QuoteShellArgument(escaped);
+  };
   // %f and %p stay outside the quotes: PostgreSQL substitutes a WAL file
   // name and a pg_wal/ path it made itself.
-  std::string command = QuoteShellArgument(o.smartbackup_path) + " wal-get %f %p --repo " +
-                        QuoteShellArgument(o.repo_url) + " --db " + QuoteShellArgument(o.database) + " --sysid " +
-                        std::to_string(system_identifier);
-  if (!o.key_file.empty()) command += " --key-file " + QuoteShellArgument(o.key_file);
-  if (!o.private_key_file.empty()) command += " --private-key " + QuoteShellArgument(o.private_key_file);
+  std::string command = arg(o.smartbackup_path) + " wal-get %f %p --repo " + arg(o.repo_url) + " --db " +
+                        arg(o.database) + " --sysid " + std::to_string(system_identifier);
+  if (!o.key_file.empty()) command += " --key-file " + arg(o.key_file);
+  if (!o.private_key_file.empty()) command += " --private-key " + arg(o.private_key_file);
   return command;
 }
 

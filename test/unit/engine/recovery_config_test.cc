@@ -85,9 +85,18 @@ std::vector<std::string> RecoveryConfigTest::RunParsedRestoreCommand(const Resto
   const std::string command = PgSetting("restore_command");
   EXPECT_EQ(command, RestoreCommand(o, sysid));
   // The shell hands every argument over unchanged, as PostgreSQL would run it.
-  std::string run = command;
-  if (run.find("%f") != std::string::npos) run.replace(run.find("%f"), 2, "000000010000000000000002");
-  if (run.find("%p") != std::string::npos) run.replace(run.find("%p"), 2, "pg_wal/RECOVERYXLOG");
+  // PostgreSQL's substitution (BuildRestoreCommand): %f, %p, %r and %%
+  // anywhere in the string; any other %x is kept as it is.
+  std::string run;
+  for (size_t i = 0; i < command.size(); ++i) {
+    const char next = i + 1 < command.size() ? command[i + 1] : '\0';
+    if (command[i] != '%' || (next != 'f' && next != 'p' && next != 'r' && next != '%')) {
+      run.push_back(command[i]);
+      continue;
+    }
+    run += next == 'f' ? "000000010000000000000002" : next == 'p' ? "pg_wal/RECOVERYXLOG" : next == 'r' ? "0" : "%";
+    ++i;
+  }
   CommandResult r = RunCommand("cd " + ShellQuote(dir_) + " && /bin/sh -c " + ShellQuote(run));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   std::vector<std::string> argv;
@@ -111,6 +120,17 @@ TEST_F(RecoveryConfigTest, QuotingTrapsReachWalGetVerbatimAndRunNothing) {
     EXPECT_EQ(RunParsedRestoreCommand(o, sysid),
               (std::vector<std::string>{"wal-get", "000000010000000000000002", "pg_wal/RECOVERYXLOG", "--repo",
                                         o.repo_url, "--db", "main", "--sysid", std::to_string(sysid)}));
+  }
+  {
+    // A literal % (URL-encoded paths): PostgreSQL would substitute %p, %f or
+    // %r inside it, quotes or not, unless it is written %%.
+    RestoreOptions o = Options();
+    o.repo_url = "file:///srv/100%p%20full%f/%r%%";
+    o.key_file = "/etc/keys/%";
+    EXPECT_EQ(RunParsedRestoreCommand(o, sysid),
+              (std::vector<std::string>{"wal-get", "000000010000000000000002", "pg_wal/RECOVERYXLOG", "--repo",
+                                        o.repo_url, "--db", "main", "--sysid", std::to_string(sysid), "--key-file",
+                                        o.key_file}));
   }
   RestoreOptions o = Options();
   o.repo_url = "file:///srv/it's a \\repo\\ $(touch " + pwned + "1) `touch " + pwned + "2` \"$HOME\" ;touch " +
