@@ -24,8 +24,22 @@ chmod 700 "$WORK"
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 AGENT_PID=""
+# The agent runs in a session of its own (setsid), so that stopping it reaches
+# the agent itself and not only the runuser wrapper that started it; it is
+# gone when no process of that session is left.
+stop_agent() {
+  [ -n "$AGENT_PID" ] || return 0
+  kill -TERM -- "-$AGENT_PID" 2>/dev/null || true
+  for _ in $(seq 1 300); do pgrep -s "$AGENT_PID" >/dev/null || break; sleep 0.2; done
+  if pgrep -s "$AGENT_PID" >/dev/null; then
+    echo "demo: the agent did not stop within 60 s; killing it" >&2
+    kill -KILL -- "-$AGENT_PID" 2>/dev/null || true
+  fi
+  wait "$AGENT_PID" 2>/dev/null || true
+  AGENT_PID=""
+}
 cleanup() {
-  [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null && wait "$AGENT_PID" 2>/dev/null || true
+  stop_agent
   as_pg "$PGBIN/pg_ctl" -D "$WORK/restored" -m immediate -w stop >/dev/null 2>&1 || true
   as_pg "$PGBIN/pg_ctl" -D "$WORK/source" -m immediate -w stop >/dev/null 2>&1 || true
   # A server that is still exiting may create a file while we delete: try again.
@@ -77,7 +91,11 @@ TOML
 chown postgres "$WORK/agent.toml"
 
 step "starting the agent (smartbackup agent --config $WORK/agent.toml)"
-as_pg "$SB" agent --config "$WORK/agent.toml" -v 2>"$WORK/agent.log" &
+if [ "$(id -u)" -eq 0 ]; then
+  setsid runuser -u postgres -- "$SB" agent --config "$WORK/agent.toml" -v 2>"$WORK/agent.log" &
+else
+  setsid "$SB" agent --config "$WORK/agent.toml" -v 2>"$WORK/agent.log" &
+fi
 AGENT_PID=$!
 for _ in $(seq 1 50); do [ -S "$WORK/state/agent.sock" ] && break; sleep 0.2; done
 
@@ -110,7 +128,12 @@ step "smartbackup available-backups --db demo"
 as_pg "$SB" available-backups --repo "$REPO" --db demo
 
 step "stopping the agent (it flushes WAL capture)"
-kill "$AGENT_PID"; wait "$AGENT_PID" || true; AGENT_PID=""
+stop_agent
+if pgrep -f -- "agent --config $WORK/agent.toml" >/dev/null; then
+  echo "demo: error: the agent is still running after it was stopped" >&2
+  exit 1
+fi
+echo "the agent has stopped (no process of it is left)"
 grep -E "info \[demo\]" "$WORK/agent.log" | head -12 || true
 
 step "smartbackup restore --time $TARGET_TIME"
