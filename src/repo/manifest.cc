@@ -14,6 +14,7 @@
 
 #include "common/lsn.h"
 #include "common/text.h"
+#include "repo/json_fields.h"
 #include "repo/object_codec.h"
 #include "repo/repository.h"
 
@@ -32,8 +33,8 @@ json RefToJson(const ObjectRef& r) {
 
 ObjectRef RefFromJson(const json& j) {
   return ObjectRef{.key = j.at("key").get<std::string>(),
-                   .raw_size = j.at("raw_size").get<uint64_t>(),
-                   .stored_size = j.at("stored_size").get<uint64_t>(),
+                   .raw_size = IntegerMember<uint64_t>(j, "raw_size"),
+                   .stored_size = IntegerMember<uint64_t>(j, "stored_size"),
                    .sha256 = j.at("sha256").get<std::string>()};
 }
 
@@ -272,13 +273,13 @@ Result<BackupManifest> BackupManifest::FromJson(const std::string& text, const s
     return corrupt("not a smartbackup manifest");
   }
   if (!j.contains("version") || !j["version"].is_number_integer()) return corrupt("no version");
-  if (j["version"].get<int>() > kVersion) {
+  if (j["version"].get<int64_t>() > kVersion) {
     return Status::FailedPrecondition(fmt::format(
         "backup manifest \"{}\" has format version {}, newer than this smartbackup supports ({}); hint: upgrade "
         "smartbackup",
-        origin, j["version"].get<int>(), kVersion));
+        origin, j["version"].get<int64_t>(), kVersion));
   }
-  if (j["version"].get<int>() < 1) return corrupt("bad version");
+  if (j["version"].get<int64_t>() < 1) return corrupt("bad version");
   if (!j.contains("checksum") || !j["checksum"].is_string()) return corrupt("no checksum");
   BackupManifest m;
   try {
@@ -292,31 +293,31 @@ Result<BackupManifest> BackupManifest::FromJson(const std::string& text, const s
     auto type = ParseBackupType(j.at("type").get<std::string>());
     if (!type.ok()) return corrupt(type.status().message());
     m.type = *type;
-    m.timeline = j.at("timeline").get<uint32_t>();
+    m.timeline = IntegerMember<uint32_t>(j, "timeline");
     m.start_lsn = j.at("start_lsn").get<std::string>();
     m.end_lsn = j.at("end_lsn").get<std::string>();
     m.start_time = TimeFromJson(j.at("start_time"));
     m.finish_time = TimeFromJson(j.at("finish_time"));
     if (!j.at("expiration_time").is_null()) m.expiration_time = TimeFromJson(j.at("expiration_time"));
-    m.server_version_num = j.at("server_version_num").get<int>();
-    m.wal_segment_size = j.at("wal_segment_size").get<uint64_t>();
+    m.server_version_num = IntegerMember<int>(j, "server_version_num");
+    m.wal_segment_size = IntegerMember<uint64_t>(j, "wal_segment_size");
     m.compression = j.at("compression").get<std::string>();
     if (!j.at("encryption").is_null()) {
       if (j.at("encryption").at("mode").get<std::string>() != "aes-256-gcm") return corrupt("unknown encryption mode");
       m.encryption_key_id = j.at("encryption").at("key_id").get<std::string>();
       if (m.encryption_key_id.empty()) return corrupt("empty key id");
     }
-    m.size_bytes = j.at("size_bytes").get<uint64_t>();
-    m.stored_bytes = j.at("stored_bytes").get<uint64_t>();
+    m.size_bytes = IntegerMember<uint64_t>(j, "size_bytes");
+    m.stored_bytes = IntegerMember<uint64_t>(j, "stored_bytes");
     const json& archives = j.at("archives");
     if (!archives.is_array() || archives.size() > kMaxManifestArchives) return corrupt("invalid archives");
     for (const auto& a : archives) {
       ArchiveRecord rec;
-      rec.index = a.at("index").get<int>();
+      rec.index = IntegerMember<int>(a, "index");
       rec.name = a.at("name").get<std::string>();
-      rec.tablespace_oid = a.at("tablespace_oid").get<uint32_t>();
+      rec.tablespace_oid = IntegerMember<uint32_t>(a, "tablespace_oid");
       rec.location = a.at("location").get<std::string>();
-      rec.raw_bytes = a.at("raw_bytes").get<uint64_t>();
+      rec.raw_bytes = IntegerMember<uint64_t>(a, "raw_bytes");
       const json& chunks = a.at("chunks");
       if (!chunks.is_array()) return corrupt("invalid chunks");
       for (const auto& c : chunks) rec.chunks.push_back(RefFromJson(c));

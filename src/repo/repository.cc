@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/text.h"
+#include "repo/json_fields.h"
 #include "repo/object_codec.h"
 
 namespace sb {
@@ -274,7 +275,7 @@ Result<std::vector<ContainerInfo>> Repository::ListContainers(const std::string&
     try {
       info.name = j.at("name").get<std::string>();
       auto sysid = ParseSystemIdentifier(j.at("system_identifier").get<std::string>());
-      info.timeline = j.at("timeline").get<uint32_t>();
+      info.timeline = IntegerMember<uint32_t>(j, "timeline");
       auto created = ParseRfc3339(j.at("created").get<std::string>());
       if (created.ok()) info.created = *created;
       info.reason = j.value("reason", "");

@@ -528,6 +528,21 @@ TEST(ManifestTypes, MembersOfAnotherTypeAreCorruptNotAnException) {
     ASSERT_FALSE(m.ok());
     EXPECT_EQ(m.status().code(), StatusCode::kCorruption) << m.status().message();
   }
+  // A float where an integer belongs: converting 8e98 to uint32_t was
+  // undefined behaviour (found by fuzz_manifest in a container descriptor).
+  {
+    auto storage = std::make_unique<MemoryStorage>();
+    Storage& raw = *storage;
+    auto repo = Repository::Open(std::move(storage), /*create=*/true);
+    ASSERT_TRUE(repo.ok());
+    ASSERT_TRUE(raw.Put("db/main/containers/7312345678901234567-00000001.json",
+                        R"({"created": "2026-09-21T14:13:20Z", "name": "7312345678901234567-00000001",
+                            "reason": "first backup", "system_identifier": "7312345678901234567", "timeline": 8e98})")
+                    .ok());
+    auto containers = (*repo)->ListContainers("main");
+    ASSERT_FALSE(containers.ok());
+    EXPECT_EQ(containers.status().code(), StatusCode::kCorruption) << containers.status().message();
+  }
   for (const std::string& descriptor : {std::string(R"({"format": ["smartbackup-repository"], "version": 1})"),
                                         std::string(R"({"format": "smartbackup-repository", "version": "1"})")}) {
     auto storage = std::make_unique<MemoryStorage>();
