@@ -79,42 +79,50 @@ std::string OneLine(std::string_view text) {
 // code points for whitespace (upstream issues 190/295, found by fuzz_agent_config),
 // so such bytes are refused before it sees them: outside strings and
 // comments (invalid TOML anyway) and in multi-line basic strings (whose
-// line-ending backslash trims whitespace). Returns the 1-based line of the
-// first such byte, or 0.
+// line-ending backslash trims whitespace). A quote opens a string only where
+// a key or value may begin (after a line start, '=', '[', '{', ',' or '.'), as
+// for toml++: inside a bare value (4ot"x") it is part of the value, which
+// toml++ scans character by character for a terminator. Returns the 1-based
+// line of the first such byte, or 0.
 size_t LineOfNonAsciiOutsideStrings(std::string_view t) {
   enum class In { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral } in = In::kCode;
   size_t line = 1;
+  char last = '\n';  // the last character in code that was not a space or tab
   auto at = [&](size_t i, std::string_view what) { return t.substr(i, what.size()) == what; };
   for (size_t i = 0; i < t.size(); ++i) {
     const char c = t[i];
     if (c == '\n') ++line;
     const bool non_ascii = static_cast<unsigned char>(c) >= 0x80;
     switch (in) {
-      case In::kCode:
+      case In::kCode: {
         if (non_ascii) return line;
+        const bool may_open = std::string_view("\n=[{,.").find(last) != std::string_view::npos;
+        if (c != ' ' && c != '\t') last = c;
         if (c == '#') in = In::kComment;
+        else if (!may_open) break;
         else if (at(i, "\"\"\"")) { in = In::kMultiBasic; i += 2; }
         else if (at(i, "\'\'\'")) { in = In::kMultiLiteral; i += 2; }
         else if (c == '"') in = In::kBasic;
         else if (c == '\'') in = In::kLiteral;
         break;
+      }
       case In::kComment:
-        if (c == '\n') in = In::kCode;
+        if (c == '\n') { in = In::kCode; last = '\n'; }
         break;
       case In::kBasic:
         if (c == '\\' && i + 1 < t.size() && t[i + 1] != '\n') ++i;
-        else if (c == '"' || c == '\n') in = In::kCode;
+        else if (c == '"' || c == '\n') { in = In::kCode; last = c; }
         break;
       case In::kLiteral:
-        if (c == '\'' || c == '\n') in = In::kCode;
+        if (c == '\'' || c == '\n') { in = In::kCode; last = c; }
         break;
       case In::kMultiBasic:
         if (non_ascii) return line;
         if (c == '\\' && i + 1 < t.size() && t[i + 1] != '\n') ++i;
-        else if (at(i, "\"\"\"")) { in = In::kCode; i += 2; }
+        else if (at(i, "\"\"\"")) { in = In::kCode; last = '"'; i += 2; }
         break;
       case In::kMultiLiteral:
-        if (at(i, "\'\'\'")) { in = In::kCode; i += 2; }
+        if (at(i, "\'\'\'")) { in = In::kCode; last = '\''; i += 2; }
         break;
     }
   }
