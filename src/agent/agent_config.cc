@@ -76,36 +76,47 @@ std::string OneLine(std::string_view text) {
 
 // TOML allows non-ASCII text only inside strings and comments. toml++ 3.3.0
 // (Debian 12's) reaches __builtin_unreachable when it tests some non-ASCII
-// code points for whitespace (upstream issues 190/295, found by fuzz_agent_config),
-// so such bytes are refused before it sees them: outside strings and
-// comments (invalid TOML anyway) and in multi-line basic strings (whose
-// line-ending backslash trims whitespace). A quote opens a string only where
-// a key or value may begin (after a line start, '=', '[', '{', ',' or '.'), as
-// for toml++: inside a bare value (4ot"x") it is part of the value, which
-// toml++ scans character by character for a terminator. Returns the 1-based
-// line of the first such byte, or 0.
+// code points for whitespace (upstream issues 190/295, found by
+// fuzz_agent_config), so such bytes are refused before it sees them: outside
+// strings and comments (invalid TOML anyway) and in multi-line basic strings
+// (whose line-ending backslash trims whitespace). Strings are found as toml++
+// finds them: a quote opens one only where a key or value begins (a line
+// start, after '=', '.', or '[' '{' ',' of a table header, array or inline
+// table); a bare value (4ot"x"=...) runs to a space, ',', ']', '}', '#' or a
+// line end, whatever quotes or '=' it holds. Returns the 1-based line of the
+// first such byte, or 0.
 size_t LineOfNonAsciiOutsideStrings(std::string_view t) {
-  enum class In { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral } in = In::kCode;
+  enum class In { kCode, kBare, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral } in = In::kCode;
   size_t line = 1;
   char last = '\n';  // the last character in code that was not a space or tab
   auto at = [&](size_t i, std::string_view what) { return t.substr(i, what.size()) == what; };
+  auto value_starts = [&] { return last == '=' || last == '[' || last == ','; };
   for (size_t i = 0; i < t.size(); ++i) {
     const char c = t[i];
     if (c == '\n') ++line;
     const bool non_ascii = static_cast<unsigned char>(c) >= 0x80;
+    if (in == In::kBare) {
+      if (non_ascii) return line;
+      if (std::string_view(" \t\r\n,]}#").find(c) == std::string_view::npos) continue;
+      in = In::kCode;  // the terminator is read as code below
+    }
     switch (in) {
       case In::kCode: {
         if (non_ascii) return line;
         const bool may_open = std::string_view("\n=[{,.").find(last) != std::string_view::npos;
+        const bool value = value_starts();
         if (c != ' ' && c != '\t') last = c;
         if (c == '#') in = In::kComment;
-        else if (!may_open) break;
-        else if (at(i, "\"\"\"")) { in = In::kMultiBasic; i += 2; }
-        else if (at(i, "\'\'\'")) { in = In::kMultiLiteral; i += 2; }
-        else if (c == '"') in = In::kBasic;
-        else if (c == '\'') in = In::kLiteral;
+        else if (c == ' ' || c == '\t' || c == '\r' || c == '\n') break;
+        else if (may_open && at(i, "\"\"\"")) { in = In::kMultiBasic; i += 2; }
+        else if (may_open && at(i, "\'\'\'")) { in = In::kMultiLiteral; i += 2; }
+        else if (may_open && c == '"') in = In::kBasic;
+        else if (may_open && c == '\'') in = In::kLiteral;
+        else if (value && std::string_view("[{]},").find(c) == std::string_view::npos) in = In::kBare;
         break;
       }
+      case In::kBare:
+        break;
       case In::kComment:
         if (c == '\n') { in = In::kCode; last = '\n'; }
         break;

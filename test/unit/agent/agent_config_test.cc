@@ -187,6 +187,8 @@ TEST(AgentConfigTest, NonAsciiOutsideAStringIsRefusedInOneLine) {
   // A quote inside a bare value does not open a string (toml++ scans the
   // value for a terminator there, found by fuzz_agent_config).
   EXPECT_NE(ParseError("t5=4ot\"\xc9\x90t\"53").find("line 1: non-ASCII"), std::string::npos);
+  EXPECT_NE(ParseError(std::string("t5=4\x01$\x13='''r\x01\xef\xb2\xbf" "7", 16)).find("line 1: non-ASCII"),
+            std::string::npos);
   auto ok = ParseAgentConfig("# caf\xc3\xa9 \xc2\xa1\n[[cluster]]\nname = \"main\"\nconninfo = \"password=caf\xc3\xa9\"\n",
                              "/etc/smartbackup/agent.toml");
   ASSERT_TRUE(ok.ok()) << ok.status().message();
