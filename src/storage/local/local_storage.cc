@@ -35,12 +35,20 @@ std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 // Closes fd on scope exit unless released.
 class FdGuard {
  public:
-  explicit FdGuard(int fd) : fd_(fd) {}
+  explicit FdGuard(int fd = -1) : fd_(fd) {}
   ~FdGuard() {
     if (fd_ >= 0) ::close(fd_);
   }
   FdGuard(const FdGuard&) = delete;
   FdGuard& operator=(const FdGuard&) = delete;
+  FdGuard(FdGuard&& other) noexcept : fd_(other.release()) {}
+  FdGuard& operator=(FdGuard&& other) noexcept {
+    if (this != &other) {
+      if (fd_ >= 0) ::close(fd_);
+      fd_ = other.release();
+    }
+    return *this;
+  }
   int get() const { return fd_; }
   int release() { return std::exchange(fd_, -1); }
 
@@ -94,8 +102,8 @@ Status PreadAll(int fd, uint64_t offset, uint64_t length, const std::string& pat
 
 // Opens the directory `rel` ("" or "a/b", components already validated)
 // beneath `root`, one component at a time with O_NOFOLLOW: a symlink inside
-// the repository (planted by anyone who can write to it) is never followed
-// by listing or deletion, which would otherwise act on files elsewhere.
+// the repository (planted by anyone who can write to it) is never followed,
+// so no operation reads, writes or deletes files elsewhere through it.
 // -1 with errno set on failure (ELOOP or ENOTDIR for a symlink).
 int OpenDirBeneath(const std::string& root, std::string_view rel) {
   int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -114,11 +122,100 @@ int OpenDirBeneath(const std::string& root, std::string_view rel) {
   return fd;
 }
 
-Status FsyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return LocalStorage::ErrnoToStatus(errno, "open directory", dir);
-  FdGuard guard(fd);
-  if (::fsync(fd) != 0 && errno != EINVAL) return LocalStorage::ErrnoToStatus(errno, "fsync directory", dir);
+// EINVAL: the file system cannot sync directories (some FUSE and network ones).
+Status FsyncDirFd(int dfd, const std::string& dir) {
+  if (::fsync(dfd) != 0 && errno != EINVAL) return LocalStorage::ErrnoToStatus(errno, "fsync directory", dir);
+  return Status::Ok();
+}
+
+// root joined with a relative path, for messages.
+std::string JoinPath(const std::string& root, std::string_view rel) {
+  if (rel.empty()) return root;
+  if (root == "/") return "/" + std::string(rel);
+  return root + "/" + std::string(rel);
+}
+
+// A key split into the directory holding it ("" at the top) and its last component.
+struct KeyParts {
+  std::string_view dir;
+  std::string leaf;
+};
+KeyParts SplitKey(std::string_view key) {
+  size_t slash = key.rfind('/');
+  if (slash == std::string_view::npos) return {std::string_view(), std::string(key)};
+  return {key.substr(0, slash), std::string(key.substr(slash + 1))};
+}
+
+// What a writer reports when the repository holds a symlink where it must
+// write: following it would create files wherever the link points.
+Status SymlinkRefused(const std::string& path) {
+  return Status::Corruption(Quote(path) +
+                            " is a symlink inside the repository; refusing to follow it; hint: a file:// repository "
+                            "holds only plain directories and files, replace the link with a real directory (or "
+                            "remove it) after checking who planted it");
+}
+
+// Whether dfd's entry `name` is itself a symlink (not followed).
+bool IsSymlinkAt(int dfd, const std::string& name) {
+  struct stat st {};
+  return ::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+}
+
+// Opens the directory `rel` ("" or "a/b", validated) beneath root for a writer,
+// creating missing directories (0750) and never following a symlink: each
+// component is opened relative to its parent's fd with O_NOFOLLOW, so a
+// directory of the repository swapped for a link cannot redirect the write.
+// Each new directory is fsynced into its parent, or a crash could lose the
+// entry and with it the object's own fsync. On success *out holds the
+// directory. kNotFound when a directory vanished meanwhile (a Delete pruning
+// it; callers retry), kCorruption for a symlink, kFailedPrecondition for a file.
+Status MakeDirsBeneath(const std::string& root, std::string_view rel, FdGuard* out) {
+  FdGuard dir(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir.get() < 0) return LocalStorage::ErrnoToStatus(errno, "open directory", root);
+  size_t pos = 0;
+  while (pos < rel.size()) {
+    size_t slash = rel.find('/', pos);
+    if (slash == std::string_view::npos) slash = rel.size();
+    std::string part(rel.substr(pos, slash - pos));
+    std::string path = JoinPath(root, rel.substr(0, slash));
+    constexpr int kDirFlags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+    int next = ::openat(dir.get(), part.c_str(), kDirFlags);
+    if (next < 0 && errno == ENOENT) {
+      if (::mkdirat(dir.get(), part.c_str(), 0750) == 0) {
+        RETURN_IF_ERROR(FsyncDirFd(dir.get(), JoinPath(root, rel.substr(0, pos == 0 ? 0 : pos - 1))));
+      } else if (errno != EEXIST) {  // EEXIST: a concurrent Put made it; ENOENT: our parent was pruned
+        return LocalStorage::ErrnoToStatus(errno, "create directory", path);
+      }
+      next = ::openat(dir.get(), part.c_str(), kDirFlags);
+    }
+    if (next < 0) {
+      int err = errno;
+      // O_NOFOLLOW|O_DIRECTORY on a symlink gives ENOTDIR or ELOOP depending on the kernel.
+      if ((err == ENOTDIR || err == ELOOP) && IsSymlinkAt(dir.get(), part)) return SymlinkRefused(path);
+      return LocalStorage::ErrnoToStatus(err == ELOOP ? ENOTDIR : err, "create directory", path);
+    }
+    dir = FdGuard(next);
+    pos = slash + 1;
+  }
+  *out = std::move(dir);
+  return Status::Ok();
+}
+
+// Opens the directory holding key beneath root for a reader. A missing
+// directory, a file or a symlink on the way all mean "no such object", as
+// List (which skips symlinks) sees it.
+Status OpenKeyDirForRead(const std::string& root, std::string_view key, const KeyParts& parts, FdGuard* out) {
+  int dfd = OpenDirBeneath(root, parts.dir);
+  if (dfd < 0) {
+    int err = errno;
+    if (err == ENOENT || err == ENOTDIR || err == ELOOP) {
+      return Status::NotFound("object " + Quote(key) + " not found: " + Quote(JoinPath(root, parts.dir)) +
+                              " is not a directory of the repository (missing, a file, or a symlink, which is "
+                              "never followed)");
+    }
+    return LocalStorage::ErrnoToStatus(err, "open directory", JoinPath(root, parts.dir));
+  }
+  *out = FdGuard(dfd);
   return Status::Ok();
 }
 
@@ -149,18 +246,29 @@ std::string DescribeHolder(int fd) {
   return s;
 }
 
+// Whether the key (its directory opened beneath root, without following
+// symlinks) still names the inode fd holds.
+bool StillNamesInode(const std::string& root, std::string_view key, int fd) {
+  struct stat held {}, now {};
+  if (::fstat(fd, &held) != 0) return false;
+  KeyParts parts = SplitKey(key);
+  FdGuard dir(OpenDirBeneath(root, parts.dir));
+  if (dir.get() < 0) return false;
+  return ::fstatat(dir.get(), parts.leaf.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_ino == held.st_ino &&
+         now.st_dev == held.st_dev;
+}
+
 class LocalLease final : public Lease {
  public:
-  LocalLease(int fd, std::string key, std::string path) : fd_(fd), key_(std::move(key)), path_(std::move(path)) {}
+  LocalLease(int fd, std::string root, std::string key, std::string path)
+      : fd_(fd), root_(std::move(root)), key_(std::move(key)), path_(std::move(path)) {}
   ~LocalLease() override { (void)Release(); }
 
   Status Renew() override {
     std::lock_guard lock(mu_);
     if (fd_ < 0) return Status::FailedPrecondition("lease on " + Quote(key_) + " was already released");
     // The lock cannot expire; check that nobody replaced or removed the file under us.
-    struct stat held {}, now {};
-    if (::fstat(fd_, &held) != 0) return LocalStorage::ErrnoToStatus(errno, "stat", path_);
-    if (::stat(path_.c_str(), &now) != 0 || now.st_ino != held.st_ino || now.st_dev != held.st_dev) {
+    if (!StillNamesInode(root_, key_, fd_)) {
       return Status::FailedPrecondition("lease on " + Quote(key_) + " was lost: " + Quote(path_) +
                                         " was replaced or removed while locked");
     }
@@ -179,6 +287,7 @@ class LocalLease final : public Lease {
  private:
   std::mutex mu_;
   int fd_;
+  std::string root_;
   std::string key_;
   std::string path_;
 };
@@ -265,60 +374,40 @@ std::string LocalStorage::PathOf(std::string_view key) const {
   return root_ + "/" + std::string(key);
 }
 
-Status LocalStorage::MakeParentDirs(std::string_view key) {
-  size_t last = key.rfind('/');
-  if (last == std::string_view::npos) return Status::Ok();
-  std::string full_dir = PathOf(key.substr(0, last));
-  struct stat st {};
-  if (::stat(full_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return Status::Ok();  // common case
-
-  std::string parent = root_;
-  size_t pos = 0;
-  while (pos < last) {
-    size_t slash = key.find('/', pos);
-    std::string dir = PathOf(key.substr(0, slash));
-    if (::mkdir(dir.c_str(), 0750) == 0) {
-      // The new entry must survive a crash, or the object's own fsync is moot.
-      RETURN_IF_ERROR(FsyncDir(parent));
-    } else if (errno == EEXIST) {
-      if (::stat(dir.c_str(), &st) != 0) return ErrnoToStatus(errno, "stat", dir);
-      if (!S_ISDIR(st.st_mode)) return ErrnoToStatus(ENOTDIR, "create directory", dir);
-    } else {
-      return ErrnoToStatus(errno, "create directory", dir);
-    }
-    parent = dir;
-    pos = slash + 1;
-  }
-  return Status::Ok();
-}
-
 Status LocalStorage::Put(std::string_view key, std::string_view data, const PutOptions& options) {
   RETURN_IF_ERROR(ValidateKey(key));
   const std::string path = PathOf(key);
-  const std::string dir = DirName(path);
+  const KeyParts parts = SplitKey(key);
+  const std::string dir = JoinPath(root_, parts.dir);
 
-  std::string tmp;
+  // Everything below happens relative to the directory fd, opened beneath the
+  // root without following symlinks: a directory of the repository replaced by
+  // a link must not make a writer (often root or postgres) create files elsewhere.
+  FdGuard dfd;
+  std::string tmp_name;
   int fd = -1;
   for (int attempt = 1;; ++attempt) {
-    Status s = MakeParentDirs(key);
+    Status s = MakeDirsBeneath(root_, parts.dir, &dfd);
     if (s.IsNotFound() && attempt < kDirRaceAttempts) continue;  // a Delete pruned a parent meanwhile
     RETURN_IF_ERROR(s);
-    tmp = dir + "/" + UniqueTempName();
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    tmp_name = UniqueTempName();
+    fd = ::openat(dfd.get(), tmp_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd >= 0) break;
-    if (errno == ENOENT && attempt < kDirRaceAttempts) continue;
-    return ErrnoToStatus(errno, "create", tmp);
+    if (errno == ENOENT && attempt < kDirRaceAttempts) continue;  // our directory was pruned after we opened it
+    return ErrnoToStatus(errno, "create", dir + "/" + tmp_name);
   }
+  const std::string tmp = dir + "/" + tmp_name;
 
   // From here on the temp file exists; remove it on every failure path.
   bool tmp_exists = true;
   struct TmpCleanup {
-    const std::string& tmp;
+    int dfd;
+    const std::string& name;
     bool& exists;
     ~TmpCleanup() {
-      if (exists) ::unlink(tmp.c_str());
+      if (exists) ::unlinkat(dfd, name.c_str(), 0);
     }
-  } cleanup{tmp, tmp_exists};
+  } cleanup{dfd.get(), tmp_name, tmp_exists};
 
   {
     FdGuard guard(fd);
@@ -328,18 +417,25 @@ Status LocalStorage::Put(std::string_view key, std::string_view data, const PutO
   }
 
   if (options.if_absent) {
-    // link() never replaces an existing name, which makes the check-and-create atomic.
-    if (::link(tmp.c_str(), path.c_str()) != 0) {
-      if (errno == EEXIST) return Status::AlreadyExists("object " + Quote(key) + " already exists in " + Describe());
-      return ErrnoToStatus(errno, "link", path);
+    // linkat() never replaces an existing name, which makes the check-and-create atomic.
+    if (::linkat(dfd.get(), tmp_name.c_str(), dfd.get(), parts.leaf.c_str(), 0) != 0) {
+      int err = errno;
+      // A planted link is not an object (Stat and List do not see it): say so
+      // rather than "already exists", which a caller would then fail to read.
+      if (err == EEXIST && IsSymlinkAt(dfd.get(), parts.leaf)) return SymlinkRefused(path);
+      if (err == EEXIST) return Status::AlreadyExists("object " + Quote(key) + " already exists in " + Describe());
+      return ErrnoToStatus(err, "link", path);
     }
-    ::unlink(tmp.c_str());
+    ::unlinkat(dfd.get(), tmp_name.c_str(), 0);
     tmp_exists = false;
   } else {
-    if (::rename(tmp.c_str(), path.c_str()) != 0) return ErrnoToStatus(errno, "rename to", path);
+    // renameat replaces a symlink leaf itself, never its target.
+    if (::renameat(dfd.get(), tmp_name.c_str(), dfd.get(), parts.leaf.c_str()) != 0) {
+      return ErrnoToStatus(errno, "rename to", path);
+    }
     tmp_exists = false;
   }
-  return FsyncDir(dir);
+  return FsyncDirFd(dfd.get(), dir);
 }
 
 Result<std::string> LocalStorage::Get(std::string_view key) {
@@ -349,8 +445,15 @@ Result<std::string> LocalStorage::Get(std::string_view key) {
 Result<std::string> LocalStorage::GetRange(std::string_view key, uint64_t offset, uint64_t length) {
   RETURN_IF_ERROR(ValidateKey(key));
   const std::string path = PathOf(key);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoToStatus(errno == ENOTDIR ? ENOENT : errno, "open", path);
+  const KeyParts parts = SplitKey(key);
+  FdGuard dir;
+  RETURN_IF_ERROR(OpenKeyDirForRead(root_, key, parts, &dir));
+  int fd = ::openat(dir.get(), parts.leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    // ELOOP: the leaf is a symlink, which is not an object (List skips it too).
+    if (errno == ELOOP) return Status::NotFound("object " + Quote(key) + " not found: " + Quote(path) + " is a symlink");
+    return ErrnoToStatus(errno == ENOTDIR ? ENOENT : errno, "open", path);
+  }
   FdGuard guard(fd);
   struct stat st {};
   if (::fstat(fd, &st) != 0) return ErrnoToStatus(errno, "stat", path);
@@ -366,8 +469,14 @@ Result<std::string> LocalStorage::GetRange(std::string_view key, uint64_t offset
 Result<ObjectInfo> LocalStorage::Stat(std::string_view key) {
   RETURN_IF_ERROR(ValidateKey(key));
   const std::string path = PathOf(key);
+  const KeyParts parts = SplitKey(key);
+  FdGuard dir;
+  RETURN_IF_ERROR(OpenKeyDirForRead(root_, key, parts, &dir));
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return ErrnoToStatus(errno == ENOTDIR ? ENOENT : errno, "stat", path);
+  if (::fstatat(dir.get(), parts.leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return ErrnoToStatus(errno == ENOTDIR ? ENOENT : errno, "stat", path);
+  }
+  // A symlink leaf lands here too: not an object, as List sees it.
   if (!S_ISREG(st.st_mode)) return Status::NotFound("object " + Quote(key) + " not found: " + Quote(path) + " is not a file");
   return ObjectInfo{std::string(key), static_cast<uint64_t>(st.st_size), MtimeOf(st)};
 }
@@ -527,13 +636,18 @@ Status LocalStorage::Delete(std::string_view key) {
 Result<std::unique_ptr<Lease>> LocalStorage::AcquireLease(std::string_view key, const LeaseOptions& options) {
   RETURN_IF_ERROR(ValidateKey(key));
   const std::string path = PathOf(key);
+  const KeyParts parts = SplitKey(key);
   for (int attempt = 1;; ++attempt) {
-    Status s = MakeParentDirs(key);
+    // Like Put: the lease file is created relative to its directory opened
+    // beneath the root, so a symlinked directory cannot place it elsewhere.
+    FdGuard dir;
+    Status s = MakeDirsBeneath(root_, parts.dir, &dir);
     if (s.IsNotFound() && attempt < kDirRaceAttempts) continue;
     RETURN_IF_ERROR(s);
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    int fd = ::openat(dir.get(), parts.leaf.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd < 0) {
       if (errno == ENOENT && attempt < kDirRaceAttempts) continue;
+      if (errno == ELOOP) return SymlinkRefused(path);
       return ErrnoToStatus(errno, "open lease file", path);
     }
     FdGuard guard(fd);
@@ -543,11 +657,12 @@ Result<std::unique_ptr<Lease>> LocalStorage::AcquireLease(std::string_view key, 
       }
       return ErrnoToStatus(errno, "lock", path);
     }
-    // We locked an inode; make sure the path still names it (a Delete may have
-    // unlinked it between our open and flock, and a new file may be there now).
+    // We locked an inode; make sure the name still refers to it (a Delete may
+    // have unlinked it between our open and flock, and a new file may be there now).
     struct stat held {}, now {};
     if (::fstat(fd, &held) != 0) return ErrnoToStatus(errno, "stat", path);
-    if (::stat(path.c_str(), &now) != 0 || now.st_ino != held.st_ino || now.st_dev != held.st_dev) {
+    if (::fstatat(dir.get(), parts.leaf.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0 || now.st_ino != held.st_ino ||
+        now.st_dev != held.st_dev) {
       if (attempt < kDirRaceAttempts) continue;
       return Status::Unavailable("lease file " + Quote(path) + " keeps being replaced; try again");
     }
@@ -556,7 +671,7 @@ Result<std::unique_ptr<Lease>> LocalStorage::AcquireLease(std::string_view key, 
     std::string info = "owner=" + options.owner + "\npid=" + std::to_string(::getpid()) + "\nhost=" + host + "\n";
     if (::ftruncate(fd, 0) != 0) return ErrnoToStatus(errno, "truncate", path);
     RETURN_IF_ERROR(WriteAll(fd, info, path));
-    return std::unique_ptr<Lease>(std::make_unique<LocalLease>(guard.release(), std::string(key), path));
+    return std::unique_ptr<Lease>(std::make_unique<LocalLease>(guard.release(), root_, std::string(key), path));
   }
 }
 

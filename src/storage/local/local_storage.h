@@ -23,11 +23,15 @@
 // Renew() only checks the lock is still held. Do not Put or Delete a key
 // while a lease on it is held: the replacement file would not be locked.
 //
-// Symlinks: List and Delete never follow a symlink inside the root (each
-// directory is opened beneath the root with O_NOFOLLOW): a symlink is not an
-// object, a symlinked directory is not listed, and deleting through one is a
-// no-op, so a link planted in a shared repository cannot make purge remove
-// files elsewhere. The root itself may be a symlink (the operator's choice).
+// Symlinks: no operation follows a symlink inside the root (every file is
+// reached through its directory opened beneath the root component by
+// component with O_NOFOLLOW, and opened or stat'ed relative to that fd). A
+// symlink is not an object: List skips it, Get and Stat of it or through a
+// symlinked directory are kNotFound, deleting through one is a no-op, and Put
+// or AcquireLease through a symlinked directory (or a lease on a symlink) is
+// kCorruption. So a link planted in a shared repository can neither make a
+// writer create files elsewhere, nor a reader read them, nor purge remove
+// them. The root itself may be a symlink (the operator's choice).
 //
 // Errors: every errno is translated by ErrnoToStatus; messages quote the path.
 // Thread-safety: all methods may be called from many threads at once.
@@ -71,8 +75,6 @@ class LocalStorage final : public Storage {
 
  private:
   std::string PathOf(std::string_view key) const;
-  // mkdir -p for the directory that holds key, fsyncing each new directory's parent.
-  Status MakeParentDirs(std::string_view key);
   void RemoveEmptyParents(std::string_view key);
 
   std::string root_;
