@@ -448,7 +448,10 @@ Result<std::string> LocalStorage::GetRange(std::string_view key, uint64_t offset
   const KeyParts parts = SplitKey(key);
   FdGuard dir;
   RETURN_IF_ERROR(OpenKeyDirForRead(root_, key, parts, &dir));
-  int fd = ::openat(dir.get(), parts.leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  // O_NONBLOCK: a fifo planted where an object belongs would block the open
+  // forever; it opens at once and is refused below as not a file (no effect
+  // on regular files).
+  int fd = ::openat(dir.get(), parts.leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     // ELOOP: the leaf is a symlink, which is not an object (List skips it too).
     if (errno == ELOOP) return Status::NotFound("object " + Quote(key) + " not found: " + Quote(path) + " is a symlink");

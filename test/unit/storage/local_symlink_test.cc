@@ -4,6 +4,7 @@
 // often root or postgres) create or overwrite files outside it, or a reader
 // (Get, Stat) read them.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -193,4 +194,13 @@ TEST_F(LocalSymlinkTest, AcquireLeaseThroughASymlinkRefusesAndCreatesNothingOuts
 }
 
 }  // namespace
+// A fifo planted where an object belongs blocked Get in open() forever (a
+// restore or wal-get hung without a word); it is not an object.
+TEST_F(LocalSymlinkTest, AFifoInPlaceOfAnObjectIsNotFoundAndDoesNotBlock) {
+  ASSERT_EQ(::mkfifo((top_ + "/repo/db/main/backups/fifo").c_str(), 0600), 0);
+  auto got = storage_->Get("db/main/backups/fifo");
+  ASSERT_FALSE(got.ok());
+  EXPECT_TRUE(got.status().IsNotFound()) << got.status().ToString();
+}
+
 }  // namespace sb
