@@ -144,13 +144,15 @@ class Parser {
  public:
   explicit Parser(std::string origin) : origin_(std::move(origin)) {}
 
-  // `config file "P" line N: message` (line omitted when unknown).
+  // `config file "P" line N: message` (line omitted when unknown), always one
+  // line: messages quote names and values from the file, and a TOML string
+  // may hold "\n" (found by fuzz_agent_config: a cluster name with a newline).
   Status Error(const toml::source_region& where, const std::string& message) const {
     if (where.begin.line > 0) {
       return Status::InvalidArgument(
-          fmt::format("config file \"{}\" line {}: {}", origin_, where.begin.line, message));
+          fmt::format("config file \"{}\" line {}: {}", origin_, where.begin.line, OneLine(message)));
     }
-    return Status::InvalidArgument(fmt::format("config file \"{}\": {}", origin_, message));
+    return Status::InvalidArgument(fmt::format("config file \"{}\": {}", origin_, OneLine(message)));
   }
 
   Result<AgentConfig> Parse(const std::string& text) {

@@ -195,6 +195,16 @@ TEST(AgentConfigTest, NonAsciiOutsideAStringIsRefusedInOneLine) {
   EXPECT_EQ(ok->clusters.at(0).conninfo, "password=caf\xc3\xa9");
 }
 
+// Messages quote names and values from the file; a TOML escape may put a
+// newline in one (found by fuzz_agent_config): the error stays one line.
+TEST(AgentConfigTest, AQuotedNameWithANewlineGivesAOneLineError) {
+  std::string m = ParseError("[[cluster]]\nname = \"m\\nt\"\nconninfo = \"port=5432\"\n");
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  EXPECT_NE(m.find("invalid [[cluster]] name \"m\\nt\""), std::string::npos) << m;
+  m = ParseError("[agent]\n\"state\\ndir\" = \"/x\"\n");
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+}
+
 TEST(AgentConfigTest, BadRetention) {
   EXPECT_EQ(ParseError("[defaults]\nretention_days = 0\n"),
             "config file \"/etc/smartbackup/agent.toml\" line 2: [defaults]: retention_days must be between 1 and "
