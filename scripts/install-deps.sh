@@ -10,6 +10,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev  # bench/fuzz.sh: clang with libFuzzer and the sanitizer runtimes
+  strace                    # CliSafetyTest: generate-key creates its file 0600 from the first syscall
   postgresql-15 postgresql-client-15 postgresql-contrib pgbackrest
   nodejs npm ca-certificates tar zstd procps util-linux python3 openssl
 )
