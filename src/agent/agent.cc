@@ -1451,7 +1451,14 @@ struct Agent::Impl {
       for (ClusterRuntime* c : Snapshot()) j["clusters"].push_back(StatusJson(*c));
       return {.body = j.dump()};
     }
-    if (r.method == "GET" && r.path == "/v1/health") return {.body = HealthJson(r.query).dump()};
+    if (r.method == "GET" && r.path == "/v1/health") {
+      // A since= that is not a time is refused, not replaced by the default.
+      if (StartsWith(r.query, "since=") && !ParseRfc3339(r.query.substr(6)).ok()) {
+        return Error(400, fmt::format("since \"{}\" is not an RFC 3339 time such as 2026-11-30T08:00:00Z",
+                                      r.query.substr(6)));
+      }
+      return {.body = HealthJson(r.query).dump()};
+    }
     if (r.path == "/v1/master-switch" && r.method == "POST") {
       json j = json::parse(r.body, nullptr, false);
       if (j.is_discarded() || !j.contains("on") || !j["on"].is_boolean()) return Error(400, "expected {\"on\": true|false}");

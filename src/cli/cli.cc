@@ -193,6 +193,18 @@ CLI::Validator TablespaceMapFlag() {
       "OID=DIR", "tablespace map entry");
 }
 
+// --since of health: an RFC 3339 time (a word such as "yesterday" used to be
+// dropped for the default 30 minutes without a word).
+CLI::Validator Rfc3339Flag() {
+  return CLI::Validator(
+      [](std::string& v) {
+        auto t = ParseRfc3339(v);
+        return t.ok() ? std::string()
+                      : fmt::format("\"{}\" is not an RFC 3339 time such as 2026-11-30T08:00:00Z", v);
+      },
+      "TS", "RFC 3339 time");
+}
+
 // ---- verbs ------------------------------------------------------------------
 
 struct BackupArgs {
@@ -891,7 +903,8 @@ int RunCli(int argc, char** argv) {
   std::string health_config, health_since;
   auto* hl = app.add_subcommand("health", "error counts, loops and per-cluster state");
   hl->add_option("--config", health_config, "the agent's configuration file")->required();
-  hl->add_option("--since", health_since, "count events since this time (default: 30 minutes ago)");
+  hl->add_option("--since", health_since, "count events since this time (default: 30 minutes ago)")
+      ->check(Rfc3339Flag());
   AddCommon(hl, flags);
 
   std::string status_config;
@@ -904,6 +917,18 @@ int RunCli(int argc, char** argv) {
   gk->add_option("--out", key_out, "path of the new key file")->required();
   AddCommon(gk, flags);
 
+  // A mistyped verb is named as such (CLI11 would say "a subcommand is required").
+  std::string verbs;
+  bool known = false;
+  for (const auto* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    verbs += (verbs.empty() ? "" : ", ") + sub->get_name();
+    known = known || (argc > 1 && sub->get_name() == argv[1]);
+  }
+  if (argc > 1 && argv[1][0] != '-' && !known) {
+    std::fprintf(stderr, "smartbackup: error: unknown verb \"%s\"; hint: one of %s (smartbackup --help)\n", argv[1],
+                 verbs.c_str());
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {

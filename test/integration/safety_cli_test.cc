@@ -353,6 +353,10 @@ TEST_F(CliSafetyTest, BadFlagValuesAreUsageErrorsNotCrashes) {
       "purge" + repo + " --db main --retention 99999d",
       "purge" + repo + " --db main --retention-days 99999999999999",
       "stream --pg 'host=127.0.0.1 port=1'" + repo + " --db main --log-max-age 99999d",
+      // issue 14: a word for a time was dropped for the default 30 minutes; a mistyped verb was
+      // "a subcommand is required"
+      "health --since yesterday --config " + work_ + "/agent.toml",
+      "sttus --config " + work_ + "/agent.toml",
   };
   for (const auto& args : cases) {
     CommandResult r = RunSmartbackup(args);
@@ -360,6 +364,7 @@ TEST_F(CliSafetyTest, BadFlagValuesAreUsageErrorsNotCrashes) {
     EXPECT_EQ(CountLines(r.err), 1) << args << "\n" << r.err;
     EXPECT_FALSE(fs::exists(work_ + "/repo")) << args << ": nothing may be done with a bad flag";
   }
+  EXPECT_NE(RunSmartbackup("sttus").err.find("unknown verb \"sttus\"; hint: one of backup, restore"), std::string::npos);
   // wal-get runs under restore_command: a usage error must stop recovery too (not 2, read as "absent").
   CommandResult wg = RunSmartbackup("wal-get 000000010000000000000001 " + work_ + "/x" + repo +
                                     " --db main --sysid notanumber");
