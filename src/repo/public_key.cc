@@ -100,9 +100,9 @@ Result<Pkey> LoadPublicKey(const std::string& path) {
   OPENSSL_cleanse(pem.data(), pem.size());
   if (!key) {
     return Status::InvalidArgument(fmt::format(
-        "\"{}\" holds no PEM public key or certificate ({}); hint: export one with: openssl pkey -in PRIVATE.pem "
-        "-pubout -out {}",
-        path, TakeSslError(), path));
+        "\"{}\" holds no PEM public key or certificate ({}); hint: export one into a new file with: openssl pkey "
+        "-in PRIVATE.pem -pubout -out PUBLIC.pem, then pass --public-key PUBLIC.pem",
+        path, TakeSslError()));
   }
   return key;
 }

@@ -374,6 +374,14 @@ TEST_P(LogChainPitr, RestoresExactlyToTimeLsnAndLatest) {
   EXPECT_FALSE(RowsOfType(rows, "log").empty()) << "no log backup sealed at --log-max-wal 1MiB: " << rows.dump(1);
   auto verify = RunSmartbackup("verify --repo " + Repo() + " --db main");
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  // --backup-id of a log backup says what it is (it used to say "does not exist").
+  if (!RowsOfType(rows, "log").empty()) {
+    const std::string log_id = RowsOfType(rows, "log").front()["backup_id"];
+    auto r = Restore("--backup-id " + log_id, work_ + "/by-log-id");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("is a log backup: a restore starts from a full or copy-only backup"), std::string::npos)
+        << r.err;
+  }
 }
 
 // ---- 2. a target outside every window ---------------------------------------

@@ -209,6 +209,24 @@ std::optional<SystemTime> LastTransactionTimeIn(Repository& repo, const WalCatal
 
 }  // namespace
 
+namespace {
+
+// Only on the error path of --backup-id: one listing of log manifest keys per
+// container (keys only, no manifest read).
+bool IsLogBackup(Repository& repo, const std::string& database, const std::string& backup_id) {
+  auto containers = repo.ListContainers(database);
+  if (!containers.ok()) return false;
+  for (const auto& c : *containers) {
+    auto keys = repo.ListManifestKeys(database, c.name, 'L');
+    if (!keys.ok()) continue;
+    const std::string key = Repository::ManifestKey(database, c.name, backup_id);
+    if (std::find(keys->begin(), keys->end(), key) != keys->end()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 Result<RestorePlan> PlanRestore(Repository& repo, const std::string& database, const RecoveryTarget& target,
                                 const std::string& backup_id, const KeySource* key) {
   ASSIGN_OR_RETURN(WalCatalog catalog, WalCatalog::Load(repo, database, std::nullopt));
@@ -240,6 +258,12 @@ Result<RestorePlan> PlanRestore(Repository& repo, const std::string& database, c
   if (!best) {
     if (!backup_id.empty() && std::none_of(windows.begin(), windows.end(),
                                            [&](const RestoreWindow& w) { return w.base_backup_id == backup_id; })) {
+      if (IsLogBackup(repo, database, backup_id)) {
+        return Status::InvalidArgument(fmt::format(
+            "backup \"{}\" of database \"{}\" is a log backup: a restore starts from a full or copy-only backup; "
+            "hint: pass the id of a full backup (available-backups lists them), or --time/--lsn to reach a point",
+            backup_id, database));
+      }
       return Status::NotFound(fmt::format(
           "backup \"{}\" of database \"{}\" does not exist in {}; hint: list them with available-backups", backup_id,
           database, repo.storage().Describe()));
