@@ -285,6 +285,19 @@ size_t ReadBody(char* buffer, size_t size, size_t nitems, void* userdata) {
   return n;
 }
 
+// libcurl rewinds the body to send it again when a pooled connection turns
+// out to be dead after the request went out (the server restarted, a proxy
+// dropped it): without a seek callback that retry fails with "Send failed
+// since rewinding of the data stream failed" and the upload is lost.
+int SeekBody(void* userdata, curl_off_t offset, int origin) {
+  auto* state = static_cast<UploadState*>(userdata);
+  if (origin != SEEK_SET || offset < 0 || static_cast<uint64_t>(offset) > state->body.size()) {
+    return CURL_SEEKFUNC_CANTSEEK;
+  }
+  state->offset = static_cast<size_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
 size_t WriteBody(char* ptr, size_t size, size_t nmemb, void* userdata) {
   static_cast<HttpResponse*>(userdata)->body.append(ptr, size * nmemb);
   return size * nmemb;
@@ -493,6 +506,8 @@ class AzureClient {
       curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(h, CURLOPT_READFUNCTION, ReadBody);
       curl_easy_setopt(h, CURLOPT_READDATA, &upload);
+      curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, SeekBody);
+      curl_easy_setopt(h, CURLOPT_SEEKDATA, &upload);
       curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
     } else if (req.method == "DELETE") {
       curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");

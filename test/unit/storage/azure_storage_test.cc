@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
@@ -357,6 +358,106 @@ AzureStorageOptions OptionsFor(int port, Clock* clock, int max_retries) {
                              .container = "scripted",
                              .max_retries = max_retries,
                              .clock = clock};
+}
+
+// A keep-alive server whose second request arrives on the reused connection
+// and is read in full, then that connection is dropped without an answer (a
+// restarted endpoint, a proxy closing an idle connection). libcurl retries on
+// a fresh connection and must rewind the upload body to do so; each request
+// that is answered gets 201.
+class DroppingServer {
+ public:
+  DroppingServer() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    listen(fd_, 16);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~DroppingServer() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    thread_.join();
+  }
+  int port() const { return port_; }
+  int answered() const { return answered_.load(); }
+  std::vector<std::string> bodies() const {
+    std::lock_guard lock(mu_);
+    return bodies_;
+  }
+
+ private:
+  // Reads one request (headers and Content-Length body) from c; false at EOF.
+  bool ReadRequest(int c, std::string& pending, std::string* body) {
+    char buf[4096];
+    size_t end;
+    while ((end = pending.find("\r\n\r\n")) == std::string::npos) {
+      ssize_t n = read(c, buf, sizeof(buf));
+      if (n <= 0) return false;
+      pending.append(buf, static_cast<size_t>(n));
+    }
+    size_t length = 0;
+    std::string lower = pending.substr(0, end);
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (size_t at = lower.find("content-length:"); at != std::string::npos) {
+      length = std::strtoull(lower.c_str() + at + 15, nullptr, 10);
+    }
+    while (pending.size() < end + 4 + length) {
+      ssize_t n = read(c, buf, sizeof(buf));
+      if (n <= 0) return false;
+      pending.append(buf, static_cast<size_t>(n));
+    }
+    *body = pending.substr(end + 4, length);
+    pending.erase(0, end + 4 + length);
+    return true;
+  }
+  void Serve() {
+    int requests = 0;
+    for (;;) {
+      int c = accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string pending, body;
+      while (ReadRequest(c, pending, &body)) {
+        if (++requests == 2) break;  // read in full, never answered: the connection dies
+        {
+          std::lock_guard lock(mu_);
+          bodies_.push_back(body);
+        }
+        const std::string resp =
+            "HTTP/1.1 201 Created\r\nETag: \"0x1\"\r\nLast-Modified: Mon, 30 Nov 2026 08:00:00 GMT\r\n"
+            "Content-Length: 0\r\n\r\n";
+        (void)!write(c, resp.data(), resp.size());
+        ++answered_;
+      }
+      close(c);
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> answered_{0};
+  mutable std::mutex mu_;
+  std::vector<std::string> bodies_;
+  std::thread thread_;
+};
+
+// Issue 11: "Send failed since rewinding of the data stream failed" — an
+// upload retried by libcurl on a fresh connection needs a seekable body.
+TEST(AzureRetryTest, UploadOnADroppedPooledConnectionIsResentWhole) {
+  DroppingServer server;
+  ManualClock clock(std::chrono::system_clock::now());
+  auto storage = OpenAzureStorage(OptionsFor(server.port(), &clock, /*max_retries=*/0));
+  AZ_ASSERT_OK(storage);
+  ASSERT_TRUE((*storage)->Put("a", "first").ok());
+  Status second = (*storage)->Put("b", "second body");
+  EXPECT_TRUE(second.ok()) << second.ToString();
+  EXPECT_EQ(server.answered(), 2);
+  EXPECT_EQ(server.bodies(), (std::vector<std::string>{"first", "second body"}));
 }
 
 TEST(AzureRetryTest, TransientHttpErrorsAreRetriedWithBackoffOnTheClock) {
