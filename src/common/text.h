@@ -43,5 +43,11 @@ Result<std::string> HexDecode(std::string_view hex);
 std::string Trim(std::string_view s);
 bool StartsWith(std::string_view s, std::string_view prefix);
 bool EndsWith(std::string_view s, std::string_view suffix);
+// Text from outside (the repository, an archive, a flag) made safe to quote in
+// a one-line message: control bytes, bytes above 0x7e, '"' and '\\' become
+// \xNN, and it is cut at 200 characters.
+std::string Printable(std::string_view text);
+// True when `s` holds a control character (below 0x20, or 0x7f).
+bool HasControlCharacter(std::string_view s);
 
 }  // namespace sb

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include "common/text.h"
 #include "repo/public_key.h"
 #include "repo/repository.h"
 
@@ -57,7 +58,7 @@ Result<EncryptionKey> NewWrappedDataKey(Storage& storage, const std::string& pub
 
 Result<std::string> SingleUseKeyTarget(Storage& storage, const std::string& key_id) {
   if (!ValidKeyId(key_id)) {
-    return Status::InvalidArgument(fmt::format("invalid data key id \"{}\"", Repository::Printable(key_id)));
+    return Status::InvalidArgument(fmt::format("invalid data key id \"{}\"", Printable(key_id)));
   }
   ASSIGN_OR_RETURN(std::string content, storage.Get(WrappedKeyObject(key_id)));
   std::string target = SplitWrappedKeyObject(content).only_for;
@@ -65,7 +66,7 @@ Result<std::string> SingleUseKeyTarget(Storage& storage, const std::string& key_
   // (what wal-push writes) may be named, never a path of another shape.
   if (!target.empty() && !Repository::ParseWalPartKey(target)) {
     return Status::Corruption(fmt::format("wrapped data key \"{}\" names an invalid object \"{}\"; hint: run verify",
-                                          WrappedKeyObject(key_id), Repository::Printable(target)));
+                                          WrappedKeyObject(key_id), Printable(target)));
   }
   return target;
 }
@@ -77,7 +78,7 @@ Result<std::unique_ptr<PrivateKeyRing>> PrivateKeyRing::Open(Storage& storage, c
 
 Result<const EncryptionKey*> PrivateKeyRing::KeyFor(const std::string& key_id) const {
   if (!ValidKeyId(key_id)) {
-    return Status::PermissionDenied(fmt::format("invalid data key id \"{}\"", Repository::Printable(key_id)));
+    return Status::PermissionDenied(fmt::format("invalid data key id \"{}\"", Printable(key_id)));
   }
   std::lock_guard lock(mu_);
   auto it = opened_.find(key_id);

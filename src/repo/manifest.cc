@@ -93,7 +93,7 @@ bool ValidLocation(const std::string& loc) {
 
 // Why a manifest's fields break the grammar of doc/repository.md, or "".
 std::string GrammarError(const BackupManifest& m) {
-  auto p = [](std::string_view s) { return Repository::Printable(s); };
+  auto p = [](std::string_view s) { return Printable(s); };
   if (Status s = Repository::ValidateDatabaseName(m.database); !s.ok()) return s.message();
   if (Status s = Repository::ValidateContainerName(m.container); !s.ok()) return s.message();
   if (Status s = Repository::ValidateBackupId(m.backup_id); !s.ok()) return s.message();

@@ -117,20 +117,6 @@ bool IsLowerHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f'); }
 
 }  // namespace
 
-std::string Repository::Printable(std::string_view text) {
-  std::string out;
-  for (char ch : text.substr(0, 200)) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-      out += fmt::format("\\x{:02x}", c);
-    } else {
-      out += ch;
-    }
-  }
-  if (text.size() > 200) out += "…";
-  return out;
-}
-
 std::optional<uint64_t> Repository::ParseSystemIdentifier(std::string_view digits) {
   if (digits.empty() || digits.size() > 20 || !AllOf(digits, IsDigit)) return std::nullopt;
   if (digits.size() > 1 && digits[0] == '0') return std::nullopt;
@@ -145,7 +131,7 @@ Status Repository::ValidateContainerName(std::string_view c) {
     return Status::InvalidArgument(fmt::format(
         "invalid container name \"{}\"; hint: a container is named <system identifier>-<timeline as 8 hex "
         "digits>[-<n>]",
-        Repository::Printable(c)));
+        Printable(c)));
   };
   size_t dash = c.find('-');
   if (dash == std::string_view::npos || !ParseSystemIdentifier(c.substr(0, dash))) return bad();

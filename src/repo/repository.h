@@ -67,9 +67,6 @@ class Repository {
   static Status ValidateContainerName(std::string_view container);
   // The NewBackupId format.
   static Status ValidateBackupId(std::string_view backup_id);
-  // Untrusted text made safe to quote in a message: control and non-ASCII
-  // bytes as \xNN, cut at 200 characters.
-  static std::string Printable(std::string_view text);
   // 1-20 decimal digits, no leading zero, fitting 64 bits.
   static std::optional<uint64_t> ParseSystemIdentifier(std::string_view digits);
   static std::string ManifestKey(const std::string& db, const std::string& container, const std::string& backup_id);

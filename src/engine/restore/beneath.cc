@@ -9,7 +9,6 @@
 #include <atomic>
 #include <cerrno>
 
-#include <fmt/core.h>
 
 namespace sb {
 namespace {
@@ -113,28 +112,6 @@ int OpenDirBeneath(int dirfd, const std::string& rel, bool create, mode_t mode) 
   }
   if (cur == dirfd) return OpenBeneath(dirfd, ".", O_RDONLY | O_DIRECTORY);
   return cur;
-}
-
-std::string Printable(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f) {
-      out += fmt::format("\\x{:02x}", u);
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
-
-bool HasControlCharacter(std::string_view s) {
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) return true;
-  }
-  return false;
 }
 
 }  // namespace sb

@@ -37,11 +37,4 @@ int OpenDirBeneath(int dirfd, const std::string& rel, bool create, mode_t mode);
 // openat2, so tests cover the fallback too.
 void SetOpenat2DisabledForTesting(bool disabled);
 
-// A one-line rendering of bytes that came from outside: control characters
-// and bytes above 0x7e become \xNN, so a message never spans lines.
-std::string Printable(std::string_view s);
-
-// True when `s` holds a control character (below 0x20, or 0x7f).
-bool HasControlCharacter(std::string_view s);
-
 }  // namespace sb
