@@ -10,7 +10,7 @@
 #include <fmt/core.h>
 
 #include "common/text.h"
-#include "engine/restore/beneath.h"
+#include "common/beneath.h"
 
 namespace sb {
 namespace {

@@ -16,7 +16,7 @@
 #include "common/logging.h"
 #include "common/thread_pool.h"
 #include "common/text.h"
-#include "engine/restore/beneath.h"
+#include "common/beneath.h"
 #include "engine/restore/recovery_config.h"
 #include "engine/restore/tar_extractor.h"
 #include "engine/wal/wal_catalog.h"

@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/beneath.h"
+
 namespace sb {
 
 namespace {
@@ -101,25 +103,18 @@ Status PreadAll(int fd, uint64_t offset, uint64_t length, const std::string& pat
 }
 
 // Opens the directory `rel` ("" or "a/b", components already validated)
-// beneath `root`, one component at a time with O_NOFOLLOW: a symlink inside
-// the repository (planted by anyone who can write to it) is never followed,
-// so no operation reads, writes or deletes files elsewhere through it.
-// -1 with errno set on failure (ELOOP or ENOTDIR for a symlink).
-int OpenDirBeneath(const std::string& root, std::string_view rel) {
+// beneath `root` without following a symlink (common/beneath.h): a symlink
+// inside the repository (planted by anyone who can write to it) is never
+// followed, so no operation reads, writes or deletes files elsewhere through
+// it. -1 with errno set on failure (ELOOP or ENOTDIR for a symlink).
+int OpenDirUnderRoot(const std::string& root, std::string_view rel) {
   int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  size_t pos = 0;
-  while (fd >= 0 && pos < rel.size()) {
-    size_t slash = rel.find('/', pos);
-    if (slash == std::string_view::npos) slash = rel.size();
-    std::string part(rel.substr(pos, slash - pos));
-    int next = ::openat(fd, part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int err = errno;
-    ::close(fd);
-    errno = err;
-    fd = next;
-    pos = slash + 1;
-  }
-  return fd;
+  if (fd < 0 || rel.empty()) return fd;
+  int dir = OpenBeneath(fd, std::string(rel), O_RDONLY | O_DIRECTORY);
+  const int err = errno;
+  ::close(fd);
+  errno = err;
+  return dir;
 }
 
 // EINVAL: the file system cannot sync directories (some FUSE and network ones).
@@ -205,7 +200,7 @@ Status MakeDirsBeneath(const std::string& root, std::string_view rel, FdGuard* o
 // directory, a file or a symlink on the way all mean "no such object", as
 // List (which skips symlinks) sees it.
 Status OpenKeyDirForRead(const std::string& root, std::string_view key, const KeyParts& parts, FdGuard* out) {
-  int dfd = OpenDirBeneath(root, parts.dir);
+  int dfd = OpenDirUnderRoot(root, parts.dir);
   if (dfd < 0) {
     int err = errno;
     if (err == ENOENT || err == ENOTDIR || err == ELOOP) {
@@ -252,7 +247,7 @@ bool StillNamesInode(const std::string& root, std::string_view key, int fd) {
   struct stat held {}, now {};
   if (::fstat(fd, &held) != 0) return false;
   KeyParts parts = SplitKey(key);
-  FdGuard dir(OpenDirBeneath(root, parts.dir));
+  FdGuard dir(OpenDirUnderRoot(root, parts.dir));
   if (dir.get() < 0) return false;
   return ::fstatat(dir.get(), parts.leaf.c_str(), &now, AT_SYMLINK_NOFOLLOW) == 0 && now.st_ino == held.st_ino &&
          now.st_dev == held.st_dev;
@@ -575,7 +570,7 @@ Result<ListPage> LocalStorage::List(std::string_view prefix, std::string_view pa
   ListWalk walk{prefix, page_token, static_cast<size_t>(max_results) + 1, {}};
   std::string_view rel = std::string_view(key_dir).substr(0, key_dir.empty() ? 0 : key_dir.size() - 1);
   std::string dir_path = key_dir.empty() ? root_ : PathOf(rel);
-  int dfd = OpenDirBeneath(root_, rel);
+  int dfd = OpenDirUnderRoot(root_, rel);
   if (dfd < 0) {
     // Nothing there (or removed meanwhile), or a symlink where a directory should be: no keys.
     if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) return ListPage{};
@@ -601,7 +596,7 @@ void LocalStorage::RemoveEmptyParents(std::string_view key) {
     size_t up = key.rfind('/');
     std::string_view parent = up == std::string_view::npos ? std::string_view() : key.substr(0, up);
     std::string name(up == std::string_view::npos ? key : key.substr(up + 1));
-    int pfd = OpenDirBeneath(root_, parent);
+    int pfd = OpenDirUnderRoot(root_, parent);
     if (pfd < 0) return;
     FdGuard guard(pfd);
     if (::unlinkat(pfd, name.c_str(), AT_REMOVEDIR) != 0) return;
@@ -619,7 +614,7 @@ Status LocalStorage::Delete(std::string_view key) {
   size_t slash = key.rfind('/');
   std::string_view parent = slash == std::string_view::npos ? std::string_view() : key.substr(0, slash);
   std::string leaf(slash == std::string_view::npos ? key : key.substr(slash + 1));
-  int pfd = OpenDirBeneath(root_, parent);
+  int pfd = OpenDirUnderRoot(root_, parent);
   if (pfd < 0) {
     // Missing, a parent is a file or a symlink: no such object in this repository.
     if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) return Status::Ok();

@@ -5,7 +5,7 @@
 // checks that the sibling directories of the destination stay empty, with
 // openat2 and with the component-by-component fallback.
 #include "engine/restore/tar_extractor.h"
-#include "engine/restore/beneath.h"
+#include "common/beneath.h"
 #include "support/tar_builder.h"
 
 #include <gtest/gtest.h>

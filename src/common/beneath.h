@@ -1,6 +1,8 @@
 // Opening paths beneath a directory file descriptor without ever leaving it:
-// the restore's guard against a repository (or anyone writing into the target
-// while it is restored) steering a write elsewhere through a symlink or "..".
+// the guard of the restore (a repository, or anyone writing into the target
+// while it is restored, must not steer a write elsewhere through a symlink or
+// "..") and of the file:// storage driver (a symlink planted in a shared
+// repository must not make it read, write or delete files elsewhere).
 // openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS) does
 // the resolution in the kernel, so it cannot be raced; where the kernel lacks
 // openat2 (ENOSYS) the path is walked one component at a time with

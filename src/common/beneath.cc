@@ -1,4 +1,4 @@
-#include "engine/restore/beneath.h"
+#include "common/beneath.h"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
