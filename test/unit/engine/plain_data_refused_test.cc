@@ -8,6 +8,7 @@
 #include "engine/wal/wal_archive.h"
 #include "engine/wal/wal_catalog.h"
 #include "storage/memory/memory_storage.h"
+#include "support/memory_repository.h"
 
 namespace sb {
 namespace {
@@ -21,17 +22,9 @@ EncryptionKey TestKey() {
   return EncryptionKey::FromBytes(b);
 }
 
-class PlainDataRefusedTest : public ::testing::Test {
+class PlainDataRefusedTest : public test::MemoryRepositoryTest {
  protected:
-  void SetUp() override {
-    clock_ = std::make_unique<ManualClock>(std::chrono::system_clock::from_time_t(1'800'000'000));
-    auto repo = Repository::Open(std::make_unique<MemoryStorage>(clock_.get()), true, clock_.get());
-    ASSERT_TRUE(repo.ok());
-    repo_ = std::move(repo).value();
-    auto c = repo_->EnsureContainer("main", kSysid, 1, "test");
-    ASSERT_TRUE(c.ok());
-    c1_ = *c;
-  }
+  PlainDataRefusedTest() : MemoryRepositoryTest(kSysid) {}
 
   void PutPart(uint64_t start, uint64_t end, const EncryptionKey* key) {
     const std::string k = Repository::WalPartKey("main", c1_.name, 1, Lsn{start}, Lsn{end});
@@ -58,9 +51,6 @@ class PlainDataRefusedTest : public ::testing::Test {
     return m;
   }
 
-  std::unique_ptr<ManualClock> clock_;
-  std::unique_ptr<Repository> repo_;
-  ContainerInfo c1_;
 };
 
 // The wal-get path: a segment assembled from a planted plain part is

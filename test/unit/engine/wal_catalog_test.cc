@@ -9,6 +9,7 @@
 #include "engine/wal/wal_archive.h"
 #include "engine/wal/wal_catalog.h"
 #include "storage/memory/memory_storage.h"
+#include "support/memory_repository.h"
 
 namespace sb {
 namespace {
@@ -16,17 +17,9 @@ namespace {
 constexpr uint64_t kSysid = 7000000000000000001ull;
 constexpr uint64_t kSeg = 16ull << 20;
 
-class WalCatalogTest : public ::testing::Test {
+class WalCatalogTest : public test::MemoryRepositoryTest {
  protected:
-  void SetUp() override {
-    clock_ = std::make_unique<ManualClock>(std::chrono::system_clock::from_time_t(1'800'000'000));
-    auto repo = Repository::Open(std::make_unique<MemoryStorage>(clock_.get()), true, clock_.get());
-    ASSERT_TRUE(repo.ok());
-    repo_ = std::move(repo).value();
-    auto c = repo_->EnsureContainer("main", kSysid, 1, "test");
-    ASSERT_TRUE(c.ok());
-    c1_ = *c;
-  }
+  WalCatalogTest() : MemoryRepositoryTest(kSysid) {}
 
   // WAL bytes are a function of their LSN so assembled ranges can be checked.
   static std::string WalBytes(uint64_t start, uint64_t end, char tag = 0) {
@@ -63,9 +56,6 @@ class WalCatalogTest : public ::testing::Test {
     return std::move(c).value();
   }
 
-  std::unique_ptr<ManualClock> clock_;
-  std::unique_ptr<Repository> repo_;
-  ContainerInfo c1_;
 };
 
 TEST_F(WalCatalogTest, WindowFollowsContiguousPartsFromTheFullBackup) {

@@ -9,6 +9,7 @@
 #include "engine/wal/wal_archive.h"
 #include "engine/wal/wal_catalog.h"
 #include "storage/memory/memory_storage.h"
+#include "support/memory_repository.h"
 
 namespace sb {
 namespace {
@@ -16,16 +17,12 @@ namespace {
 constexpr uint64_t kSysid = 7000000000000000002ull;
 constexpr uint64_t kSeg = 16ull << 20;
 
-class WalGetTest : public ::testing::Test {
+class WalGetTest : public test::MemoryRepositoryTest {
  protected:
+  WalGetTest() : MemoryRepositoryTest(kSysid) {}
   void SetUp() override {
-    clock_ = std::make_unique<ManualClock>(std::chrono::system_clock::from_time_t(1'800'000'000));
-    auto repo = Repository::Open(std::make_unique<MemoryStorage>(clock_.get()), true, clock_.get());
-    ASSERT_TRUE(repo.ok());
-    repo_ = std::move(repo).value();
-    auto c = repo_->EnsureContainer("main", kSysid, 1, "test");
-    ASSERT_TRUE(c.ok());
-    c1_ = *c;
+    MemoryRepositoryTest::SetUp();
+    if (HasFatalFailure()) return;
     std::string tmpl = (std::filesystem::temp_directory_path() / "sb-walget-XXXXXX").string();
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
@@ -46,9 +43,6 @@ class WalGetTest : public ::testing::Test {
     return WalGet(*repo_, {.database = "main", .name = name, .dest = dir_ + "/" + name});
   }
 
-  std::unique_ptr<ManualClock> clock_;
-  std::unique_ptr<Repository> repo_;
-  ContainerInfo c1_;
   std::string dir_;
 };
 
