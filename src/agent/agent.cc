@@ -1,11 +1,8 @@
 #include "agent/agent.h"
 
-#include <dirent.h>
-
 #include <fmt/core.h>
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -13,6 +10,7 @@
 #include <thread>
 
 #include "agent/competing_tools.h"
+#include "agent/discovery.h"
 #include "agent/peers.h"
 #include "agent/scheduler.h"
 #include "agent/state_store.h"
@@ -315,44 +313,7 @@ struct Agent::Impl {
   }
 
   // Debian layout: <root>/<version>/<name>/postgresql.conf → "<version>-<name>".
-  std::map<std::string, std::string> Discover() {
-    std::map<std::string, std::string> found;
-    DIR* versions = ::opendir(config.discover_root.c_str());
-    if (!versions) return found;
-    while (dirent* v = ::readdir(versions)) {
-      std::string version = v->d_name;
-      if (version.empty() || version[0] == '.') continue;
-      std::string vdir = config.discover_root + "/" + version;
-      DIR* names = ::opendir(vdir.c_str());
-      if (!names) continue;
-      while (dirent* n = ::readdir(names)) {
-        std::string name = n->d_name;
-        if (name.empty() || name[0] == '.') continue;
-        std::ifstream conf(vdir + "/" + name + "/postgresql.conf");
-        if (!conf) continue;
-        std::string line, port = "5432", socket = "/var/run/postgresql";
-        while (std::getline(conf, line)) {
-          std::string t = Trim(line);
-          auto value = [&](const std::string& key) -> std::optional<std::string> {
-            if (!StartsWith(t, key)) return std::nullopt;
-            auto eq = t.find('=');
-            if (eq == std::string::npos || Trim(t.substr(key.size(), eq - key.size())) != "") return std::nullopt;
-            std::string v = Trim(t.substr(eq + 1));
-            auto hash = v.find('#');
-            if (hash != std::string::npos) v = Trim(v.substr(0, hash));
-            if (v.size() >= 2 && v.front() == '\'') v = v.substr(1, v.size() - 2);
-            return v;
-          };
-          if (auto p = value("port")) port = *p;
-          if (auto s = value("unix_socket_directories")) socket = s->substr(0, s->find(','));
-        }
-        found[version + "-" + name] = fmt::format("host={} port={} dbname=postgres", socket, port);
-      }
-      ::closedir(names);
-    }
-    ::closedir(versions);
-    return found;
-  }
+  std::map<std::string, std::string> Discover() { return DiscoverClusters(config.discover_root); }
 
   std::vector<ClusterRuntime*> Snapshot() {
     std::lock_guard lock(mu);
