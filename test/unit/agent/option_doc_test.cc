@@ -21,8 +21,8 @@ TEST(OptionDocTest, ReadmeTableMatchesTheOptionTable) {
   auto section = ReadmeOptionsSection(text.str());
   ASSERT_TRUE(section.ok()) << section.status().message();
   EXPECT_EQ(*section, OptionsMarkdown())
-      << "README.md's option table differs from src/agent/settings.cc; hint: replace the lines between the markers "
-         "with the output of `build/smartbackup options --markdown`";
+      << "README.md's option table differs from src/agent/settings.cc; hint: run scripts/update_readme_options.sh "
+         "(it puts `build/smartbackup options --markdown` between the markers)";
 }
 
 TEST(OptionDocTest, MarkdownHasARowPerOption) {
