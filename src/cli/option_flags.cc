@@ -85,12 +85,11 @@ void PrintOptions(bool markdown, bool json) {
     return;
   }
   for (const auto& def : ManagedOptions()) {
+    std::string flag = def.flag.empty() ? "" : "; flag: " + def.flag;
+    if (!def.off_flag.empty()) flag += " / " + def.off_flag;
+    const std::string default_text = def.secret ? "(secret)" : def.default_text.empty() ? "none" : def.default_text;
     std::cout << fmt::format("{:<16} {}\n{:<16} values: {}; default: {}{}\n", def.name, def.help, "",
-                             OptionValuesText(def),
-                             def.secret                 ? "(secret)"
-                             : def.default_text.empty() ? "none"
-                                                        : def.default_text,
-                             def.flag.empty() ? "" : "; flag: " + def.flag);
+                             OptionValuesText(def), default_text, flag);
   }
 }
 
