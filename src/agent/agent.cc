@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "agent/agent_identity.h"
 #include "agent/competing_tools.h"
 #include "agent/peers.h"
 #include "agent/scheduler.h"
@@ -144,6 +145,7 @@ struct Agent::Impl {
   Clock* clock;
   std::unique_ptr<StateStore> store;
   std::string token;
+  std::string agent_id;  // <state_dir>/agent.id: holder of this agent's storage leases
   std::unique_ptr<ApiServer> api;
 
   std::mutex mu;  // guards clusters (the map; each runtime has its own lock)
@@ -702,6 +704,8 @@ struct Agent::Impl {
 
   // Who holds a lease, for the "held by" message of the agent that backs off.
   std::string LeaseOwner() const { return fmt::format("smartbackup agent (state_dir {})", config.state_dir); }
+  // The agent's leases: its stable id lets it take them back after a crash.
+  LeaseOptions AgentLease() const { return {.owner = LeaseOwner(), .holder_id = agent_id}; }
 
   // Coexistence rule 1: a lease held by another agent means that agent writes this cluster's chain
   // (both believe they run on the primary, or one is still finishing): back off, saying so.
@@ -736,7 +740,7 @@ struct Agent::Impl {
     RETURN_IF_ERROR(NameRefusal(c));
     ASSIGN_OR_RETURN(auto repo, OpenRepo(s.storage_url));
     // One writer per cluster even if two agents believe they are primary.
-    auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/full", c.name), LeaseOwner());
+    auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/full", c.name), AgentLease());
     if (!lease.ok()) return BackOff(c.name, lease.status());
     Status key_error;
     auto key = LoadKeyOrLog(s, repo->storage(), &key_error);
@@ -786,7 +790,7 @@ struct Agent::Impl {
   Result<BackupManifest> RunLog(ClusterRuntime& c, const ClusterSettings& s, const std::string& reason) {
     RETURN_IF_ERROR(NameRefusal(c));
     ASSIGN_OR_RETURN(auto repo, OpenRepo(s.storage_url));
-    auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/log", c.name), LeaseOwner());
+    auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/log", c.name), AgentLease());
     if (!lease.ok()) return BackOff(c.name, lease.status());
     Status key_error;
     auto key = LoadKeyOrLog(s, repo->storage(), &key_error);
@@ -866,7 +870,7 @@ struct Agent::Impl {
         auto repo = OpenRepo(s.storage_url);
         result = repo.status();
         if (repo.ok()) {
-          auto lease = HeldLease::Acquire((*repo)->storage(), fmt::format("db/{}/locks/stream", c.name), LeaseOwner());
+          auto lease = HeldLease::Acquire((*repo)->storage(), fmt::format("db/{}/locks/stream", c.name), AgentLease());
           result = lease.status();
           {
             std::lock_guard lock(c.mu);
@@ -1620,6 +1624,7 @@ Result<std::unique_ptr<Agent>> Agent::Create(AgentConfig config, Clock* clock) {
   ASSIGN_OR_RETURN(impl->store, StateStore::Open(impl->config.state_dir + "/state.db"));
   RETURN_IF_ERROR(impl->store->MarkInterruptedJobs(clock->Now()));
   ASSIGN_OR_RETURN(impl->token, LoadOrCreateToken(impl->config.state_dir + "/api.token"));
+  ASSIGN_OR_RETURN(impl->agent_id, LoadOrCreateAgentId(impl->config.state_dir));
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
 }
 

@@ -4,18 +4,17 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <cmath>
 #include <ctime>
 
 namespace sb {
-namespace {
-
 std::string Lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
   return out;
 }
+
+namespace {
 
 // Splits "12.5MiB" into 12.5 and "mib".
 bool SplitNumberUnit(std::string_view text, double* number, std::string* unit) {
@@ -186,29 +185,6 @@ Result<SystemTime> ParseRfc3339(std::string_view text) {
   auto tp = std::chrono::system_clock::from_time_t(tt) +
             std::chrono::microseconds(std::llround(sec * 1e6)) - std::chrono::minutes(offset_min);
   return std::chrono::time_point_cast<SystemTime::duration>(tp);
-}
-
-std::string HexEncode(std::string_view bytes) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
-
-Result<std::string> HexDecode(std::string_view hex) {
-  if (hex.size() % 2 != 0) return Status::InvalidArgument("invalid hex: odd length");
-  std::string out(hex.size() / 2, '\0');
-  for (size_t i = 0; i < out.size(); ++i) {
-    unsigned v = 0;
-    auto r = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, v, 16);
-    if (r.ec != std::errc() || r.ptr != hex.data() + 2 * i + 2) return Status::InvalidArgument("invalid hex digit");
-    out[i] = static_cast<char>(v);
-  }
-  return out;
 }
 
 std::string Trim(std::string_view s) {
