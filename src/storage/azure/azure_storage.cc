@@ -395,12 +395,9 @@ class AzureStorage final : public Storage {
   Status Put(std::string_view key, std::string_view data, const PutOptions& options) override {
     RETURN_IF_ERROR(CheckKey(key));
     if (data.size() > client_->options().single_put_max) return PutBlocks(key, data, options);
-    AzureRequest req{.op = "put", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
-                    .headers = {{"x-ms-blob-type", "BlockBlob"}}, .body = data};
-    if (options.if_absent) req.headers.emplace_back("If-None-Match", "*");
-    ASSIGN_OR_RETURN(Response resp, client_->ExecuteCreatingContainer(req));
-    if (resp.status == 201 || resp.status == 200) return Status::Ok();
-    return client_->Translate(req, resp);
+    return Write(AzureRequest{.op = "put", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
+                              .headers = {{"x-ms-blob-type", "BlockBlob"}}, .body = data},
+                 options, /*create_container=*/true);
   }
 
   Result<std::string> Get(std::string_view key) override {
@@ -600,12 +597,18 @@ class AzureStorage final : public Storage {
     std::string xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
     for (uint64_t i = 0; i < count; ++i) xml += "<Latest>" + block_id(i) + "</Latest>";
     xml += "</BlockList>";
-    AzureRequest commit{.op = "put", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
-                       .query = {{"comp", "blocklist"}}, .body = xml};
-    if (options.if_absent) commit.headers.emplace_back("If-None-Match", "*");
-    ASSIGN_OR_RETURN(Response resp, client_->Execute(commit));
+    // The blocks created the container if it was missing.
+    return Write(AzureRequest{.op = "put", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
+                              .query = {{"comp", "blocklist"}}, .body = xml},
+                 options, /*create_container=*/false);
+  }
+
+  // Sends a request that makes the whole object (Put Blob, Put Block List).
+  Status Write(AzureRequest req, const PutOptions& options, bool create_container) {
+    if (options.if_absent) req.headers.emplace_back("If-None-Match", "*");
+    ASSIGN_OR_RETURN(Response resp, create_container ? client_->ExecuteCreatingContainer(req) : client_->Execute(req));
     if (resp.status == 201 || resp.status == 200) return Status::Ok();
-    return client_->Translate(commit, resp);
+    return client_->Translate(req, resp);
   }
 
   std::shared_ptr<AzureClient> client_;
