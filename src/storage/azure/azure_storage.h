@@ -47,7 +47,7 @@ struct AzureStorageOptions {
   uint64_t block_size = 8ull << 20;
   uint64_t single_put_max = 8ull << 20;  // larger objects are uploaded in blocks
   int parallelism = 4;                   // concurrent block uploads per Put
-  int max_retries = 5;                   // retries after the first attempt
+  int max_retries = 5;                   // retries after the first attempt, within the HTTP client's 15 s window
   Clock* clock = Clock::Real();          // not owned; must outlive the storage
 };
 
