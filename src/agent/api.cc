@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/encoding.h"
 #include "common/text.h"
 
 namespace sb {

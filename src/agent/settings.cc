@@ -15,11 +15,6 @@ namespace {
 
 using Type = OptionDef::Type;
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 // Exact, re-parseable byte size: "1GiB", "5MiB", "1536KiB", "1000".
 std::string FormatByteSizeExact(uint64_t bytes) {
   static const struct {
