@@ -22,6 +22,10 @@
 #include "support/cluster_fakes.h"
 
 namespace sb {
+
+// Names in assertion messages instead of bytes.
+void PrintTo(Condition condition, std::ostream* os) { *os << ConditionName(condition); }
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -336,6 +340,38 @@ TEST_F(ClusterControllerTest, MaxParallelFullsReachedQueuesTheFull) {
   EXPECT_EQ(c_.condition, Condition::kOk);
 }
 
+// A queued full does not hold the log backups up: they may overlap a full (spec section 3), and
+// only fulls are limited across clusters.
+TEST_F(ClusterControllerTest, LogBackupsGoOnWhileTheFullIsQueued) {
+  PutFull(kStart - std::chrono::days(8));
+  PutLog(kStart - 3h, kFullStart, kNow - kMiB);
+  ctx_.config.max_parallel_fulls = 1;
+  actions_.fulls_running = 1;
+  Step();
+  EXPECT_TRUE(actions_.fulls.empty());
+  EXPECT_EQ(c_.condition, Condition::kQueued);
+  ASSERT_EQ(actions_.logs.size(), 1u) << "the log backup due waits for no full";
+  EXPECT_EQ(actions_.logs[0].reason, "≥ 2h since the last log backup");
+}
+
+TEST_F(ClusterControllerTest, OneFullAndOneLogAtATimePerCluster) {
+  PutFull(kStart - std::chrono::days(8));
+  PutLog(kStart - 3h, kFullStart, kNow - kMiB);
+  c_.running_full = "full backup (≥ 7d since the last full backup)";
+  Step();
+  EXPECT_TRUE(actions_.fulls.empty());
+  EXPECT_EQ(StatusOf()["next_full"]["reason"], "a full backup is already running");
+  ASSERT_EQ(actions_.logs.size(), 1u) << "a log backup may overlap the full";
+
+  actions_.Clear();
+  c_.running_log = "log backup (≥ 2h since the last log backup)";
+  Step();
+  EXPECT_TRUE(actions_.logs.empty());
+  json st = StatusOf();
+  EXPECT_EQ(st["next_log"]["reason"], "a log backup is already running");
+  EXPECT_EQ(st["running"].size(), 2u);
+}
+
 // ---------------------------------------------------------------------------
 // Skips: master switch, disabled, standby, wal_level = minimal
 // ---------------------------------------------------------------------------
@@ -374,6 +410,19 @@ TEST_F(ClusterControllerTest, DisabledClusterIsSkipped) {
   EXPECT_EQ(st["enabled"], false);
   EXPECT_EQ(st["role"], "primary");
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/repo")) << "a disabled cluster's repository is not touched";
+}
+
+// A disabled cluster runs no backups: a job's failure from before is over, not "failing" for ever.
+TEST_F(ClusterControllerTest, DisablingEndsTheFaultsOfBackupJobs) {
+  NoteFault(c_, Activity::kFullBackup, FailingPart::kServer, "full backup failed: connection lost", kStart - 1h);
+  NoteFault(c_, Activity::kLogBackup, FailingPart::kStorage, "log backup failed: disk full", kStart - 1h);
+  Step();
+  EXPECT_EQ(c_.condition, Condition::kFailing) << "enabled: the last full failed and none ran since";
+  Set("enabled", "false");
+  Step();
+  EXPECT_EQ(c_.condition, Condition::kSkipped) << c_.headline;
+  EXPECT_EQ(StatusOf()["state"], "skipped: managed backup is disabled");
+  EXPECT_TRUE(StatusOf()["faults"].empty());
 }
 
 TEST_F(ClusterControllerTest, StandbyIsSkippedWithoutCapture) {
@@ -488,6 +537,27 @@ TEST_F(ClusterControllerTest, NewSystemIdentifierStartsANewContainer) {
   EXPECT_EQ(c_.condition, Condition::kOk) << c_.headline << ": the name is this agent's own earlier cluster's";
   EXPECT_EQ(StatusOf()["system_identifier"], std::to_string(kOtherSysid));
   EXPECT_EQ(Events(HealthCategory::kOtherError), 0);
+  // Coexistence rule 8: a new system identifier is a chain break, recorded in health.
+  EXPECT_EQ(Events(HealthCategory::kChainBreak, "new system identifier " + std::to_string(kOtherSysid)), 1);
+  Step();
+  EXPECT_EQ(Events(HealthCategory::kChainBreak), 1) << "once";
+}
+
+TEST_F(ClusterControllerTest, NewSystemIdentifierIsRecordedWhenTheFullIsQueued) {
+  HealthyChain();
+  Step();
+  server_.primary().system_identifier = kOtherSysid;
+  ctx_.config.max_parallel_fulls = 1;
+  actions_.fulls_running = 1;
+  Step();
+  EXPECT_EQ(c_.condition, Condition::kQueued);
+  EXPECT_EQ(Events(HealthCategory::kChainBreak, "new system identifier"), 1);
+  actions_.fulls_running = 0;
+  Step();
+  ASSERT_EQ(actions_.fulls.size(), 1u);
+  EXPECT_EQ(actions_.fulls[0].decision.reason, "managed backup just enabled: first full backup")
+      << "the new lineage has no full";
+  EXPECT_EQ(Events(HealthCategory::kChainBreak), 1);
 }
 
 TEST_F(ClusterControllerTest, FailoverToANewTimelineStartsANewContainerAndAFull) {
@@ -616,6 +686,30 @@ TEST_F(ClusterControllerTest, StreamLeaseHeldByAnotherAgentStartsNoLogBackup) {
   c_.stream_note.clear();
   Step();
   EXPECT_EQ(actions_.logs.size(), 1u);
+}
+
+// PeerMonitor finds the "hybrid" availability group; the controller refuses while the storage is
+// the one it was found on (sticky), and lets go when storage_url changes.
+TEST_F(ClusterControllerTest, HybridAvailabilityGroupIsRefusedUntilTheStorageChanges) {
+  const std::string hybrid = "hybrid availability group: the smartbackup agent of the primary writes to another storage";
+  c_.hybrid = hybrid;
+  c_.hybrid_url = url_;
+  c_.stream_running = true;
+  Step();
+  EXPECT_TRUE(actions_.fulls.empty());
+  EXPECT_EQ(actions_.stop_capture, 1);
+  EXPECT_EQ(actions_.ensure_capture, 0);
+  EXPECT_EQ(c_.condition, Condition::kRefused);
+  EXPECT_EQ(c_.refusal, Refusal::kHybrid);
+  EXPECT_EQ(State(), "refused: " + hybrid);
+  Step();
+  EXPECT_EQ(c_.condition, Condition::kRefused) << "sticky";
+
+  Set("storage_url", url_ + "-other");
+  Step();
+  EXPECT_EQ(c_.refusal, Refusal::kNone);
+  EXPECT_EQ(actions_.fulls.size(), 1u);
+  EXPECT_EQ(actions_.ensure_capture, 1);
 }
 
 TEST_F(ClusterControllerTest, NameClaimedByAnotherLiveSystemIsRefused) {
