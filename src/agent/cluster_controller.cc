@@ -108,6 +108,10 @@ void ClusterController::Act(Cluster& c, Plan& p) {
     if (actions_.CaptureRunning(c)) actions_.StopCapture(c);
     ClearFault(c, Activity::kCapture);  // no capture is expected: nothing of it can fail
   }
+  if (!s.enabled) {  // no backups are expected either: a job's failure from before is over
+    ClearFault(c, Activity::kFullBackup);
+    ClearFault(c, Activity::kLogBackup);
+  }
   slots_.HandleIdle(c, s, p.observation, p.capture, p.capture_stopped_why);
   const bool queued = p.full.action == Action::kFull && !full_starts;
   Publish(c, p, queued);
@@ -116,7 +120,7 @@ void ClusterController::Act(Cluster& c, Plan& p) {
     if (p.observation.chain_broken) ctx_.Event(c.name, HealthCategory::kChainBreak, p.full.reason);
     log::Info("[{}] {}", c.name, p.full.reason);
     actions_.StartFull(c, s, p.full, p.force_new_container);
-  } else if (p.full.action != Action::kFull && p.log.action == Action::kLog) {
+  } else if (p.log.action == Action::kLog) {  // also while the full is queued: a log may overlap a full
     log::Info("[{}] {}", c.name, p.log.reason);
     actions_.StartLog(c, s, p.log);
   }
