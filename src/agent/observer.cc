@@ -19,13 +19,7 @@ ClusterObservation Observer::Observe(Cluster& c, const ClusterSettings& s, bool 
     NoteFault(c, Activity::kObserve, PartOf(info.status(), FailingPart::kServer), info.status().message(), o.now);
     return o;
   }
-  const uint64_t previous_sysid = NoteServer(c, *info, o);
-  if (previous_sysid != 0 && s.enabled) {  // coexistence rule 8: a chain break, recorded in health
-    ctx_.Event(c.name, HealthCategory::kChainBreak,
-               fmt::format("log chain break: new system identifier {} (was {}): the cluster was re-created; a new "
-                           "container and a full backup begin",
-                           info->system_identifier, previous_sysid));
-  }
+  NoteServer(c, *info, o);
   if (!info->in_recovery) slots_.Watch(c, s, **session, *info);
   if (!s.enabled || info->in_recovery) {
     ClearFault(c, Activity::kObserve);
@@ -35,8 +29,7 @@ ClusterObservation Observer::Observe(Cluster& c, const ClusterSettings& s, bool 
   return o;
 }
 
-uint64_t Observer::NoteServer(Cluster& c, const ServerInfo& info, ClusterObservation& o) {
-  uint64_t previous_sysid = 0;
+void Observer::NoteServer(Cluster& c, const ServerInfo& info, ClusterObservation& o) {
   o.in_recovery = info.in_recovery;
   o.wal_level = info.wal_level;
   o.current_lsn = info.current_lsn;
@@ -52,11 +45,9 @@ uint64_t Observer::NoteServer(Cluster& c, const ServerInfo& info, ClusterObserva
     o.new_container_kind = NewContainerCause::kNewSystemIdentifier;
     o.new_container_cause = "new system identifier";
     c.earlier_sysids.insert(c.system_identifier);  // initdb again: its old claim is this agent's own
-    previous_sysid = c.system_identifier;
   }
   c.system_identifier = info.system_identifier;
   c.timeline = info.timeline;
-  return previous_sysid;
 }
 
 void Observer::StorageFailed(Cluster& c, const Status& status, ClusterObservation& o) {

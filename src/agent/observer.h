@@ -22,8 +22,7 @@ class Observer {
   ClusterObservation Observe(Cluster& c, const ClusterSettings& s, bool master_on);
 
  private:
-  // Returns the system identifier the cluster had before when it changed, else 0.
-  uint64_t NoteServer(Cluster& c, const ServerInfo& info, ClusterObservation& o);
+  void NoteServer(Cluster& c, const ServerInfo& info, ClusterObservation& o);
   // Fills o from the repository's catalog; false (with the storage fault noted) when it cannot be read.
   bool ReadCatalog(Cluster& c, const ClusterSettings& s, const ServerInfo& info, ClusterObservation& o);
   void StorageFailed(Cluster& c, const Status& status, ClusterObservation& o);

@@ -257,6 +257,15 @@ TEST_F(ClusterControllerTest, LogBackupAfterTheFirstFull) {
   EXPECT_EQ(actions_.logs[0].reason, "no log backup since the full backup");
 }
 
+TEST_F(ClusterControllerTest, LogBackupWhenTheLogIsBehindTheLatestFull) {
+  PutFull(kStart - 1h);
+  PutLog(kStart - 30min, 0x1000000, kFullStart - 0x28);  // finished after the full, ends before its start
+  Step();
+  EXPECT_TRUE(actions_.fulls.empty());
+  ASSERT_EQ(actions_.logs.size(), 1u);
+  EXPECT_EQ(actions_.logs[0].reason, "log backups are behind the latest full backup");
+}
+
 TEST_F(ClusterControllerTest, LogBackupWhenLogMaxAgeElapsed) {
   HealthyChain();
   clock_.Advance(2h - 10min - 1s);
@@ -527,6 +536,8 @@ TEST_F(ClusterControllerTest, BackFromMinimalWhileFullsAreQueuedMakesNoContainer
 
 TEST_F(ClusterControllerTest, NewSystemIdentifierStartsANewContainer) {
   HealthyChain();
+  FullsComplete();
+  const std::string first = LatestFullContainer();
   Step();
   EXPECT_TRUE(actions_.fulls.empty());
   server_.primary().system_identifier = kOtherSysid;  // initdb again under the same name
@@ -539,8 +550,30 @@ TEST_F(ClusterControllerTest, NewSystemIdentifierStartsANewContainer) {
   EXPECT_EQ(Events(HealthCategory::kOtherError), 0);
   // Coexistence rule 8: a new system identifier is a chain break, recorded in health.
   EXPECT_EQ(Events(HealthCategory::kChainBreak, "new system identifier " + std::to_string(kOtherSysid)), 1);
+  EXPECT_TRUE(Begins(LatestFullContainer(), std::to_string(kOtherSysid) + "-")) << LatestFullContainer();
+  EXPECT_NE(LatestFullContainer(), first);
+  actions_.Clear();
   Step();
+  EXPECT_TRUE(actions_.fulls.empty());
   EXPECT_EQ(Events(HealthCategory::kChainBreak), 1) << "once";
+}
+
+// The agent restarted meanwhile: what it knows of the cluster is the system identifier it claimed
+// the name for (state store). The old claim is still live on the storage, yet this is no refusal.
+TEST_F(ClusterControllerTest, ClusterRecreatedWhileTheAgentWasDownIsANewDatabase) {
+  HealthyChain();
+  Step();
+  server_.primary().system_identifier = kOtherSysid;
+  Cluster restarted("main");
+  restarted.conninfo = c_.conninfo;
+  ClusterController controller(ctx_, server_, actions_, nullptr);
+  controller.Step(restarted, true);
+  EXPECT_EQ(restarted.condition, Condition::kOk) << restarted.headline;
+  ASSERT_EQ(actions_.fulls.size(), 1u);
+  EXPECT_EQ(actions_.fulls[0].decision.reason, "managed backup just enabled: first full backup");
+  EXPECT_EQ(Events(HealthCategory::kChainBreak, "new system identifier " + std::to_string(kOtherSysid) + " (was " +
+                                                    std::to_string(kSysid) + ")"),
+            1);
 }
 
 TEST_F(ClusterControllerTest, NewSystemIdentifierIsRecordedWhenTheFullIsQueued) {
@@ -562,6 +595,7 @@ TEST_F(ClusterControllerTest, NewSystemIdentifierIsRecordedWhenTheFullIsQueued) 
 
 TEST_F(ClusterControllerTest, FailoverToANewTimelineStartsANewContainerAndAFull) {
   HealthyChain();
+  FullsComplete();
   server_.primary().timeline = 2;
   Step();
   ASSERT_EQ(actions_.fulls.size(), 1u);
@@ -570,6 +604,12 @@ TEST_F(ClusterControllerTest, FailoverToANewTimelineStartsANewContainerAndAFull)
   json st = StatusOf();
   EXPECT_EQ(st["timeline"], 2);
   EXPECT_TRUE(st["last_full"].is_null()) << "no full on the new timeline yet";
+  EXPECT_EQ(LatestFullContainer(), std::to_string(kSysid) + "-00000002");
+
+  actions_.Clear();
+  Step();
+  EXPECT_TRUE(actions_.fulls.empty()) << "the new timeline has its full";
+  EXPECT_EQ(StatusOf()["last_full"], FormatRfc3339(kStart));
 }
 
 // ---------------------------------------------------------------------------
