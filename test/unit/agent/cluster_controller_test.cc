@@ -6,6 +6,11 @@
 // status says (condition, state line, faults, health events, StatusJson).
 // The integration tests (cluster_rules, coexistence, agent) stay: they check
 // the same rules against a real PostgreSQL.
+// The repository is a file:// one (storage_url does not accept memory:// URLs),
+// in a temp dir on tmpfs when there is one: on a disk the fsyncs of the
+// repository and the state store cost seconds over the file.
+// The rules of PeerMonitor (availability groups) are not covered here (it talks
+// to the primary itself); the controller's part of the hybrid refusal is.
 #include "agent/cluster_controller.h"
 
 #include <gtest/gtest.h>
@@ -25,6 +30,10 @@ namespace sb {
 
 // Names in assertion messages instead of bytes.
 void PrintTo(Condition condition, std::ostream* os) { *os << ConditionName(condition); }
+void PrintTo(Refusal refusal, std::ostream* os) {
+  static const char* kNames[] = {"none", "hybrid", "name_claimed", "foreign_archiver"};
+  *os << kNames[static_cast<int>(refusal)];
+}
 
 namespace {
 
@@ -53,8 +62,7 @@ class ClusterControllerTest : public ::testing::Test {
   ClusterControllerTest() : clock_(kStart), c_("main") {}
 
   void SetUp() override {
-    // On tmpfs when there is one: the repository and the state store fsync, which on a disk costs
-    // seconds over the whole file.
+    // On tmpfs when there is one (see the top of the file).
     const bool shm = std::getenv("TEST_TMPDIR") == nullptr && ::access("/dev/shm", W_OK) == 0;
     std::string tmpl = (shm ? std::string("/dev/shm/") : ::testing::TempDir()) + "ctl-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
@@ -695,6 +703,26 @@ TEST_F(ClusterControllerTest, ArchiveModeWithSmartbackupWalPushRunsWithoutCaptur
   ASSERT_EQ(actions_.fulls.size(), 1u);
   EXPECT_EQ(actions_.ensure_capture, 0) << "archive mode: wal-push ships the WAL";
   EXPECT_EQ(c_.condition, Condition::kOk);
+}
+
+// Archive mode with smartbackup's archive_command but archive_mode = off: PostgreSQL archives
+// nothing, so no WAL would ever reach the repository and log backups would find none, silently.
+TEST_F(ClusterControllerTest, ArchiveModeWithArchiveModeOffIsRefused) {
+  Set("mode", "archive");
+  server_.primary().archive_mode = "off";
+  server_.primary().archive_command = "/usr/bin/smartbackup wal-push --db main %p";
+  Step();
+  EXPECT_TRUE(actions_.fulls.empty());
+  EXPECT_TRUE(actions_.logs.empty());
+  const std::string state = State();
+  EXPECT_TRUE(Begins(state, "skipped: archive mode refused: archive_mode is off")) << state;
+  EXPECT_TRUE(Has(state, "hint: set archive_mode = on")) << state;
+  EXPECT_EQ(StatusOf()["next_log"]["action"], "skip");
+
+  server_.primary().archive_mode = "on";  // set, and PostgreSQL restarted
+  Step();
+  EXPECT_EQ(actions_.fulls.size(), 1u);
+  EXPECT_EQ(c_.condition, Condition::kOk) << c_.headline;
 }
 
 TEST_F(ClusterControllerTest, StreamModeCoexistsWithAForeignArchiver) {
