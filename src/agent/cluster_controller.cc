@@ -57,7 +57,7 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
   const ClusterSettings& s = p.settings;
   const ClusterObservation& o = p.observation;
   bool stream_backoff = false, minimal_pending = false;
-  std::string archive_command;
+  std::string archive_command, archive_mode;
   {
     std::lock_guard lock(c.mu);
     if (!s.enabled || c.hybrid_url != s.storage_url) c.hybrid.clear();
@@ -71,6 +71,7 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
     stream_backoff = c.stream_backoff;
     minimal_pending = c.minimal_pending;
     archive_command = c.archive_command;
+    archive_mode = c.archive_mode;
   }
   const bool may_capture = p.settings.enabled && o.reachable && !o.in_recovery && o.wal_level != "minimal" &&
                            o.master_switch_on;
@@ -79,6 +80,11 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
         "archive mode refused: {}, not smartbackup wal-push (log shipping or another tool owns the WAL)",
         DescribeForeignArchiveCommand(archive_command));
     p.full = p.log = {.action = Action::kSkip, .reason = problem};
+  } else if (may_capture && s.mode == "archive" && archive_mode == "off") {
+    // PostgreSQL runs no archive_command at all: no WAL would reach the repository.
+    p.full = p.log = {.action = Action::kSkip,
+                      .reason = "archive mode refused: archive_mode is off, so PostgreSQL archives no WAL; hint: set "
+                                "archive_mode = on and restart PostgreSQL, or use mode = stream"};
   }
   if (p.refusal != Refusal::kNone) {
     p.full = p.log = {.action = Action::kSkip, .reason = p.refusal_text};
