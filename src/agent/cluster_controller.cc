@@ -3,7 +3,6 @@
 #include <fmt/core.h>
 
 #include "agent/competing_tools.h"
-#include "agent/status_view.h"
 #include "common/logging.h"
 #include "engine/wal/wal_archive.h"
 
@@ -19,8 +18,7 @@ void ClusterController::Step(Cluster& c, bool master_on) {
   if (c.dropped) {
     if (actions_.CaptureRunning(c)) actions_.StopCapture(c);
     std::lock_guard lock(c.mu);
-    c.condition = Condition::kDropped;
-    c.headline = "dropped: no more backups; backups kept until retention has elapsed";
+    c.observed = true;
     return;
   }
   Plan p = Decide(c, master_on);
@@ -37,7 +35,7 @@ ClusterController::Plan ClusterController::Decide(Cluster& c, bool master_on) {
   names_.Check(c, s, o);
   // Capture keeps trying while the storage fails: it stops on its own error and says so.
   p.capture = master_on && s.enabled && o.reachable && !o.in_recovery && o.wal_level != "minimal" &&
-              s.mode == "stream";
+              s.mode == WalMode::kStream;
   p.full = DecideFull(o, s);
   p.log = DecideLog(o, s);
   ApplyRefusals(c, p);
@@ -75,7 +73,7 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
   }
   const bool may_capture = p.settings.enabled && o.reachable && !o.in_recovery && o.wal_level != "minimal" &&
                            o.master_switch_on;
-  if (may_capture && s.mode == "archive" && !IsSmartbackupArchiveCommand(archive_command)) {
+  if (may_capture && s.mode == WalMode::kArchive && !IsSmartbackupArchiveCommand(archive_command)) {
     const std::string problem = fmt::format(
         "archive mode refused: {}, not smartbackup wal-push (log shipping or another tool owns the WAL)",
         DescribeForeignArchiveCommand(archive_command));
@@ -90,7 +88,7 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
     p.full = p.log = {.action = Action::kSkip, .reason = p.refusal_text};
     p.capture = false;
   }
-  if (stream_backoff && s.mode == "stream" && p.log.action == Action::kLog) {
+  if (stream_backoff && s.mode == WalMode::kStream && p.log.action == Action::kLog) {
     // Another agent holds the stream lease: it captures and seals this cluster's WAL.
     p.log = {.action = Action::kNone, .reason = "another smartbackup agent captures this cluster's WAL"};
   }
@@ -139,9 +137,9 @@ void ClusterController::Publish(Cluster& c, const Plan& p, bool queued) {
   c.full_decision = p.full;
   c.log_decision = p.log;
   c.refusal = p.refusal;
-  ClusterHeadline h = Headline(c, p.refusal_text, queued);
-  c.condition = h.condition;
-  c.headline = std::move(h.text);
+  c.refusal_text = p.refusal_text;
+  c.full_queued = queued;
+  c.observed = true;
 }
 
 // The unreachable server is an event each loop while managed backup should run.

@@ -299,8 +299,8 @@ Status LocalStorage::ErrnoToStatus(int err, std::string_view op, const std::stri
     case EACCES:
     case EPERM:
       return Status::PermissionDenied(msg + "; hint: check the owner and mode of the directory and the user smartbackup runs as");
-    case EROFS:
-      return Status::PermissionDenied(msg + "; hint: the file system is mounted read-only");
+    case EROFS:  // not a matter of permissions: the storage cannot be written at all
+      return Status::IoError(msg + "; hint: the file system is mounted read-only");
     case ENOSPC:
     case EDQUOT:
       return Status::IoError(msg + "; hint: disk full, free space (or raise the quota) on the file system holding " +
