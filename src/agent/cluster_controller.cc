@@ -78,7 +78,7 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
         "archive mode refused: {}, not smartbackup wal-push (log shipping or another tool owns the WAL)",
         DescribeForeignArchiveCommand(archive_command));
     p.full = p.log = {.action = Action::kSkip, .reason = problem};
-  } else if (may_capture && s.mode == "archive" && archive_mode == "off") {
+  } else if (may_capture && s.mode == WalMode::kArchive && archive_mode == "off") {
     // PostgreSQL runs no archive_command at all: no WAL would reach the repository.
     p.full = p.log = {.action = Action::kSkip,
                       .reason = "archive mode refused: archive_mode is off, so PostgreSQL archives no WAL; hint: set "

@@ -87,6 +87,14 @@ class ClusterControllerTest : public ::testing::Test {
   void Set(const std::string& option, const std::string& value) { ctx_.config.defaults[option] = value; }
   void Step(bool master_on = true) { controller_->Step(c_, master_on); }
   json StatusOf() { return StatusJson(c_, clock_); }
+  static Condition CondOf(Cluster& c) {
+    std::lock_guard lock(c.mu);
+    return Headline(c).condition;
+  }
+  static std::string LineOf(Cluster& c) {
+    std::lock_guard lock(c.mu);
+    return Headline(c).text;
+  }
   std::string State() { return StatusOf()["state"].get<std::string>(); }
 
   // ---- the repository's catalog ----
@@ -194,8 +202,8 @@ TEST_F(ClusterControllerTest, NoFullYetStartsTheFirstFullAndCapture) {
   EXPECT_FALSE(actions_.fulls[0].new_container);
   EXPECT_TRUE(actions_.logs.empty());
   EXPECT_EQ(actions_.ensure_capture, 1);
-  EXPECT_EQ(c_.condition, Condition::kOk);
-  EXPECT_EQ(c_.headline, "ok");
+  EXPECT_EQ(CondOf(c_), Condition::kOk);
+  EXPECT_EQ(LineOf(c_), "ok");
   json st = StatusOf();
   EXPECT_EQ(st["condition"], "ok");
   EXPECT_EQ(st["role"], "primary");
@@ -215,7 +223,7 @@ TEST_F(ClusterControllerTest, HealthyChainStartsNothing) {
   EXPECT_TRUE(actions_.fulls.empty());
   EXPECT_TRUE(actions_.logs.empty());
   EXPECT_EQ(actions_.ensure_capture, 1);
-  EXPECT_EQ(c_.condition, Condition::kOk);
+  EXPECT_EQ(CondOf(c_), Condition::kOk);
   json st = StatusOf();
   EXPECT_EQ(st["state"], "ok");
   EXPECT_EQ(st["last_full"], FormatRfc3339(kStart - 1h));
@@ -347,14 +355,14 @@ TEST_F(ClusterControllerTest, MaxParallelFullsReachedQueuesTheFull) {
   EXPECT_TRUE(actions_.fulls.empty());
   EXPECT_TRUE(actions_.logs.empty());
   EXPECT_EQ(actions_.ensure_capture, 1) << "capture does not wait for the full";
-  EXPECT_EQ(c_.condition, Condition::kQueued);
-  EXPECT_EQ(c_.headline, "queued: managed backup just enabled: first full backup (max_parallel_fulls reached)");
+  EXPECT_EQ(CondOf(c_), Condition::kQueued);
+  EXPECT_EQ(LineOf(c_), "queued: managed backup just enabled: first full backup (max_parallel_fulls reached)");
   EXPECT_EQ(StatusOf()["condition"], "queued");
 
   actions_.fulls_running = 1;  // one finished: the next pass starts it
   Step();
   ASSERT_EQ(actions_.fulls.size(), 1u);
-  EXPECT_EQ(c_.condition, Condition::kOk);
+  EXPECT_EQ(CondOf(c_), Condition::kOk);
 }
 
 // A queued full does not hold the log backups up: they may overlap a full (spec section 3), and
@@ -366,7 +374,7 @@ TEST_F(ClusterControllerTest, LogBackupsGoOnWhileTheFullIsQueued) {
   actions_.fulls_running = 1;
   Step();
   EXPECT_TRUE(actions_.fulls.empty());
-  EXPECT_EQ(c_.condition, Condition::kQueued);
+  EXPECT_EQ(CondOf(c_), Condition::kQueued);
   ASSERT_EQ(actions_.logs.size(), 1u) << "the log backup due waits for no full";
   EXPECT_EQ(actions_.logs[0].reason, "≥ 2h since the last log backup");
 }
@@ -400,7 +408,7 @@ TEST_F(ClusterControllerTest, MasterSwitchOffSkipsAndStopsCapture) {
   EXPECT_TRUE(actions_.logs.empty());
   EXPECT_EQ(actions_.ensure_capture, 0);
   EXPECT_EQ(actions_.stop_capture, 1);
-  EXPECT_EQ(c_.condition, Condition::kSkipped);
+  EXPECT_EQ(CondOf(c_), Condition::kSkipped);
   json st = StatusOf();
   EXPECT_EQ(st["state"], "skipped: master switch is off");
   EXPECT_EQ(st["condition"], "skipped");
@@ -421,7 +429,7 @@ TEST_F(ClusterControllerTest, DisabledClusterIsSkipped) {
   EXPECT_TRUE(actions_.logs.empty());
   EXPECT_EQ(actions_.ensure_capture, 0);
   EXPECT_EQ(actions_.stop_capture, 1);
-  EXPECT_EQ(c_.condition, Condition::kSkipped);
+  EXPECT_EQ(CondOf(c_), Condition::kSkipped);
   json st = StatusOf();
   EXPECT_EQ(st["state"], "skipped: managed backup is disabled");
   EXPECT_EQ(st["enabled"], false);
@@ -434,10 +442,10 @@ TEST_F(ClusterControllerTest, DisablingEndsTheFaultsOfBackupJobs) {
   NoteFault(c_, Activity::kFullBackup, FailingPart::kServer, "full backup failed: connection lost", kStart - 1h);
   NoteFault(c_, Activity::kLogBackup, FailingPart::kStorage, "log backup failed: disk full", kStart - 1h);
   Step();
-  EXPECT_EQ(c_.condition, Condition::kFailing) << "enabled: the last full failed and none ran since";
+  EXPECT_EQ(CondOf(c_), Condition::kFailing) << "enabled: the last full failed and none ran since";
   Set("enabled", "false");
   Step();
-  EXPECT_EQ(c_.condition, Condition::kSkipped) << c_.headline;
+  EXPECT_EQ(CondOf(c_), Condition::kSkipped) << LineOf(c_);
   EXPECT_EQ(StatusOf()["state"], "skipped: managed backup is disabled");
   EXPECT_TRUE(StatusOf()["faults"].empty());
 }
@@ -450,7 +458,7 @@ TEST_F(ClusterControllerTest, StandbyIsSkippedWithoutCapture) {
   EXPECT_TRUE(actions_.logs.empty());
   EXPECT_EQ(actions_.ensure_capture, 0);
   EXPECT_EQ(actions_.stop_capture, 1);
-  EXPECT_EQ(c_.condition, Condition::kSkipped);
+  EXPECT_EQ(CondOf(c_), Condition::kSkipped);
   json st = StatusOf();
   EXPECT_EQ(st["state"], "skipped: standby: backups run on the primary only");
   EXPECT_EQ(st["role"], "standby");
@@ -469,7 +477,7 @@ TEST_F(ClusterControllerTest, WalLevelMinimalStopsScheduling) {
   EXPECT_TRUE(actions_.logs.empty());
   EXPECT_EQ(actions_.ensure_capture, 0);
   EXPECT_EQ(actions_.stop_capture, 1);
-  EXPECT_EQ(c_.condition, Condition::kSkipped);
+  EXPECT_EQ(CondOf(c_), Condition::kSkipped);
   json st = StatusOf();
   EXPECT_EQ(st["state"], "skipped: wal_level is minimal (SIMPLE recovery model): scheduling stopped");
   EXPECT_EQ(st["wal_level"], "minimal");
@@ -529,7 +537,7 @@ TEST_F(ClusterControllerTest, BackFromMinimalWhileFullsAreQueuedMakesNoContainer
   Step();
   EXPECT_TRUE(actions_.prepared.empty());
   EXPECT_TRUE(actions_.fulls.empty());
-  EXPECT_EQ(c_.condition, Condition::kQueued);
+  EXPECT_EQ(CondOf(c_), Condition::kQueued);
   EXPECT_EQ(actions_.ensure_capture, 1) << "capture runs while the full waits";
   actions_.Clear();
   actions_.fulls_running = 0;
@@ -553,7 +561,7 @@ TEST_F(ClusterControllerTest, NewSystemIdentifierStartsANewContainer) {
   ASSERT_EQ(actions_.fulls.size(), 1u);
   EXPECT_EQ(actions_.fulls[0].decision.reason, "new container (new system identifier): full backup");
   EXPECT_EQ(c_.earlier_sysids.count(kSysid), 1u);
-  EXPECT_EQ(c_.condition, Condition::kOk) << c_.headline << ": the name is this agent's own earlier cluster's";
+  EXPECT_EQ(CondOf(c_), Condition::kOk) << LineOf(c_) << ": the name is this agent's own earlier cluster's";
   EXPECT_EQ(StatusOf()["system_identifier"], std::to_string(kOtherSysid));
   EXPECT_EQ(Events(HealthCategory::kOtherError), 0);
   // Coexistence rule 8: a new system identifier is a chain break, recorded in health.
@@ -576,7 +584,7 @@ TEST_F(ClusterControllerTest, ClusterRecreatedWhileTheAgentWasDownIsANewDatabase
   restarted.conninfo = c_.conninfo;
   ClusterController controller(ctx_, server_, actions_, nullptr);
   controller.Step(restarted, true);
-  EXPECT_EQ(restarted.condition, Condition::kOk) << restarted.headline;
+  EXPECT_EQ(CondOf(restarted), Condition::kOk) << LineOf(restarted);
   ASSERT_EQ(actions_.fulls.size(), 1u);
   EXPECT_EQ(actions_.fulls[0].decision.reason, "managed backup just enabled: first full backup");
   EXPECT_EQ(Events(HealthCategory::kChainBreak, "new system identifier " + std::to_string(kOtherSysid) + " (was " +
@@ -591,7 +599,7 @@ TEST_F(ClusterControllerTest, NewSystemIdentifierIsRecordedWhenTheFullIsQueued) 
   ctx_.config.max_parallel_fulls = 1;
   actions_.fulls_running = 1;
   Step();
-  EXPECT_EQ(c_.condition, Condition::kQueued);
+  EXPECT_EQ(CondOf(c_), Condition::kQueued);
   EXPECT_EQ(Events(HealthCategory::kChainBreak, "new system identifier"), 1);
   actions_.fulls_running = 0;
   Step();
@@ -658,7 +666,7 @@ TEST_F(ClusterControllerTest, QueuedChainBreakFullIsRecordedWhenItStarts) {
   ctx_.config.max_parallel_fulls = 1;
   actions_.fulls_running = 1;
   Step();
-  EXPECT_EQ(c_.condition, Condition::kQueued);
+  EXPECT_EQ(CondOf(c_), Condition::kQueued);
   EXPECT_EQ(Events(HealthCategory::kChainBreak), 0);
   actions_.fulls_running = 0;
   Step();
@@ -702,7 +710,7 @@ TEST_F(ClusterControllerTest, ArchiveModeWithSmartbackupWalPushRunsWithoutCaptur
   Step();
   ASSERT_EQ(actions_.fulls.size(), 1u);
   EXPECT_EQ(actions_.ensure_capture, 0) << "archive mode: wal-push ships the WAL";
-  EXPECT_EQ(c_.condition, Condition::kOk);
+  EXPECT_EQ(CondOf(c_), Condition::kOk);
 }
 
 // Archive mode with smartbackup's archive_command but archive_mode = off: PostgreSQL archives
@@ -722,7 +730,7 @@ TEST_F(ClusterControllerTest, ArchiveModeWithArchiveModeOffIsRefused) {
   server_.primary().archive_mode = "on";  // set, and PostgreSQL restarted
   Step();
   EXPECT_EQ(actions_.fulls.size(), 1u);
-  EXPECT_EQ(c_.condition, Condition::kOk) << c_.headline;
+  EXPECT_EQ(CondOf(c_), Condition::kOk) << LineOf(c_);
 }
 
 TEST_F(ClusterControllerTest, StreamModeCoexistsWithAForeignArchiver) {
@@ -731,7 +739,7 @@ TEST_F(ClusterControllerTest, StreamModeCoexistsWithAForeignArchiver) {
   Step();
   EXPECT_EQ(actions_.fulls.size(), 1u);
   EXPECT_EQ(actions_.ensure_capture, 1);
-  EXPECT_EQ(c_.condition, Condition::kOk);
+  EXPECT_EQ(CondOf(c_), Condition::kOk);
   EXPECT_EQ(State(), std::string("ok; stream mode: coexists with archive_command 'cp %p /mnt/shipped/%f' through its "
                                  "own replication slot ") + kSlot);
 }
@@ -744,7 +752,7 @@ TEST_F(ClusterControllerTest, StreamLeaseHeldByAnotherAgentStartsNoLogBackup) {
   Step();
   EXPECT_TRUE(actions_.logs.empty());
   EXPECT_TRUE(actions_.fulls.empty());
-  EXPECT_EQ(c_.condition, Condition::kBackingOff);
+  EXPECT_EQ(CondOf(c_), Condition::kBackingOff);
   json st = StatusOf();
   EXPECT_EQ(st["state"], c_.stream_note);
   EXPECT_EQ(st["next_log"]["action"], "none");
@@ -767,11 +775,11 @@ TEST_F(ClusterControllerTest, HybridAvailabilityGroupIsRefusedUntilTheStorageCha
   EXPECT_TRUE(actions_.fulls.empty());
   EXPECT_EQ(actions_.stop_capture, 1);
   EXPECT_EQ(actions_.ensure_capture, 0);
-  EXPECT_EQ(c_.condition, Condition::kRefused);
+  EXPECT_EQ(CondOf(c_), Condition::kRefused);
   EXPECT_EQ(c_.refusal, Refusal::kHybrid);
   EXPECT_EQ(State(), "refused: " + hybrid);
   Step();
-  EXPECT_EQ(c_.condition, Condition::kRefused) << "sticky";
+  EXPECT_EQ(CondOf(c_), Condition::kRefused) << "sticky";
 
   Set("storage_url", url_ + "-other");
   Step();
@@ -792,7 +800,7 @@ TEST_F(ClusterControllerTest, NameClaimedByAnotherLiveSystemIsRefused) {
   EXPECT_TRUE(actions_.logs.empty());
   EXPECT_EQ(actions_.ensure_capture, 0);
   EXPECT_EQ(actions_.stop_capture, 1);
-  EXPECT_EQ(c_.condition, Condition::kRefused);
+  EXPECT_EQ(CondOf(c_), Condition::kRefused);
   EXPECT_EQ(c_.refusal, Refusal::kNameClaimed);
   json st = StatusOf();
   const std::string state = st["state"];
@@ -934,7 +942,7 @@ TEST_F(ClusterControllerTest, DroppedClusterStopsCaptureAndIsNotObserved) {
   EXPECT_EQ(actions_.stop_capture, 1);
   EXPECT_TRUE(actions_.fulls.empty());
   EXPECT_EQ(server_.opens, 0);
-  EXPECT_EQ(c_.condition, Condition::kDropped);
+  EXPECT_EQ(CondOf(c_), Condition::kDropped);
   json st = StatusOf();
   EXPECT_EQ(st["condition"], "dropped");
   EXPECT_EQ(st["dropped"], true);
@@ -953,7 +961,7 @@ TEST_F(ClusterControllerTest, UnreachableServerIsFailingAndRecordedEachPass) {
   Step();
   EXPECT_TRUE(actions_.fulls.empty());
   EXPECT_EQ(actions_.stop_capture, 1);
-  EXPECT_EQ(c_.condition, Condition::kFailing);
+  EXPECT_EQ(CondOf(c_), Condition::kFailing);
   json st = StatusOf();
   EXPECT_EQ(st["state"], "error: connection to server at \"10.0.0.9\", port 5432 failed: Connection refused");
   EXPECT_EQ(st["role"], "unreachable");
@@ -976,7 +984,7 @@ TEST_F(ClusterControllerTest, UnreachableServerIsFailingAndRecordedEachPass) {
   // Back: the fault is over.
   server_.open_error = Status::Ok();
   Step();
-  EXPECT_EQ(c_.condition, Condition::kOk);
+  EXPECT_EQ(CondOf(c_), Condition::kOk);
   EXPECT_TRUE(StatusOf()["faults"].empty());
   EXPECT_EQ(actions_.ensure_capture, 1);
 }
@@ -991,7 +999,7 @@ TEST_F(ClusterControllerTest, UnreachableWhileTheMasterSwitchIsOffIsNoEvent) {
 TEST_F(ClusterControllerTest, AuthenticationFailureNamesTheCredentials) {
   server_.open_error = Status::PermissionDenied("password authentication failed for user \"backup\"");
   Step();
-  EXPECT_EQ(c_.condition, Condition::kFailing);
+  EXPECT_EQ(CondOf(c_), Condition::kFailing);
   json st = StatusOf();
   EXPECT_EQ(st["failing_part"], "credentials");
   EXPECT_EQ(st["role"], "unreachable");
@@ -1018,7 +1026,7 @@ TEST_F(ClusterControllerTest, UnusableRepositoryWhilePostgresIsUpIsAStorageFault
   EXPECT_TRUE(actions_.fulls.empty());
   EXPECT_TRUE(actions_.logs.empty());
   EXPECT_EQ(actions_.ensure_capture, 1) << "capture keeps trying: it stops on its own error and says so";
-  EXPECT_EQ(c_.condition, Condition::kFailing);
+  EXPECT_EQ(CondOf(c_), Condition::kFailing);
   json st = StatusOf();
   EXPECT_EQ(st["role"], "primary") << "PostgreSQL is up";
   EXPECT_EQ(st["failing_part"], "storage");
