@@ -76,6 +76,7 @@ struct Cluster {
   uint64_t system_identifier = 0;
   uint32_t timeline = 0;
   std::string archive_command;
+  std::string archive_mode;
   // (Coexistence rule 4.) archive_command when archive_mode is on and it is not smartbackup
   // wal-push: someone else ships WAL; stream mode coexists and says so.
   std::string foreign_archive_command;

@@ -55,7 +55,7 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
   const ClusterSettings& s = p.settings;
   const ClusterObservation& o = p.observation;
   bool stream_backoff = false, minimal_pending = false;
-  std::string archive_command;
+  std::string archive_command, archive_mode;
   {
     std::lock_guard lock(c.mu);
     if (!s.enabled || c.hybrid_url != s.storage_url) c.hybrid.clear();
@@ -69,6 +69,7 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
     stream_backoff = c.stream_backoff;
     minimal_pending = c.minimal_pending;
     archive_command = c.archive_command;
+    archive_mode = c.archive_mode;
   }
   const bool may_capture = p.settings.enabled && o.reachable && !o.in_recovery && o.wal_level != "minimal" &&
                            o.master_switch_on;
@@ -77,6 +78,11 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
         "archive mode refused: {}, not smartbackup wal-push (log shipping or another tool owns the WAL)",
         DescribeForeignArchiveCommand(archive_command));
     p.full = p.log = {.action = Action::kSkip, .reason = problem};
+  } else if (may_capture && s.mode == WalMode::kArchive && archive_mode == "off") {
+    // PostgreSQL runs no archive_command at all: no WAL would reach the repository.
+    p.full = p.log = {.action = Action::kSkip,
+                      .reason = "archive mode refused: archive_mode is off, so PostgreSQL archives no WAL; hint: set "
+                                "archive_mode = on and restart PostgreSQL, or use mode = stream"};
   }
   if (p.refusal != Refusal::kNone) {
     p.full = p.log = {.action = Action::kSkip, .reason = p.refusal_text};
@@ -106,6 +112,10 @@ void ClusterController::Act(Cluster& c, Plan& p) {
     if (actions_.CaptureRunning(c)) actions_.StopCapture(c);
     ClearFault(c, Activity::kCapture);  // no capture is expected: nothing of it can fail
   }
+  if (!s.enabled) {  // no backups are expected either: a job's failure from before is over
+    ClearFault(c, Activity::kFullBackup);
+    ClearFault(c, Activity::kLogBackup);
+  }
   slots_.HandleIdle(c, s, p.observation, p.capture, p.capture_stopped_why);
   const bool queued = p.full.action == Action::kFull && !full_starts;
   Publish(c, p, queued);
@@ -114,7 +124,7 @@ void ClusterController::Act(Cluster& c, Plan& p) {
     if (p.observation.chain_broken) ctx_.Event(c.name, HealthCategory::kChainBreak, p.full.reason);
     log::Info("[{}] {}", c.name, p.full.reason);
     actions_.StartFull(c, s, p.full, p.force_new_container);
-  } else if (p.full.action != Action::kFull && p.log.action == Action::kLog) {
+  } else if (p.log.action == Action::kLog) {  // also while the full is queued: a log may overlap a full
     log::Info("[{}] {}", c.name, p.log.reason);
     actions_.StartLog(c, s, p.log);
   }

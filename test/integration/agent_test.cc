@@ -366,9 +366,11 @@ TEST_F(AgentTest, KilledMidBackupLeavesNoPartialBackupAndResumes) {
     return BackgroundProcess::StartAsPostgres({SMARTBACKUP_BINARY, "agent", "--config", config_path_, "-v"},
                                               work_ + "/agent.log");
   };
-  // archive mode refuses a foreign archive_command; make it look like ours so backups run.
+  // archive mode refuses a foreign archive_command and archive_mode = off; make it look like ours so backups run.
   cluster_->Psql("ALTER SYSTEM SET archive_command = '/bin/true smartbackup wal-push %p'");
-  cluster_->Psql("SELECT pg_reload_conf()");
+  cluster_->Psql("ALTER SYSTEM SET archive_mode = on");
+  cluster_->Stop();
+  cluster_->Start();
   auto agent = start();
   bool seen_running = WaitFor([&] {
     json s = status();
