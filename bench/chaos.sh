@@ -30,6 +30,7 @@ usage: bench/chaos.sh [options]
   --mode M             stream, archive or both (default both)
   --restore-fulls N    restore (and amcheck) the newest N full backups of each campaign (default 2)
   --time-targets N     point-in-time restores per campaign (default 5)
+  --kinds K1,K2,...    only these fault kinds (default: every kind that applies; see bench/README.md)
   --recover-timeout S  seconds a fault may take to recover before it counts as unrecovered (default 120)
   --smartbackup PATH   smartbackup binary (default: build/ or any build*/ of the source tree)
   --fault-proxy PATH   the fault_proxy tool (default: beside the smartbackup binary)
@@ -50,6 +51,7 @@ MODE=both
 RESTORE_FULLS=2
 TIME_TARGETS=5
 RECOVER_TIMEOUT=120
+ONLY_KINDS=""
 SMARTBACKUP="${SMARTBACKUP:-}"
 FAULT_PROXY="${FAULT_PROXY:-}"
 KEEP=0
@@ -64,6 +66,7 @@ while [ $# -gt 0 ]; do
     --restore-fulls) RESTORE_FULLS="${2:?}"; shift 2 ;;
     --time-targets) TIME_TARGETS="${2:?}"; shift 2 ;;
     --recover-timeout) RECOVER_TIMEOUT="${2:?}"; shift 2 ;;
+    --kinds) ONLY_KINDS="${2:?--kinds needs a list}"; shift 2 ;;
     --smartbackup) SMARTBACKUP="${2:?--smartbackup needs a path}"; shift 2 ;;
     --fault-proxy) FAULT_PROXY="${2:?--fault-proxy needs a path}"; shift 2 ;;
     --keep) KEEP=1; shift ;;
@@ -134,7 +137,7 @@ if [ -z "$CAMPAIGN" ]; then
     share=$(( FAULTS / n + (i < FAULTS % n ? 1 : 0) ))
     # A session of its own each: stopping one reaches everything it started.
     setsid bash "$SELF" --campaign "$i ${combos[$i]} $RUNDIR/result.$i" --faults "$share" --seed "$((SEED * 10 + i))" \
-      --restore-fulls "$RESTORE_FULLS" --time-targets "$TIME_TARGETS" --recover-timeout "$RECOVER_TIMEOUT" \
+      --kinds "${ONLY_KINDS:-all}" --restore-fulls "$RESTORE_FULLS" --time-targets "$TIME_TARGETS" --recover-timeout "$RECOVER_TIMEOUT" \
       --smartbackup "$SB" --fault-proxy "$FAULT_PROXY" --workdir "$RUNDIR" "${keep_flag[@]}" \
       > >(sed -u "s/^/[c$i ${combos[$i]/ /-}] /" >&2) 2>&1 &
     CPIDS+=($!)
@@ -443,6 +446,11 @@ if [ "$CSTORAGE" = file ]; then
   KINDS+=(repo_disk_full repo_unwritable)
 else
   KINDS+=(azurite_kill azurite_freeze proxy_5xx proxy_429 proxy_reset)
+fi
+if [ -n "$ONLY_KINDS" ] && [ "$ONLY_KINDS" != all ]; then
+  wanted=(); for k in "${KINDS[@]}"; do [[ ",$ONLY_KINDS," == *",$k,"* ]] && wanted+=("$k"); done
+  [ ${#wanted[@]} -gt 0 ] || die "none of --kinds $ONLY_KINDS applies to $CSTORAGE (kinds here: ${KINDS[*]})"
+  KINDS=("${wanted[@]}")
 fi
 
 restart_pg() {  # restart_pg fast|immediate
