@@ -412,20 +412,23 @@ start_agent
 # Status facts: sets ST_STATE, ST_ROLE, ST_AGE, ST_RUNNING ("" when status fails).
 read_status() {
   local j
-  ST_STATE=""; ST_ROLE=""; ST_AGE=""; ST_RUNNING=""
+  ST_STATE=""; ST_ROLE=""; ST_AGE=""; ST_RUNNING=""; ST_STREAMING=""
   j=$(timeout 10 runuser -u postgres -- "$SB" status --config "$T/agent.toml" --output json 2>/dev/null) || return 1
   # '|' separated, the state last: empty fields survive and the state may hold anything.
-  IFS='|' read -r ST_ROLE ST_AGE ST_RUNNING ST_STATE < <(jq -r --arg db "$DB" \
-    '.clusters[] | select(.database == $db) | "\(.role)|\(.recovery_point_age_seconds // "")|\(.running | length)|\(.state)"' <<<"$j")
+  IFS='|' read -r ST_ROLE ST_AGE ST_RUNNING ST_STREAMING ST_STATE < <(jq -r --arg db "$DB" \
+    '.clusters[] | select(.database == $db) | "\(.role)|\(.recovery_point_age_seconds // "")|\(.running | length)|\(.streaming)|\(.state)"' <<<"$j")
   [ -n "$ST_STATE" ]
 }
-# Healthy: state "ok" (possibly with notes), primary, and a recovery point after SINCE (an
+# Healthy: state "ok" (possibly with notes), primary, in stream mode WAL streaming (a full backup
+# also moves the recovery point, so without it a dead stream looks healed whenever a full ends),
+# and a recovery point after SINCE (an
 # $EPOCHREALTIME). status gives the age in whole seconds (truncated), so the recovery point is taken
 # as now - age - 1 s: never later than the real one, and a recovery is measured at most 1 s late.
 healthy_since() {
   read_status || return 1
   [[ "$ST_STATE" == ok || "$ST_STATE" == "ok;"* ]] || return 1
   [ "$ST_ROLE" = primary ] || return 1
+  [ "$CMODE" != stream ] || [ "$ST_STREAMING" = true ] || return 1
   [[ "$ST_AGE" =~ ^[0-9]+$ ]] || return 1
   local now_us=${EPOCHREALTIME/./} since_us=${1/./}
   [ $(( now_us - (ST_AGE + 1) * 1000000 )) -ge "$since_us" ]
