@@ -133,10 +133,12 @@ if [ -z "$CAMPAIGN" ]; then
   log "chaos: seed=$SEED faults=$FAULTS campaigns: ${combos[*]/%/;} smartbackup $SB"
   echo "chaos: seed=$SEED"
   keep_flag=(); [ "$KEEP" = 1 ] && keep_flag=(--keep)
+  # The campaigns run a copy: bash reads a script as it goes, so editing it during a run would break them.
+  cp "$SELF" "$RUNDIR/chaos.sh"
   for i in "${!combos[@]}"; do
     share=$(( FAULTS / n + (i < FAULTS % n ? 1 : 0) ))
     # A session of its own each: stopping one reaches everything it started.
-    setsid bash "$SELF" --campaign "$i ${combos[$i]} $RUNDIR/result.$i" --faults "$share" --seed "$((SEED * 10 + i))" \
+    setsid bash "$RUNDIR/chaos.sh" --campaign "$i ${combos[$i]} $RUNDIR/result.$i" --faults "$share" --seed "$((SEED * 10 + i))" \
       --kinds "${ONLY_KINDS:-all}" --restore-fulls "$RESTORE_FULLS" --time-targets "$TIME_TARGETS" --recover-timeout "$RECOVER_TIMEOUT" \
       --smartbackup "$SB" --fault-proxy "$FAULT_PROXY" --workdir "$RUNDIR" "${keep_flag[@]}" \
       > >(sed -u "s/^/[c$i ${combos[$i]/ /-}] /" >&2) 2>&1 &
@@ -544,7 +546,13 @@ inject() {  # inject KIND: returns when the fault has been cleared (sets T_CLEAR
 }
 
 UNRECOVERED=0
+IN_A_ROW=0   # unrecovered faults in a row: at 3 the agent is stuck, and more faults would measure nothing
 for k in $(seq 1 "$FAULTS"); do
+  if [ "$IN_A_ROW" -ge 3 ]; then
+    log "3 faults in a row did not recover: the agent is stuck (state: ${ST_STATE:0:200}); $((FAULTS - k + 1)) faults not injected"
+    echo "NOTE stuck: $CSTORAGE-$CMODE stopped injecting after 3 unrecovered faults in a row, $((FAULTS - k + 1)) not injected" >&3
+    break
+  fi
   randf 1 5; sleep "$R"
   rand 0 $(( ${#KINDS[@]} - 1 )); kind=${KINDS[$R]}
   T_FAULT=$(now)
@@ -565,7 +573,7 @@ for k in $(seq 1 "$FAULTS"); do
     [ "$(fsub "$(now)" "$T_CLEAR" | cut -d. -f1)" -lt "$RECOVER_TIMEOUT" ] || break
     sleep 0.3
   done
-  [ "$secs" = timeout ] && UNRECOVERED=$((UNRECOVERED + 1))
+  if [ "$secs" = timeout ]; then UNRECOVERED=$((UNRECOVERED + 1)); IN_A_ROW=$((IN_A_ROW + 1)); else IN_A_ROW=0; fi
   echo "FAULT $kind $secs ${DURING:--} $(fsub "$T_CLEAR" "$T_FAULT") $CSTORAGE-$CMODE $arch" >&3
   log "fault $k/$FAULTS $kind: held $(fsub "$T_CLEAR" "$T_FAULT") s, status during: ${DURING:--}, recovered: $secs$([ "$secs" = timeout ] || echo " s")$([ "$arch" = - ] || echo ", archiving again after $arch s") (state now: ${ST_STATE:0:120})"
 done
