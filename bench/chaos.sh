@@ -134,7 +134,7 @@ if [ -z "$CAMPAIGN" ]; then
   echo "chaos: seed=$SEED"
   keep_flag=(); [ "$KEEP" = 1 ] && keep_flag=(--keep)
   # The campaigns run a copy: bash reads a script as it goes, so editing it during a run would break them.
-  cp "$SELF" "$RUNDIR/chaos.sh"
+  cp "$SELF" "$RUNDIR/chaos.sh"; cp "$(dirname "$SELF")/lib.sh" "$RUNDIR/lib.sh"
   for i in "${!combos[@]}"; do
     share=$(( FAULTS / n + (i < FAULTS % n ? 1 : 0) ))
     # A session of its own each: stopping one reaches everything it started.
