@@ -475,7 +475,7 @@ wait_full_running() {  # up to $1 s until status lists a running full
   return 1
 }
 DURING=""   # the state status gave while the fault lasted
-sample_during() { if read_status; then DURING="${ST_STATE%%;*}"; DURING="${DURING%%:*}"; else DURING="no_status"; fi; }
+sample_during() { if read_status; then DURING="${ST_STATE%%;*}"; DURING="${DURING%%:*}"; DURING="${DURING// /_}"; else DURING="no_status"; fi; }
 
 REBUILD_PID=""
 inject() {  # inject KIND: returns when the fault has been cleared (sets T_CLEAR)
