@@ -4,10 +4,12 @@
 // "primary": PostgreSQL is fine) within a stated bound, health counts a
 // storage_error, and once the storage is back the cluster is "ok" again and
 // the WAL written meanwhile is in the repository.
-// The repository is a small tmpfs mounted by the test (CI runs as root).
+// The file:// repository is a small tmpfs mounted by the test (CI runs as root); the frozen
+// endpoint is an Azurite stopped with SIGSTOP.
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 
+#include <csignal>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -16,6 +18,7 @@
 
 #include "agent/agent.h"
 #include "common/lsn.h"
+#include "support/azurite.h"
 #include "support/pg_cluster.h"
 #include "support/wait.h"
 
@@ -29,6 +32,9 @@ using namespace std::chrono_literals;
 // (flush_interval 1 s here) and the next loop (loop_interval 1 s) publishes it; 20 s leaves
 // room for a loaded CI machine. The product's bound is stated in README (storage outages).
 constexpr auto kNoticeBound = 20s;
+// A frozen endpoint is noticed when a request gives up: 25 s at most (storage/http/http_client.h),
+// plus a flush and a loop.
+constexpr auto kFrozenNoticeBound = 45s;
 
 class StorageOutageTest : public ::testing::Test {
  protected:
@@ -48,6 +54,7 @@ class StorageOutageTest : public ::testing::Test {
     if (runner_.joinable()) runner_.join();
     agent_.reset();
     cluster_.reset();
+    if (!storage_url_.empty()) ::unsetenv("AZURE_STORAGE_CONNECTION_STRING");
     // The tmpfs, and the read-only bind over it if a test left it.
     for (int i = 0; mounted_ && i < 2; ++i) (void)::umount2(repo_dir_.c_str(), MNT_DETACH);
     RemoveTree(work_);
@@ -57,8 +64,8 @@ class StorageOutageTest : public ::testing::Test {
     const std::string path = work_ + "/agent.toml";
     std::ofstream f(path);
     f << "[agent]\nstate_dir = \"" << work_ << "/state\"\nsocket = \"" << work_ << "/state/agent.sock\"\n"
-      << "loop_interval = \"1s\"\ndiscover = false\n\n[defaults]\nstorage_url = \"file://" << repo_dir_
-      << "\"\n\n[[cluster]]\nname = \"main\"\nconninfo = \"" << cluster_->conninfo()
+      << "loop_interval = \"1s\"\ndiscover = false\n\n[defaults]\nstorage_url = \""
+      << (storage_url_.empty() ? "file://" + repo_dir_ : storage_url_) << "\"\n\n[[cluster]]\nname = \"main\"\nconninfo = \"" << cluster_->conninfo()
       << "\"\nenabled = true\nmode = \"stream\"\nflush_interval = \"1s\"\n";
     f.close();
     auto config = LoadAgentConfig(path);
@@ -79,12 +86,12 @@ class StorageOutageTest : public ::testing::Test {
   void WriteWal() { cluster_->Psql("CREATE TABLE IF NOT EXISTS t(x text); INSERT INTO t SELECT repeat(md5(g::text), 20) FROM generate_series(1, 20000) g; SELECT pg_switch_wal();"); }
 
   // Fault → status names the storage within kNoticeBound, health counts it; returns the seconds taken.
-  double ExpectStorageNamed(const std::function<void()>& fault) {
+  double ExpectStorageNamed(const std::function<void()>& fault, std::chrono::seconds bound = kNoticeBound) {
     const int errors_before = StorageErrors();
     const auto start = std::chrono::steady_clock::now();
     fault();
     WriteWal();
-    EXPECT_TRUE(WaitFor([&] { return Status().value("failing_part", "") == "storage"; }, kNoticeBound))
+    EXPECT_TRUE(WaitFor([&] { return Status().value("failing_part", "") == "storage"; }, bound))
         << Status().dump(2);
     const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     json s = Status();
@@ -110,7 +117,7 @@ class StorageOutageTest : public ::testing::Test {
         << Status().dump(2);
   }
 
-  std::string work_, repo_dir_;
+  std::string work_, repo_dir_, storage_url_;
   bool mounted_ = false;
   std::unique_ptr<PgCluster> cluster_;
   std::unique_ptr<Agent> agent_;
@@ -141,6 +148,19 @@ TEST_F(StorageOutageTest, ReadOnlyRepositoryIsAStorageFailureInStatusAndHealth) 
   });
   std::cout << "read-only repository noticed after " << took << " s\n";
   ExpectRecovered([&] { ASSERT_EQ(::umount2(repo_dir_.c_str(), 0), 0) << std::strerror(errno); });
+}
+
+TEST_F(StorageOutageTest, FrozenEndpointIsAStorageFailureWithinTheBound) {
+  auto azurite = AzuriteServer::Start();
+  if (!azurite && AzuriteServer::SkipRequested()) GTEST_SKIP() << AzuriteServer::StartError();
+  ASSERT_TRUE(azurite) << AzuriteServer::StartError();
+  ::setenv("AZURE_STORAGE_CONNECTION_STRING", azurite->connection_string().c_str(), 1);
+  storage_url_ = "azure://outage/prod";
+  StartAgent();
+  ASSERT_TRUE(WaitFor([&] { return Healthy(); }, 90s)) << Status().dump(2);
+  const double took = ExpectStorageNamed([&] { azurite->Signal(SIGSTOP); }, kFrozenNoticeBound);
+  std::cout << "frozen endpoint noticed after " << took << " s\n";
+  ExpectRecovered([&] { azurite->Signal(SIGCONT); });
 }
 
 }  // namespace

@@ -215,4 +215,8 @@ std::string AzuriteServer::connection_string() const {
          ";BlobEndpoint=" + endpoint() + ";";
 }
 
+void AzuriteServer::Signal(int sig) const {
+  if (pid_ > 0) kill(-pid_, sig);
+}
+
 }  // namespace sb::test

@@ -40,6 +40,8 @@ class AzuriteServer {
   AzuriteServer& operator=(const AzuriteServer&) = delete;
 
   int port() const { return port_; }
+  // Sends `sig` to the server's process group (SIGSTOP freezes the endpoint, SIGCONT thaws it).
+  void Signal(int sig) const;
   // "http://127.0.0.1:PORT/devstoreaccount1"
   std::string endpoint() const;
   // "DefaultEndpointsProtocol=http;AccountName=…;AccountKey=…;BlobEndpoint=…;"

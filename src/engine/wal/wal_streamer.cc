@@ -171,6 +171,11 @@ Status RunWalStreamer(Repository& repo, const WalStreamerOptions& o) {
       want = stored_end;
     } else if (branch && branch->switch_point < slot_lsn) {
       want = branch->switch_point;  // a new timeline: from where it branched
+    } else if (branch && want < branch->switch_point) {
+      // A slot made right after a promotion reserves from the last restartpoint, which may lie in
+      // a segment of the previous timeline: this timeline has no file for it ("already removed").
+      // The WAL before the switch belongs to the previous timeline's container.
+      want = branch->switch_point;
     }
     if (stored_end.value > 0 && slot_lsn > stored_end && !slot_created) {  // NOLINT
       log::Warn("replication slot \"{}\" was advanced to {} by another consumer while smartbackup had WAL up to {}",

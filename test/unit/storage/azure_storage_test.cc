@@ -371,8 +371,8 @@ class DroppingServer {
         const std::string resp =
             "HTTP/1.1 201 Created\r\nETag: \"0x1\"\r\nLast-Modified: Mon, 30 Nov 2026 08:00:00 GMT\r\n"
             "Content-Length: 0\r\n\r\n";
+        ++answered_;  // before the answer: the client may check the count as soon as it has it
         (void)!write(c, resp.data(), resp.size());
-        ++answered_;
       }
       close(c);
     }
