@@ -82,15 +82,15 @@ bool Observer::ReadCatalog(Cluster& c, const ClusterSettings& s, const ServerInf
   }
   if (last_full) {
     o.last_full_finish = last_full->finish_time;
-    if (auto start = Lsn::Parse(last_full->start_lsn); start.ok()) o.last_full_start_lsn = *start;
+    o.last_full_start_lsn = last_full->StartLsn();
     for (const auto& l : catalog->log_backups()) {
       if (l.container != last_full->container || l.finish_time < last_full->start_time) continue;
       o.last_log_finish = std::max(o.last_log_finish.value_or(l.finish_time), l.finish_time);
-      if (auto end = Lsn::Parse(l.end_lsn); end.ok()) o.last_log_end_lsn = std::max(o.last_log_end_lsn.value_or(*end), *end);
+      o.last_log_end_lsn = std::max(o.last_log_end_lsn.value_or(l.EndLsn()), l.EndLsn());
     }
-    auto full_end = Lsn::Parse(last_full->end_lsn);
+    const Lsn full_end = last_full->EndLsn();
     for (const auto& gap : catalog->Gaps()) {
-      if (gap.timeline == info.timeline && full_end.ok() && gap.end > *full_end) {
+      if (gap.timeline == info.timeline && gap.end > full_end) {
         o.chain_broken = true;
         o.chain_break_cause = fmt::format("WAL {}..{} missing", gap.start.ToString(), gap.end.ToString());
       }

@@ -362,4 +362,7 @@ Result<BackupManifest> BackupManifest::FromJson(const std::string& text, const s
   }
 }
 
+Lsn BackupManifest::StartLsn() const { return Lsn::Parse(start_lsn).value_or(Lsn{}); }
+Lsn BackupManifest::EndLsn() const { return Lsn::Parse(end_lsn).value_or(Lsn{}); }
+
 }  // namespace sb

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/lsn.h"
 #include "common/status.h"
 #include "repo/object_codec.h"
 
@@ -58,6 +59,10 @@ struct BackupManifest {
   uint32_t timeline = 0;
   std::string start_lsn;  // as PostgreSQL prints it
   std::string end_lsn;
+  // The LSNs as values. A manifest read from a repository has valid ones (ParseManifest refuses
+  // any other), so these never fail there; an unset or invalid text reads as 0/0.
+  Lsn StartLsn() const;
+  Lsn EndLsn() const;
   SystemTime start_time;
   SystemTime finish_time;
   std::optional<SystemTime> expiration_time;
