@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "agent/competing_tools.h"
+#include "agent/job_manager.h"
+#include "agent/job_routes.h"
 #include "agent/peers.h"
 #include "agent/scheduler.h"
 #include "agent/state_store.h"
@@ -66,11 +68,10 @@ struct ClusterRuntime {
   std::string minimal_note;
   bool minimal_pending = false;
   std::optional<ChainBreak> pending_break;  // from the streamer or the object check; cleared by a full
-  std::string running_full, running_log;    // descriptions of running jobs
   std::optional<RestoreWindow> window;
   std::optional<SystemTime> recovery_point;
 
-  std::thread full_thread, log_thread, stream_thread;
+  std::thread stream_thread;  // full and log backups run as jobs (JobManager)
   std::atomic<bool> stream_stop{false};
   std::atomic<bool> stream_running{false};
   std::string stream_url;  // the storage the running streamer writes to
@@ -148,7 +149,8 @@ struct Agent::Impl {
 
   std::mutex mu;  // guards clusters (the map; each runtime has its own lock)
   std::map<std::string, std::unique_ptr<ClusterRuntime>> clusters;
-  std::atomic<int> fulls_running{0};
+  // Full and log backups; declared after clusters, so stopped (Shutdown) before they go.
+  std::unique_ptr<JobManager> jobs;
   // Discovered name ("15-main") → the name the cluster is managed under (see DiscoveredName).
   // Loop thread only.
   std::map<std::string, std::string> discovered_names;
@@ -463,8 +465,8 @@ struct Agent::Impl {
     if (o.chain_broken && !c.wal_taker.empty() && o.chain_break_cause.find(c.wal_taker) == std::string::npos) {
       o.chain_break_cause += ", taken by " + c.wal_taker;  // coexistence rule 8: the competing tool by name
     }
-    o.full_running = !c.running_full.empty();
-    o.log_running = !c.running_log.empty();
+    o.full_running = jobs->Active(c.name, JobKind::kFull).has_value();
+    o.log_running = jobs->Active(c.name, JobKind::kLog).has_value();
     c.window = newest_window;
     if (newest_window) c.recovery_point = newest_window->end_time;
     return o;
@@ -730,8 +732,9 @@ struct Agent::Impl {
   // Runs a full backup now (on the calling thread). Returns its manifest. With `recheck` (scheduled
   // fulls), a full of the cluster's current lineage that finished after `seen_last_full` (what the
   // decision saw) means another agent took it meanwhile: kAlreadyExists, nothing written.
+  // The job's progress and cancel token go to the engine.
   Result<BackupManifest> RunFull(ClusterRuntime& c, const ClusterSettings& s, const std::string& reason,
-                                 bool new_container, bool recheck = false,
+                                 bool new_container, JobContext& job, bool recheck = false,
                                  std::optional<SystemTime> seen_last_full = std::nullopt) {
     RETURN_IF_ERROR(NameRefusal(c));
     ASSIGN_OR_RETURN(auto repo, OpenRepo(s.storage_url));
@@ -761,18 +764,17 @@ struct Agent::Impl {
         }
       }
     }
-    auto job = store->StartJob({.cluster = c.name, .kind = "full", .reason = reason, .started = clock->Now(),
-                                .result = "running"});
     auto m = RunFullBackup(*repo, {.conninfo = c.conninfo,
                                    .database = c.name,
                                    .key = key ? &*key : nullptr,
                                    .container_reason = reason,
-                                   .new_container = new_container});
+                                   .new_container = new_container,
+                                   .progress =
+                                       [&job](const FullBackupProgress& p) {
+                                         job.SetProgress(FullBackupPhaseName(p.phase), p.bytes_done, p.bytes_total);
+                                       },
+                                   .cancelled = [&job] { return job.cancelled(); }});
     lease->reset();
-    if (job.ok()) {
-      (void)store->FinishJob(*job, m.ok() ? "ok" : "failed", m.ok() ? m->backup_id : m.status().message(),
-                             clock->Now());
-    }
     if (m.ok()) {
       std::lock_guard lock(c.mu);
       c.pending_break.reset();
@@ -791,56 +793,50 @@ struct Agent::Impl {
     Status key_error;
     auto key = LoadKeyOrLog(s, repo->storage(), &key_error);
     RETURN_IF_ERROR(key_error);
-    auto job = store->StartJob({.cluster = c.name, .kind = "log", .reason = reason, .started = clock->Now(),
-                                .result = "running"});
-    auto m = RunLogBackup(*repo, {.conninfo = c.conninfo, .database = c.name, .key = key ? &*key : nullptr});
-    if (job.ok()) {
-      (void)store->FinishJob(*job, m.ok() ? "ok" : "failed", m.ok() ? m->backup_id : m.status().message(),
-                             clock->Now());
-    }
-    return m;
+    return RunLogBackup(*repo, {.conninfo = c.conninfo, .database = c.name, .key = key ? &*key : nullptr});
   }
 
+  static Result<JobOutput> Output(const Result<BackupManifest>& m) {
+    if (!m.ok()) return m.status();
+    return JobOutput{.detail = m->backup_id, .backup = *m};
+  }
+
+  // A full backup as a job (scheduled: the decision's reason; rechecked as it starts).
   void StartFullJob(ClusterRuntime& c, const ClusterSettings& s, const Decision& d, bool new_container) {
-    if (c.full_thread.joinable()) c.full_thread.join();
     std::optional<SystemTime> seen_last_full;
     {
       std::lock_guard lock(c.mu);
-      c.running_full = "full backup (" + d.reason + ")";
       seen_last_full = c.observation.last_full_finish;
     }
-    ++fulls_running;
-    c.full_thread = std::thread([this, &c, s, d, new_container, seen_last_full] {
-      auto m = RunFull(c, s, d.reason, new_container, /*recheck=*/true, seen_last_full);
-      if (m.ok()) {
-        ClearBackOff(c);
-      } else if (m.status().code() == StatusCode::kAlreadyExists) {
-        NoteBackOff(c, m.status().message());
-      } else {
-        Event(c.name, CategoryOf(m.status(), false), "full backup failed: " + m.status().message());
-      }
-      --fulls_running;
-      std::lock_guard lock(c.mu);
-      c.running_full.clear();
-    });
+    auto started = jobs->Start(
+        {.kind = JobKind::kFull, .cluster = c.name, .reason = d.reason},
+        [this, &c, s, d, new_container, seen_last_full](JobContext& job) {
+          auto m = RunFull(c, s, d.reason, new_container, job, /*recheck=*/true, seen_last_full);
+          if (m.ok()) {
+            ClearBackOff(c);
+          } else if (m.status().code() == StatusCode::kAlreadyExists) {
+            NoteBackOff(c, m.status().message());
+          } else {
+            Event(c.name, CategoryOf(m.status(), false), "full backup failed: " + m.status().message());
+          }
+          return Output(m);
+        });
+    if (!started.ok()) log::Debug("[{}] {}", c.name, started.status().message());
   }
 
   void StartLogJob(ClusterRuntime& c, const ClusterSettings& s, const Decision& d) {
-    if (c.log_thread.joinable()) c.log_thread.join();
-    {
-      std::lock_guard lock(c.mu);
-      c.running_log = "log backup (" + d.reason + ")";
-    }
-    c.log_thread = std::thread([this, &c, s, d] {
-      auto m = RunLog(c, s, d.reason);
-      if (!m.ok() && m.status().code() == StatusCode::kAlreadyExists) {
-        NoteBackOff(c, m.status().message());
-      } else if (!m.ok() && m.status().code() != StatusCode::kFailedPrecondition) {
-        Event(c.name, CategoryOf(m.status(), false), "log backup failed: " + m.status().message());
-      }
-      std::lock_guard lock(c.mu);
-      c.running_log.clear();
-    });
+    auto started = jobs->Start({.kind = JobKind::kLog, .cluster = c.name, .reason = d.reason},
+                               [this, &c, s, d](JobContext&) {
+                                 auto m = RunLog(c, s, d.reason);
+                                 if (!m.ok() && m.status().code() == StatusCode::kAlreadyExists) {
+                                   NoteBackOff(c, m.status().message());
+                                 } else if (!m.ok() && m.status().code() != StatusCode::kFailedPrecondition) {
+                                   Event(c.name, CategoryOf(m.status(), false),
+                                         "log backup failed: " + m.status().message());
+                                 }
+                                 return Output(m);
+                               });
+    if (!started.ok()) log::Debug("[{}] {}", c.name, started.status().message());
   }
 
   void StopStreamer(ClusterRuntime& c) {
@@ -1192,7 +1188,8 @@ struct Agent::Impl {
       // A new timeline or system identifier gets its own container anyway; only a
       // return from wal_level=minimal reuses (sysid, timeline) and must force a new one.
       bool force_new_container = o.new_container && StartsWith(o.new_container_cause, "wal_level");
-      const bool full_starts = full.action == Decision::Action::kFull && fulls_running < config.max_parallel_fulls;
+      const bool full_starts =
+          full.action == Decision::Action::kFull && jobs->Running(JobKind::kFull) < config.max_parallel_fulls;
       // Back from wal_level=minimal the new container is made here, before the full starts, and WAL
       // capture is restarted so that it writes into it too. (Concurrent writers asking for the same
       // container get one container: Repository::EnsureContainer handles that race.)
@@ -1242,7 +1239,7 @@ struct Agent::Impl {
         Event(c->name, HealthCategory::kPostgresError, c->state);
       }
       if (full.action == Decision::Action::kFull) {
-        if (fulls_running >= config.max_parallel_fulls) {
+        if (jobs->Running(JobKind::kFull) >= config.max_parallel_fulls) {
           std::lock_guard lock(c->mu);
           c->state = "queued: " + full.reason + " (max_parallel_fulls reached)";
         } else {
@@ -1381,8 +1378,9 @@ struct Agent::Impl {
     }
     if (c.full_decision.next_due) j["next_full"]["due"] = FormatRfc3339(*c.full_decision.next_due);
     if (c.log_decision.next_due) j["next_log"]["due"] = FormatRfc3339(*c.log_decision.next_due);
-    if (!c.running_full.empty()) j["running"].push_back(c.running_full);
-    if (!c.running_log.empty()) j["running"].push_back(c.running_log);
+    for (JobKind kind : {JobKind::kFull, JobKind::kLog}) {
+      if (auto running = jobs->Active(c.name, kind)) j["running"].push_back(running->Describe());
+    }
     if (c.recovery_point) {
       j["recovery_point_age_seconds"] =
           std::chrono::duration_cast<std::chrono::seconds>(clock->Now() - *c.recovery_point).count();
@@ -1446,6 +1444,7 @@ struct Agent::Impl {
 
   ApiResponse Handle(const ApiRequest& r) {
     const std::string db_prefix = "/v1/db/";
+    if (auto answer = RouteJobs(*jobs, r)) return *answer;
     if (r.method == "GET" && r.path == "/v1/status") {
       json j = {{"master_switch", store->MasterSwitch().value_or(true)}, {"clusters", json::array()}};
       for (ClusterRuntime* c : Snapshot()) j["clusters"].push_back(StatusJson(*c));
@@ -1521,31 +1520,15 @@ struct Agent::Impl {
     return Error(404, fmt::format("no such API route {} {}", r.method, r.path));
   }
 
+  // Answers at once with the job (202); the CLI waits on GET /v1/jobs/ID.
   ApiResponse BackupOnDemand(ClusterRuntime& c, const std::string& body) {
-    json j = json::parse(body, nullptr, false);
-    std::string type = j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
-    if (type != "full" && type != "log") return Error(400, "backup type must be full or log");
-    ClusterSettings s = Resolve(c);
-    {
-      std::lock_guard lock(c.mu);
-      std::string& running = type == "full" ? c.running_full : c.running_log;
-      if (!running.empty()) {
-        return Error(409, fmt::format("a {} backup of \"{}\" is already running: {}", type, c.name, running));
+    return PostBackupJob(*jobs, c.name, body, [this, &c](JobKind kind) -> JobFn {
+      ClusterSettings s = Resolve(c);
+      if (kind == JobKind::kFull) {
+        return [this, &c, s](JobContext& job) { return Output(RunFull(c, s, "on demand", false, job)); };
       }
-      running = type + " backup (on demand)";
-    }
-    auto m = type == "full" ? RunFull(c, s, "on demand", false) : RunLog(c, s, "on demand");
-    {
-      std::lock_guard lock(c.mu);
-      (type == "full" ? c.running_full : c.running_log).clear();
-    }
-    if (!m.ok()) return Error(m.status().code() == StatusCode::kAlreadyExists ? 409 : 500, m.status().message());
-    return {.body = json{{"backup_id", m->backup_id},
-                         {"type", BackupTypeName(m->type)},
-                         {"path", Repository::ManifestKey(m->database, m->container, m->backup_id)},
-                         {"start_lsn", m->start_lsn},
-                         {"end_lsn", m->end_lsn}}
-                        .dump()};
+      return [this, &c, s](JobContext&) { return Output(RunLog(c, s, "on demand")); };
+    });
   }
 
   json HealthJson(const std::string& query) {
@@ -1596,9 +1579,8 @@ struct Agent::Impl {
   void Shutdown() {
     for (ClusterRuntime* c : Snapshot()) {
       StopStreamer(*c);
-      if (c->full_thread.joinable()) c->full_thread.join();
-      if (c->log_thread.joinable()) c->log_thread.join();
     }
+    jobs->Shutdown();
   }
 };
 
@@ -1619,6 +1601,8 @@ Result<std::unique_ptr<Agent>> Agent::Create(AgentConfig config, Clock* clock) {
   }
   ASSIGN_OR_RETURN(impl->store, StateStore::Open(impl->config.state_dir + "/state.db"));
   RETURN_IF_ERROR(impl->store->MarkInterruptedJobs(clock->Now()));
+  impl->jobs = std::make_unique<JobManager>(
+      impl->store.get(), clock, JobManagerOptions{.max_running = {{JobKind::kFull, impl->config.max_parallel_fulls}}});
   ASSIGN_OR_RETURN(impl->token, LoadOrCreateToken(impl->config.state_dir + "/api.token"));
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
 }
