@@ -420,7 +420,6 @@ Status StatusFromResponse(const ApiResponse& out) {
     case 403: code = StatusCode::kPermissionDenied; break;
     case 404: code = StatusCode::kNotFound; break;
     case 409: code = StatusCode::kAlreadyExists; break;
-    case 503: code = StatusCode::kUnavailable; break;
     default: code = StatusCode::kInternal; break;
   }
   return Status(code, message);

@@ -66,8 +66,8 @@ Result<ApiResponse> CallAgent(const std::string& socket_path, const std::string&
 
 // A response as a Status: ok for 2xx, else the body's {"error"} line with the
 // code matching the HTTP status (400 → kInvalidArgument, 401/403 →
-// kPermissionDenied, 404 → kNotFound, 409 → kAlreadyExists, 503 →
-// kUnavailable, others kInternal).
+// kPermissionDenied, 404 → kNotFound, 409 → kAlreadyExists, others
+// kInternal: kUnavailable stays the transport's, "the agent did not answer").
 Status StatusFromResponse(const ApiResponse& response);
 
 // Reads or creates (0600, random) the token file.
