@@ -826,7 +826,8 @@ struct Agent::Impl {
 
   void StartLogJob(ClusterRuntime& c, const ClusterSettings& s, const Decision& d) {
     auto started = jobs->Start({.kind = JobKind::kLog, .cluster = c.name, .reason = d.reason},
-                               [this, &c, s, d](JobContext&) {
+                               [this, &c, s, d](JobContext& job) {
+                                 job.SetPhase("sealing captured WAL");
                                  auto m = RunLog(c, s, d.reason);
                                  if (!m.ok() && m.status().code() == StatusCode::kAlreadyExists) {
                                    NoteBackOff(c, m.status().message());
@@ -1527,7 +1528,10 @@ struct Agent::Impl {
       if (kind == JobKind::kFull) {
         return [this, &c, s](JobContext& job) { return Output(RunFull(c, s, "on demand", false, job)); };
       }
-      return [this, &c, s](JobContext&) { return Output(RunLog(c, s, "on demand")); };
+      return [this, &c, s](JobContext& job) {
+        job.SetPhase("sealing captured WAL");
+        return Output(RunLog(c, s, "on demand"));
+      };
     });
   }
 

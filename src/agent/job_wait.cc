@@ -73,7 +73,7 @@ Status FateUnknown(const AgentApi& api, const JobView& job, const JobWaitOptions
   return Status::Unavailable(
              fmt::format("{} {} while job {} ({} of \"{}\") was {}; the backup's fate is unknown; hint: once the "
                          "agent is back, smartbackup status{} shows whether it still runs and smartbackup "
-                         "available-backups {} --storage-url URL whether it was written",
+                         "available-backups --repo URL --db {} whether it was written",
                          api.Describe(), what, job.id, Noun(job.type), job.database, JobStateName(job.state),
                          options.config_flag, job.database))
       .WithDetail(StatusDetail::kNoAnswer);
@@ -166,7 +166,7 @@ Result<JobView> WaitForJob(AgentApi& api, Clock* clock, const JobView& started, 
     case JobState::kSucceeded: return job;
     case JobState::kInterrupted:
       return Status::Unavailable(fmt::format(
-          "job {} ({} of \"{}\") was interrupted: {}; hint: smartbackup available-backups {} --storage-url URL shows "
+          "job {} ({} of \"{}\") was interrupted: {}; hint: smartbackup available-backups --repo URL --db {} shows "
           "whether a backup was written; run backup-on-demand again",
           job.id, Noun(job.type), job.database, job.error.empty() ? "the agent stopped" : job.error, job.database));
     default:

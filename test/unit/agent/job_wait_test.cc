@@ -164,7 +164,7 @@ TEST(JobWaitTest, AnAgentThatStopsAnsweringMidWayIsReportedInOneLineWithTheFateU
   EXPECT_EQ(m,
             "the agent at /run/smartbackup/agent.sock stopped answering while job 7 (full backup of \"main\") was "
             "running; the backup's fate is unknown; hint: once the agent is back, smartbackup status --config "
-            "/etc/sb.toml shows whether it still runs and smartbackup available-backups main --storage-url URL "
+            "/etc/sb.toml shows whether it still runs and smartbackup available-backups --repo URL --db main "
             "whether it was written");
   EXPECT_FALSE(Has(m, "Read"));
   EXPECT_FALSE(Has(m, "\n"));
