@@ -10,34 +10,43 @@
 namespace sb {
 namespace {
 
-constexpr JobKind kKinds[] = {JobKind::kFull, JobKind::kLog, JobKind::kCopyOnly, JobKind::kRetention,
-                              JobKind::kVerify};
-constexpr JobState kStates[] = {JobState::kQueued,    JobState::kRunning,   JobState::kSucceeded,
-                                JobState::kFailed,    JobState::kCancelled, JobState::kInterrupted};
+// Each kind's and state's words, in one place.
+struct KindText {
+  JobKind kind;
+  const char* name;  // the API's and the state store's
+  const char* noun;  // for messages
+};
+constexpr KindText kKindTexts[] = {
+    {JobKind::kFull, "full", "full backup"},          {JobKind::kLog, "log", "log backup"},
+    {JobKind::kCopyOnly, "copy_only", "copy-only backup"}, {JobKind::kRetention, "retention", "retention run"},
+    {JobKind::kVerify, "verify", "verify run"},
+};
+struct StateText {
+  JobState state;
+  const char* name;    // the API's
+  const char* stored;  // the state store's result column
+};
+constexpr StateText kStateTexts[] = {
+    {JobState::kQueued, "queued", "queued"},          {JobState::kRunning, "running", "running"},
+    {JobState::kSucceeded, "succeeded", "ok"},        {JobState::kFailed, "failed", "failed"},
+    {JobState::kCancelled, "cancelled", "cancelled"}, {JobState::kInterrupted, "interrupted", "interrupted"},
+};
 
-const char* KindNoun(JobKind kind) {
-  switch (kind) {
-    case JobKind::kFull: return "full backup";
-    case JobKind::kLog: return "log backup";
-    case JobKind::kCopyOnly: return "copy-only backup";
-    case JobKind::kRetention: return "retention run";
-    case JobKind::kVerify: return "verify run";
+const KindText& TextOf(JobKind kind) {
+  for (const auto& t : kKindTexts) {
+    if (t.kind == kind) return t;
   }
-  return "job";
+  return kKindTexts[0];
+}
+const StateText& TextOf(JobState state) {
+  for (const auto& t : kStateTexts) {
+    if (t.state == state) return t;
+  }
+  return kStateTexts[0];
 }
 
-// The state store's result column.
-const char* StoreResult(JobState state) {
-  switch (state) {
-    case JobState::kQueued: return "queued";
-    case JobState::kRunning: return "running";
-    case JobState::kSucceeded: return "ok";
-    case JobState::kFailed: return "failed";
-    case JobState::kCancelled: return "cancelled";
-    case JobState::kInterrupted: return "interrupted";
-  }
-  return "failed";
-}
+const char* KindNoun(JobKind kind) { return TextOf(kind).noun; }
+const char* StoreResult(JobState state) { return TextOf(state).stored; }
 
 // A row of an earlier process (or one pruned from memory) as a JobInfo. A row
 // still "running" or "queued" that this process does not run was left by a
@@ -75,39 +84,20 @@ bool NewerFirst(const JobInfo& a, const JobInfo& b) {
 
 }  // namespace
 
-const char* JobKindName(JobKind kind) {
-  switch (kind) {
-    case JobKind::kFull: return "full";
-    case JobKind::kLog: return "log";
-    case JobKind::kCopyOnly: return "copy_only";
-    case JobKind::kRetention: return "retention";
-    case JobKind::kVerify: return "verify";
-  }
-  return "full";
-}
+const char* JobKindName(JobKind kind) { return TextOf(kind).name; }
 
 std::optional<JobKind> ParseJobKind(const std::string& name) {
-  for (JobKind k : kKinds) {
-    if (name == JobKindName(k)) return k;
+  for (const auto& t : kKindTexts) {
+    if (name == t.name) return t.kind;
   }
   return std::nullopt;
 }
 
-const char* JobStateName(JobState state) {
-  switch (state) {
-    case JobState::kQueued: return "queued";
-    case JobState::kRunning: return "running";
-    case JobState::kSucceeded: return "succeeded";
-    case JobState::kFailed: return "failed";
-    case JobState::kCancelled: return "cancelled";
-    case JobState::kInterrupted: return "interrupted";
-  }
-  return "failed";
-}
+const char* JobStateName(JobState state) { return TextOf(state).name; }
 
 std::optional<JobState> ParseJobState(const std::string& name) {
-  for (JobState s : kStates) {
-    if (name == JobStateName(s)) return s;
+  for (const auto& t : kStateTexts) {
+    if (name == t.name) return t.state;
   }
   return std::nullopt;
 }

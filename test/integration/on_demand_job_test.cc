@@ -16,6 +16,7 @@
 #include "repo/repository.h"
 #include "storage/fault/fault_storage.h"
 #include "storage/memory/memory_storage.h"
+#include "support/gate.h"
 #include "support/pg_cluster.h"
 
 namespace sb::test {
@@ -26,60 +27,19 @@ using nlohmann::json;
 
 const SystemTime kT0 = std::chrono::system_clock::from_time_t(1'767'571'200);
 
-// Forwards to a base storage; the second data chunk's Put waits until the test opens the gate,
-// so what the test observes mid-backup does not depend on thread scheduling.
-class GatedStorage final : public Storage {
- public:
-  explicit GatedStorage(Storage* base) : base_(base) {}
-  void Open() {
-    std::lock_guard lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  Status Put(std::string_view key, std::string_view data, const PutOptions& options) override {
-    if (key.find("/data/") != std::string_view::npos) {
-      std::unique_lock lock(mu_);
-      if (++data_puts_ >= 2) cv_.wait(lock, [&] { return open_; });
-    }
-    return base_->Put(key, data, options);
-  }
-  Result<std::string> Get(std::string_view key) override { return base_->Get(key); }
-  Result<std::string> GetRange(std::string_view key, uint64_t offset, uint64_t length) override {
-    return base_->GetRange(key, offset, length);
-  }
-  Result<ObjectInfo> Stat(std::string_view key) override { return base_->Stat(key); }
-  Result<ListPage> List(std::string_view prefix, std::string_view token, int max_results) override {
-    return base_->List(prefix, token, max_results);
-  }
-  Status Delete(std::string_view key) override { return base_->Delete(key); }
-  Result<std::unique_ptr<Lease>> AcquireLease(std::string_view key, const LeaseOptions& options) override {
-    return base_->AcquireLease(key, options);
-  }
-  std::string Describe() const override { return "gated(" + base_->Describe() + ")"; }
-
- private:
-  Storage* base_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-  int data_puts_ = 0;
-};
-
 class OnDemandJobTest : public ::testing::Test {
  protected:
   void SetUp() override {
     cluster_ = PgCluster::Create();
     cluster_->Pgbench("-i -s 1 -q");
-    slow_ = std::make_unique<FaultStorage>(&memory_, &clock_);
-    slow_->DelayOn(FaultOp::kPut, 30s);  // every object takes 30 s of the manual clock
-    auto gated = std::make_unique<GatedStorage>(slow_.get());
-    gate_ = gated.get();
-    auto repo = Repository::Open(std::move(gated), /*create=*/true, &clock_);
+    auto slow = std::make_unique<FaultStorage>(&memory_, &clock_);
+    slow->DelayOn(FaultOp::kPut, 30s);  // every object takes 30 s of the manual clock
+    auto repo = Repository::Open(std::move(slow), /*create=*/true, &clock_);
     ASSERT_TRUE(repo.ok()) << repo.status().message();
     repo_ = std::move(repo).value();
   }
   void TearDown() override {
-    if (gate_) gate_->Open();
+    gate_.Open();
     jobs_.Shutdown(JobManager::ShutdownMode::kCancel);
   }
 
@@ -91,9 +51,10 @@ class OnDemandJobTest : public ::testing::Test {
                                       .parallelism = 1,
                                       .chunk_size = 1 << 20,
                                       .progress =
-                                          [&job](const FullBackupProgress& p) {
+                                          [this, &job](const FullBackupProgress& p) {
                                             job.SetProgress(FullBackupPhaseName(p.phase), p.bytes_done,
                                                             p.bytes_total);
+                                            if (p.bytes_done > 0) gate_.Wait();
                                           },
                                       .cancelled = [&job] { return job.cancelled(); }});
       if (!m.ok()) return m.status();
@@ -114,8 +75,7 @@ class OnDemandJobTest : public ::testing::Test {
   ManualClock clock_{kT0};
   std::unique_ptr<PgCluster> cluster_;
   MemoryStorage memory_;
-  std::unique_ptr<FaultStorage> slow_;
-  GatedStorage* gate_ = nullptr;
+  Gate gate_;
   std::unique_ptr<Repository> repo_;
   JobManager jobs_{nullptr, &clock_};
 };
@@ -126,7 +86,7 @@ TEST_F(OnDemandJobTest, AFullBackupLongerThanTenMinutesReportsSuccessWithProgres
   const SteadyTime began = clock_.SteadyNow();
   auto result = BackupOnDemand(*api, &clock_, "main", "full", {}, [&](const JobView& job, std::chrono::milliseconds e) {
     lines.push_back(JobProgressLine(job, e));
-    if (job.phase == "streaming" && job.bytes_done > 0) gate_->Open();  // seen mid-backup: let it go on
+    if (job.phase == "streaming" && job.bytes_done > 0) gate_.Open();  // seen mid-backup: let it go on
   });
   ASSERT_TRUE(result.ok()) << result.status().message();
   EXPECT_EQ((*result)["type"], "full");
@@ -160,7 +120,7 @@ TEST_F(OnDemandJobTest, ACancelledJobEndsCancelledAndLeavesNoBackup) {
     std::this_thread::yield();
   }
   ASSERT_EQ(api({.method = "POST", .path = job + "/cancel"}).status, 200);
-  gate_->Open();
+  gate_.Open();
   jobs_.WaitAll();
   json done = json::parse(api({.method = "GET", .path = job}).body);
   EXPECT_EQ(done["state"], "cancelled") << done.dump();

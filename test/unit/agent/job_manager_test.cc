@@ -13,31 +13,15 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "support/gate.h"
+
 namespace sb {
 namespace {
 
 using namespace std::chrono_literals;
+using test::Gate;
 
 const SystemTime kT0 = std::chrono::system_clock::from_time_t(1'767'571'200);
-
-// A latch the test opens; jobs wait on it.
-class Gate {
- public:
-  void Open() {
-    std::lock_guard lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock lock(mu_);
-    cv_.wait(lock, [&] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
 
 // A job that says it started, then waits for its gate.
 JobFn Blocked(Gate* started, Gate* release, std::string detail = "done") {

@@ -10,15 +10,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <deque>
-#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "agent/job_routes.h"
 #include "repo/repository.h"
 #include "storage/fault/fault_storage.h"
 #include "storage/memory/memory_storage.h"
+#include "support/gate.h"
 
 namespace sb {
 namespace {
@@ -72,13 +71,9 @@ TEST(JobWaitTest, ABackupLongerThanTenMinutesOnSlowStorageReportsSuccessWithProg
   JobManager jobs(nullptr, &clock);
   // The backup goes on past its first chunk only once the waiter has shown that chunk's
   // progress: what the waiter sees does not depend on thread scheduling.
-  std::mutex mu;
-  std::condition_variable cv;
-  bool progress_seen = false;
+  test::Gate progress_seen;
   auto after_chunk = [&](int i) {
-    if (i != 0) return;
-    std::unique_lock lock(mu);
-    cv.wait(lock, [&] { return progress_seen; });
+    if (i == 0) progress_seen.Wait();
   };
   auto api = HandlerAgentApi(Router(jobs, [&](JobKind) { return SlowBackup(&slow, 15, after_chunk); }),
                              "the agent at /s");
@@ -90,11 +85,7 @@ TEST(JobWaitTest, ABackupLongerThanTenMinutesOnSlowStorageReportsSuccessWithProg
     lines.push_back(JobProgressLine(job, e));
     EXPECT_GE(job.bytes_done, most_bytes) << "progress only goes forward";
     most_bytes = std::max(most_bytes, job.bytes_done);
-    if (job.bytes_done > 0) {
-      std::lock_guard lock(mu);
-      progress_seen = true;
-      cv.notify_all();
-    }
+    if (job.bytes_done > 0) progress_seen.Open();
   });
   ASSERT_TRUE(result.ok()) << result.status().message();
   EXPECT_EQ((*result)["backup_id"], "20260105T000000Z-F");
@@ -214,14 +205,11 @@ TEST(JobWaitTest, APostThatIsNotAnsweredSaysTheStartIsUnknownAndARefusalPassesTh
 TEST(JobRoutesTest, PostAnswersAtOnceAndASecondOneNamesTheRunningJob) {
   ManualClock clock(kT0);
   JobManager jobs(nullptr, &clock);
-  std::mutex mu;
-  std::condition_variable cv;
-  bool release = false;
+  test::Gate release;
   auto work = [&](JobKind) -> JobFn {
     return [&](JobContext& ctx) -> Result<JobOutput> {
       ctx.SetProgress("streaming", 5, 10);
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return release; });
+      release.Wait();
       return JobOutput{.detail = "x"};
     };
   };
@@ -248,11 +236,7 @@ TEST(JobRoutesTest, PostAnswersAtOnceAndASecondOneNamesTheRunningJob) {
   EXPECT_EQ(api({.method = "GET", .path = "/v1/jobs/abc"}).status, 400);
   EXPECT_EQ(api({.method = "GET", .path = "/v1/jobs/424242"}).status, 404);
 
-  {
-    std::lock_guard lock(mu);
-    release = true;
-  }
-  cv.notify_all();
+  release.Open();
   jobs.WaitAll();
   json done = json::parse(api({.method = "GET", .path = "/v1/jobs/" + std::to_string(id)}).body);
   EXPECT_EQ(done["state"], "succeeded");
