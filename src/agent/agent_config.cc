@@ -32,12 +32,6 @@ std::string Join(const std::vector<std::string>& v) {
   return out;
 }
 
-std::string ManagedNames() {
-  std::vector<std::string> names;
-  for (const auto& o : ManagedOptions()) names.push_back(o.name);
-  return Join(names);
-}
-
 const char* TypeName(toml::node_type t) {
   switch (t) {
     case toml::node_type::table: return "a table";
@@ -278,8 +272,9 @@ class Parser {
         if (node.is_string()) return std::string(*node.value<std::string>());
         return Error(node.source(), fmt::format("{} {} must be a string such as \"{}\", got {}", table, def.name,
                                                 def.type == T::kDuration ? "10s" : "5MiB", TypeName(node.type())));
-      case T::kString:
-      case T::kMode:
+      case T::kChoice:
+      case T::kStorageUrl:
+      case T::kAbsolutePath:
       case T::kSchedule:
         return String(key, node, table);
     }
@@ -296,7 +291,7 @@ class Parser {
       if (extra.count(k)) continue;
       const OptionDef* def = FindOption(k);
       if (def == nullptr) {
-        std::string names = ManagedNames();
+        std::string names = OptionNames();
         if (!extra.empty()) names = Join(std::vector<std::string>(extra.begin(), extra.end())) + ", " + names;
         return Error(key.source(), fmt::format("unknown key \"{}\" in {}; hint: one of {}", k, table, names));
       }

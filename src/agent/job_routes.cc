@@ -99,13 +99,13 @@ json JobJson(const JobInfo& job) {
   return j;
 }
 
-ApiResponse PostBackupJob(JobManager& jobs, const std::string& database, const std::string& body,
-                          const std::function<JobFn(JobKind)>& make_work) {
+ApiResponse PostBackupJob(JobManager& jobs, const std::string& body,
+                          const std::function<Result<int64_t>(JobKind)>& start) {
   json j = json::parse(body, nullptr, false);
   std::string type = j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
   if (type != "full" && type != "log") return Error(400, "backup type must be full or log");
   const JobKind kind = type == "full" ? JobKind::kFull : JobKind::kLog;
-  auto id = jobs.Start({.kind = kind, .cluster = database, .reason = "on demand"}, make_work(kind));
+  auto id = start(kind);
   if (!id.ok()) return Error(HttpStatusOf(id.status()), id.status().message());
   auto job = jobs.Get(*id);
   if (!job.ok()) return Error(500, job.status().message());

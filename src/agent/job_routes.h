@@ -26,10 +26,10 @@ nlohmann::json JobJson(const JobInfo& job);
 // What backup-on-demand prints (and what the synchronous route answered before jobs).
 nlohmann::json BackupResultJson(const BackupManifest& m);
 
-// POST /v1/db/NAME/backup for a known database NAME: make_work builds the
-// job's work for the kind asked (the agent knows how to back NAME up).
-ApiResponse PostBackupJob(JobManager& jobs, const std::string& database, const std::string& body,
-                          const std::function<JobFn(JobKind)>& make_work);
+// POST /v1/db/NAME/backup for a known database: `start` starts the job of the
+// kind asked (the agent knows how to back NAME up) and returns its id.
+ApiResponse PostBackupJob(JobManager& jobs, const std::string& body,
+                          const std::function<Result<int64_t>(JobKind)>& start);
 
 // The /v1/jobs routes; nullopt when the request is not one of them.
 std::optional<ApiResponse> RouteJobs(JobManager& jobs, const ApiRequest& request);

@@ -77,6 +77,7 @@ std::optional<Decision> Skip(const ClusterObservation& o, const ClusterSettings&
                 "cluster unreachable: " + (o.unreachable_error.empty() ? std::string("no connection") : o.unreachable_error));
   }
   if (o.in_recovery) return Make(Action::kSkip, "standby: backups run on the primary only");
+  if (o.storage_error) return Make(Action::kSkip, "storage unusable: " + *o.storage_error);
   if (o.wal_level == "minimal") {
     return Make(Action::kSkip, "wal_level is minimal (SIMPLE recovery model): scheduling stopped");
   }

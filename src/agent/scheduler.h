@@ -13,12 +13,17 @@
 
 namespace sb {
 
+// Why a new container begins (a new database for the chain).
+enum class NewContainerCause { kNone, kNewSystemIdentifier, kFailover, kBackFromMinimal };
+
 struct ClusterObservation {
   SystemTime now;
   bool master_switch_on = true;
   bool enabled = false;
   bool reachable = true;
   std::string unreachable_error;    // (added) why: the connection error, shown in the skip reason
+  // The repository cannot be opened or read (PostgreSQL itself is fine): nothing is decided.
+  std::optional<std::string> storage_error;
   bool in_recovery = false;         // a standby: skipped, reported as skipped
   std::string wal_level = "replica";
   Lsn current_lsn;                  // server's current WAL position
@@ -31,6 +36,7 @@ struct ClusterObservation {
   bool chain_broken = false;        // a gap after the newest full, a lost slot, …
   std::string chain_break_cause;
   bool new_container = false;       // failover (new timeline), new system identifier, back from minimal
+  NewContainerCause new_container_kind = NewContainerCause::kNone;
   std::string new_container_cause;  // (added) e.g. "failover to timeline 2", shown in the reason
   bool full_running = false;
   bool log_running = false;

@@ -52,15 +52,6 @@ std::vector<std::string> SplitWords(const std::string& text) {
   return out;
 }
 
-std::string OptionNames() {
-  std::string out;
-  for (const auto& o : ManagedOptions()) {
-    if (!out.empty()) out += ", ";
-    out += o.name;
-  }
-  return out;
-}
-
 Result<bool> ParseBool(const std::string& name, const std::string& value) {
   const std::string v = Lower(Trim(value));
   if (v == "true" || v == "on" || v == "yes" || v == "1") return true;
@@ -98,117 +89,242 @@ Result<uint64_t> ParsePositiveSize(const std::string& name, const std::string& v
   return *n;
 }
 
-Status CheckStorageUrl(const std::string& url) {
-  const std::string hint = "hint: use file:///absolute/path or azure://container[/prefix]";
+const char kStorageUrlForms[] = "file:///absolute/path or azure://container[/prefix]";
+
+Status CheckStorageUrl(const std::string& name, const std::string& url) {
+  const std::string hint = fmt::format("hint: use {}", kStorageUrlForms);
   if (StartsWith(url, "file:///")) return Status::Ok();
   if (StartsWith(url, "azure://")) {
     if (url.size() > 8 && url[8] != '/') return Status::Ok();
-    return Status::InvalidArgument(fmt::format("storage_url \"{}\" names no container; {}", url, hint));
+    return Status::InvalidArgument(fmt::format("{} \"{}\" names no container; {}", name, url, hint));
   }
-  return Status::InvalidArgument(fmt::format("storage_url \"{}\" is not supported; {}", url, hint));
+  return Status::InvalidArgument(fmt::format("{} \"{}\" is not supported; {}", name, url, hint));
 }
 
-// Applies one canonical value to `s`. Values that fail to parse are ignored.
-void Apply(ClusterSettings* s, const OptionDef& def, const std::string& value) {
-  const std::string& n = def.name;
-  if (n == "enabled") {
-    if (auto b = ParseBool(n, value); b.ok()) s->enabled = *b;
-  } else if (n == "storage_url") {
-    if (CheckStorageUrl(Trim(value)).ok()) s->storage_url = Trim(value);
-  } else if (n == "retention_days") {
-    if (auto i = ParseInt(def, value); i.ok()) s->retention_days = static_cast<int>(*i);
-  } else if (n == "mode") {
-    const std::string m = Lower(Trim(value));
-    if (m == "stream" || m == "archive") s->mode = m;
-  } else if (n == "key_file") {
-    const std::string k = Trim(value);
-    if (k.empty() || k[0] == '/') s->key_file = k;
-  } else if (n == "public_key") {
-    const std::string k = Trim(value);
-    if (k.empty() || k[0] == '/') s->public_key = k;
-  } else if (n == "full_max_age") {
-    if (auto d = ParsePositiveDuration(n, value); d.ok()) s->full_max_age = *d;
-  } else if (n == "full_max_wal") {
-    if (auto b = ParsePositiveSize(n, value); b.ok()) s->full_max_wal = *b;
-  } else if (n == "log_max_age") {
-    if (auto d = ParsePositiveDuration(n, value); d.ok()) s->log_max_age = *d;
-  } else if (n == "log_max_wal") {
-    if (auto b = ParsePositiveSize(n, value); b.ok()) s->log_max_wal = *b;
-  } else if (n == "full_schedule") {
-    const std::string t = Trim(value);
-    if (t.empty() || Lower(t) == "none") {
-      s->full_schedule.reset();
-    } else if (auto fs = ParseFullSchedule(t); fs.ok()) {
-      s->full_schedule = *fs;
-    }
-  } else if (n == "log_frequency") {
-    const std::string t = Trim(value);
-    if (t.empty() || Lower(t) == "none") {
-      s->log_frequency.reset();
-    } else if (auto d = ParsePositiveDuration(n, t); d.ok()) {
-      s->log_frequency = *d;
-    }
-  } else if (n == "flush_interval") {
-    if (auto d = ParsePositiveDuration(n, value); d.ok()) s->flush_interval = *d;
-  } else if (n == "retention_unit") {
-    // Also checked here: a value saved by an earlier (test) run must not apply in production.
-    if (!TestOnlyOptionsAllowed()) return;
-    if (auto d = ParsePositiveDuration(n, value); d.ok()) s->retention_unit = *d;
+// "a or b", "a, b or c".
+std::string OrList(const std::vector<std::string>& words) {
+  std::string out;
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) out += i + 1 == words.size() ? " or " : ", ";
+    out += words[i];
   }
+  return out;
+}
+
+// The checks of one option's type on a value; returns its canonical text.
+Result<std::string> Validate(const OptionDef& def, const std::string& value) {
+  const std::string& name = def.name;
+  if (def.test_only && !TestOnlyOptionsAllowed() && Trim(value) != def.default_text) {
+    // A test-only knob in production shortens retention by orders of magnitude: refused at every
+    // entry (config file, API, verbs), since all of them validate here. Its default stays accepted:
+    // db-config output lists every option and may be fed back.
+    return Status::InvalidArgument(fmt::format(
+        "setting \"{}\" is for tests only and is refused outside them; hint: remove it (tests set "
+        "SMARTBACKUP_TESTING=1)",
+        name));
+  }
+  const std::string v = Trim(value);
+  if (def.allow_empty && (v.empty() || Lower(v) == "none")) return std::string();
+  switch (def.type) {
+    case Type::kBool: {
+      ASSIGN_OR_RETURN(bool b, ParseBool(name, value));
+      return std::string(b ? "true" : "false");
+    }
+    case Type::kInt: {
+      ASSIGN_OR_RETURN(int64_t n, ParseInt(def, value));
+      return std::to_string(n);
+    }
+    case Type::kChoice: {
+      const std::string c = Lower(v);
+      for (const auto& choice : def.choices) {
+        if (c == choice) return c;
+      }
+      return Status::InvalidArgument(fmt::format("{} must be {}, got \"{}\"", name, OrList(def.choices), value));
+    }
+    case Type::kStorageUrl:
+      RETURN_IF_ERROR(CheckStorageUrl(name, v));
+      return v;
+    case Type::kAbsolutePath:
+      if (v.empty() || v[0] != '/') {
+        return Status::InvalidArgument(
+            fmt::format("{} must be an absolute path, got \"{}\"; hint: e.g. {}", name, value, def.example));
+      }
+      return v;
+    case Type::kDuration:
+      RETURN_IF_ERROR(ParsePositiveDuration(name, v).status());
+      return v;
+    case Type::kByteSize:
+      RETURN_IF_ERROR(ParsePositiveSize(name, v).status());
+      return v;
+    case Type::kSchedule: {
+      ASSIGN_OR_RETURN(FullSchedule s, ParseFullSchedule(v));
+      return FormatFullSchedule(s);
+    }
+  }
+  return Status::Internal(fmt::format("option {} has no type", name));
+}
+
+// Stores a canonical value (one Validate accepted) in the option's field.
+// The conversions cannot fail on canonical text; if one did, the field keeps
+// its value (the layer below wins).
+void Store(ClusterSettings* s, const OptionDef& def, const std::string& canonical) {
+  using ms = std::chrono::milliseconds;
+  struct Visitor {
+    ClusterSettings* s;
+    const std::string& text;
+    void operator()(bool ClusterSettings::*f) const { s->*f = text == "true"; }
+    void operator()(int ClusterSettings::*f) const {
+      int n = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+      if (ec == std::errc() && end == text.data() + text.size()) s->*f = n;
+    }
+    void operator()(std::string ClusterSettings::*f) const { s->*f = text; }
+    void operator()(uint64_t ClusterSettings::*f) const {
+      if (auto n = ParseByteSize(text); n.ok()) s->*f = *n;
+    }
+    void operator()(ms ClusterSettings::*f) const {
+      if (auto d = ParseDuration(text); d.ok()) s->*f = *d;
+    }
+    void operator()(std::optional<ms> ClusterSettings::*f) const {
+      if (text.empty()) {
+        (s->*f).reset();
+      } else if (auto d = ParseDuration(text); d.ok()) {
+        s->*f = *d;
+      }
+    }
+    void operator()(std::optional<FullSchedule> ClusterSettings::*f) const {
+      if (text.empty()) {
+        (s->*f).reset();
+      } else if (auto fs = ParseFullSchedule(text); fs.ok()) {
+        s->*f = *fs;
+      }
+    }
+  };
+  std::visit(Visitor{s, canonical}, def.field);
+}
+
+// The canonical text of the option's field.
+std::string Load(const ClusterSettings& s, const OptionDef& def) {
+  using ms = std::chrono::milliseconds;
+  struct Visitor {
+    const ClusterSettings& s;
+    std::string operator()(bool ClusterSettings::*f) const { return s.*f ? "true" : "false"; }
+    std::string operator()(int ClusterSettings::*f) const { return std::to_string(s.*f); }
+    std::string operator()(std::string ClusterSettings::*f) const { return s.*f; }
+    std::string operator()(uint64_t ClusterSettings::*f) const { return FormatByteSizeExact(s.*f); }
+    std::string operator()(ms ClusterSettings::*f) const { return FormatDuration(s.*f); }
+    std::string operator()(std::optional<ms> ClusterSettings::*f) const {
+      return (s.*f) ? FormatDuration(*(s.*f)) : "";
+    }
+    std::string operator()(std::optional<FullSchedule> ClusterSettings::*f) const {
+      return (s.*f) ? FormatFullSchedule(*(s.*f)) : "";
+    }
+  };
+  return std::visit(Visitor{s}, def.field);
+}
+
+std::vector<OptionDef> BuildTable() {
+  using CS = ClusterSettings;
+  std::vector<OptionDef> v;
+  // Each row: name, type, field, default, one-line help; then what the type needs.
+  auto add = [&v](std::string name, Type type, OptionDef::Field field, std::string def,
+                  std::string help) -> OptionDef& {
+    OptionDef o{.name = std::move(name), .type = type, .field = field, .default_text = std::move(def),
+                .help = std::move(help)};
+    // Every option but a test-only one is a flag of the set verbs, named after it.
+    o.verbs = kSetBackupVerbs;
+    o.flag = "--" + o.name;
+    std::replace(o.flag.begin(), o.flag.end(), '_', '-');
+    v.push_back(std::move(o));
+    return v.back();
+  };
+  {
+    auto& o = add("enabled", Type::kBool, &CS::enabled, "false",
+                  "managed backup on for the cluster (or, as a default, for clusters found later)");
+    o.flag = "--enable";
+    o.off_flag = "--disable";
+    o.off_help = "managed backup off (the settings are kept)";
+  }
+  add("storage_url", Type::kStorageUrl, &CS::storage_url, "file:///var/backups/smartbackup", "where backups go");
+  {
+    auto& o = add("retention_days", Type::kInt, &CS::retention_days, "7",
+                  "keep what restores to any point in the last N days");
+    o.unit = "days";
+    o.min_value = 1;
+    o.max_value = 30;  // spec section 2, as SQL Server 2014's managed backup
+    o.verbs |= kPurgeVerb;
+  }
+  add("mode", Type::kChoice, &CS::mode, "stream",
+      "log capture: stream (own replication slot) or archive (archive_command runs smartbackup wal-push)")
+      .choices = {"stream", "archive"};
+  {
+    auto& o = add("key_file", Type::kAbsolutePath, &CS::key_file, "",
+                  "the AES-256 key file that encrypts backups; empty = not encrypted");
+    o.example = "/etc/smartbackup/backup.key";
+    o.allow_empty = true;
+  }
+  {
+    auto& o = add("public_key", Type::kAbsolutePath, &CS::public_key, "",
+                  "an RSA public key or certificate (PEM): backups are encrypted with data keys sealed to it, so "
+                  "this host cannot read them (restore needs the private key); excludes key_file");
+    o.example = "/etc/smartbackup/backup-pub.pem";
+    o.allow_empty = true;
+  }
+  add("full_max_age", Type::kDuration, &CS::full_max_age, "7d", "a full backup when the last one is this old");
+  add("full_max_wal", Type::kByteSize, &CS::full_max_wal, "1GiB",
+      "a full backup after this much WAL since the last one");
+  add("log_max_age", Type::kDuration, &CS::log_max_age, "2h", "a log backup when the last one is this old")
+      .verbs |= kStreamVerb | kWalPushVerb;
+  add("log_max_wal", Type::kByteSize, &CS::log_max_wal, "5MiB",
+      "a log backup after this much WAL since the last one")
+      .verbs |= kStreamVerb | kWalPushVerb;
+  add("full_schedule", Type::kSchedule, &CS::full_schedule, "",
+      "custom full-backup window (UTC), e.g. daily 01:00 2h or weekly sun 01:00 2h; empty = the thresholds "
+      "alone decide")
+      .allow_empty = true;
+  add("log_frequency", Type::kDuration, &CS::log_frequency, "",
+      "custom schedule: a log backup at least this often; empty = none")
+      .allow_empty = true;
+  add("flush_interval", Type::kDuration, &CS::flush_interval, "5s",
+      "stream mode: how often received WAL is made durable in storage")
+      .verbs |= kStreamVerb;
+  {
+    auto& o = add("retention_unit", Type::kDuration, &CS::retention_unit, "1d",
+                  "for tests only: the length of one retention \"day\" (e.g. 1s so retention runs in seconds)");
+    o.test_only = true;
+    o.verbs = 0;  // only through --set, and only under tests
+    o.flag.clear();
+  }
+  return v;
+}
+
+const ClusterSettings& TableDefaults() {
+  static const ClusterSettings kDefaults = [] {
+    ClusterSettings s{ClusterSettings::Blank{}};
+    for (const auto& def : ManagedOptions()) Store(&s, def, def.default_text);
+    return s;
+  }();
+  return kDefaults;
 }
 
 }  // namespace
 
+ClusterSettings::ClusterSettings() : ClusterSettings(TableDefaults()) {}
+
+std::vector<std::string> OptionVerbNames(unsigned verbs) {
+  std::vector<std::string> out;
+  if (verbs & kSetBackupVerbs) {
+    out.push_back("set-db-backup");
+    out.push_back("set-instance-backup");
+  }
+  if (verbs & kPurgeVerb) out.push_back("purge");
+  if (verbs & kStreamVerb) out.push_back("stream");
+  if (verbs & kWalPushVerb) out.push_back("wal-push");
+  return out;
+}
+
 const std::vector<OptionDef>& ManagedOptions() {
-  static const std::vector<OptionDef> kOptions = [] {
-    std::vector<OptionDef> v;
-    auto add = [&v](std::string name, Type type, std::string def, std::string help) -> OptionDef& {
-      v.push_back(OptionDef{std::move(name), type, std::move(def), std::move(help)});
-      return v.back();
-    };
-    add("enabled", Type::kBool, "false", "managed backup on for the cluster (or, as a default, for clusters found later)")
-        .verb_flag = true;
-    add("storage_url", Type::kString, "file:///var/backups/smartbackup",
-        "where backups go: file:///absolute/path or azure://container[/prefix]")
-        .verb_flag = true;
-    {
-      auto& o = add("retention_days", Type::kInt, "7", "keep what restores to any point in the last N days (1-30)");
-      o.min_value = 1;
-      o.max_value = 30;
-      o.verb_flag = true;
-    }
-    add("mode", Type::kMode, "stream",
-        "log capture: stream (own replication slot) or archive (archive_command runs smartbackup wal-push)")
-        .verb_flag = true;
-    {
-      auto& o = add("key_file", Type::kString, "",
-                    "absolute path of the AES-256 key file that encrypts backups; empty = not encrypted");
-      o.allow_empty = true;
-      o.verb_flag = true;
-    }
-    {
-      auto& o = add("public_key", Type::kString, "",
-                    "absolute path of an RSA public key or certificate (PEM): backups are encrypted with data keys "
-                    "sealed to it, so this host cannot read them (restore needs the private key); excludes key_file");
-      o.allow_empty = true;
-      o.verb_flag = true;
-    }
-    add("full_max_age", Type::kDuration, "7d", "a full backup when the last one is this old");
-    add("full_max_wal", Type::kByteSize, "1GiB", "a full backup after this much WAL since the last one");
-    add("log_max_age", Type::kDuration, "2h", "a log backup when the last one is this old");
-    add("log_max_wal", Type::kByteSize, "5MiB", "a log backup after this much WAL since the last one");
-    add("full_schedule", Type::kSchedule, "",
-        "custom full-backup window (UTC): \"daily 01:00 2h\" or \"weekly sun 01:00 2h\"; empty = thresholds "
-        "alone decide")
-        .allow_empty = true;
-    add("log_frequency", Type::kDuration, "", "custom schedule: a log backup at least this often; empty = none")
-        .allow_empty = true;
-    add("flush_interval", Type::kDuration, "5s", "stream mode: how often received WAL is made durable in storage");
-    add("retention_unit", Type::kDuration, "1d",
-        "for tests only: the length of one retention \"day\" (e.g. \"1s\" so retention runs in seconds)")
-        .test_only = true;
-    return v;
-  }();
+  static const std::vector<OptionDef> kOptions = BuildTable();
   return kOptions;
 }
 
@@ -225,68 +341,41 @@ const OptionDef* FindOption(const std::string& name) {
   return nullptr;
 }
 
+std::string OptionNames() {
+  std::string out;
+  for (const auto& o : ManagedOptions()) {
+    if (!out.empty()) out += ", ";
+    out += o.name;
+  }
+  return out;
+}
+
+std::string OptionValuesText(const OptionDef& def) {
+  std::string text;
+  switch (def.type) {
+    case Type::kBool: text = "true or false"; break;
+    case Type::kInt: text = fmt::format("{}-{} {}", def.min_value, def.max_value, def.unit); break;
+    case Type::kChoice: text = OrList(def.choices); break;
+    case Type::kStorageUrl: text = kStorageUrlForms; break;
+    case Type::kAbsolutePath: text = "absolute path"; break;
+    case Type::kDuration:
+      text = fmt::format("duration > 0 up to {}: 30s, 15m, 2h, 7d", FormatDuration(kMaxDuration));
+      break;
+    case Type::kByteSize:
+      text = fmt::format("size > 0 up to {}: 512KiB, 5MiB, 1GiB", FormatByteSizeExact(kMaxByteSize));
+      break;
+    case Type::kSchedule: text = "daily HH:MM LENGTH or weekly DAY HH:MM LENGTH"; break;
+  }
+  if (def.allow_empty) text += ", or empty";
+  return text;
+}
+
 Result<std::string> ValidateOption(const std::string& name, const std::string& value) {
   const OptionDef* def = FindOption(name);
   if (def == nullptr) {
     return Status::InvalidArgument(fmt::format("unknown setting \"{}\"; hint: one of {}", name, OptionNames()));
   }
-  if (def->test_only && !TestOnlyOptionsAllowed() && Trim(value) != def->default_text) {
-    // A test-only knob in production shortens retention by orders of magnitude: refused at every
-    // entry (config file, API, verbs), since all of them validate here. Its default stays accepted:
-    // db-config output lists every option and may be fed back.
-    return Status::InvalidArgument(fmt::format(
-        "setting \"{}\" is for tests only and is refused outside them; hint: remove it (tests set "
-        "SMARTBACKUP_TESTING=1)",
-        name));
-  }
-  const std::string v = Trim(value);
-  if (def->allow_empty && (v.empty() || Lower(v) == "none")) return std::string();
-  switch (def->type) {
-    case Type::kBool: {
-      ASSIGN_OR_RETURN(bool b, ParseBool(name, value));
-      return std::string(b ? "true" : "false");
-    }
-    case Type::kInt: {
-      ASSIGN_OR_RETURN(int64_t n, ParseInt(*def, value));
-      return std::to_string(n);
-    }
-    case Type::kMode: {
-      const std::string m = Lower(v);
-      if (m != "stream" && m != "archive") {
-        return Status::InvalidArgument(fmt::format("{} must be stream or archive, got \"{}\"", name, value));
-      }
-      return m;
-    }
-    case Type::kDuration: {
-      RETURN_IF_ERROR(ParsePositiveDuration(name, v).status());
-      return v;
-    }
-    case Type::kByteSize: {
-      RETURN_IF_ERROR(ParsePositiveSize(name, v).status());
-      return v;
-    }
-    case Type::kSchedule: {
-      ASSIGN_OR_RETURN(FullSchedule s, ParseFullSchedule(v));
-      return FormatFullSchedule(s);
-    }
-    case Type::kString:
-      break;
-  }
-  if (name == "storage_url") {
-    RETURN_IF_ERROR(CheckStorageUrl(v));
-  } else if (name == "key_file") {
-    if (v[0] != '/') {
-      return Status::InvalidArgument(
-          fmt::format("key_file must be an absolute path, got \"{}\"; hint: e.g. /etc/smartbackup/backup.key", value));
-    }
-  } else if (name == "public_key") {
-    if (v[0] != '/') {
-      return Status::InvalidArgument(
-          fmt::format("public_key must be an absolute path, got \"{}\"; hint: e.g. /etc/smartbackup/backup-pub.pem",
-                      value));
-    }
-  }
-  return v;
+  return Validate(*def, value);
 }
 
 Result<PartialSettings> CanonicalizeSettings(const PartialSettings& settings) {
@@ -301,31 +390,24 @@ Status ValidateSettings(const PartialSettings& settings) { return CanonicalizeSe
 
 ClusterSettings ResolveSettings(const PartialSettings& defaults, const PartialSettings& overrides) {
   ClusterSettings s;
-  for (const auto& layer : {&defaults, &overrides}) {
+  for (const auto* layer : {&defaults, &overrides}) {
     for (const auto& def : ManagedOptions()) {
       auto it = layer->find(def.name);
-      if (it != layer->end()) Apply(&s, def, it->second);
+      if (it == layer->end()) continue;
+      if (auto canonical = Validate(def, it->second); canonical.ok()) Store(&s, def, *canonical);
     }
   }
   return s;
 }
 
+Result<ClusterSettings> SettingsFrom(const PartialSettings& values) {
+  ASSIGN_OR_RETURN(PartialSettings canonical, CanonicalizeSettings(values));
+  return ResolveSettings({}, canonical);
+}
+
 PartialSettings ToPartial(const ClusterSettings& s) {
   PartialSettings p;
-  p["enabled"] = s.enabled ? "true" : "false";
-  p["storage_url"] = s.storage_url;
-  p["retention_days"] = std::to_string(s.retention_days);
-  p["mode"] = s.mode;
-  p["key_file"] = s.key_file;
-  p["public_key"] = s.public_key;
-  p["full_max_age"] = FormatDuration(s.full_max_age);
-  p["full_max_wal"] = FormatByteSizeExact(s.full_max_wal);
-  p["log_max_age"] = FormatDuration(s.log_max_age);
-  p["log_max_wal"] = FormatByteSizeExact(s.log_max_wal);
-  p["full_schedule"] = s.full_schedule ? FormatFullSchedule(*s.full_schedule) : "";
-  p["log_frequency"] = s.log_frequency ? FormatDuration(*s.log_frequency) : "";
-  p["flush_interval"] = FormatDuration(s.flush_interval);
-  p["retention_unit"] = FormatDuration(s.retention_unit);
+  for (const auto& def : ManagedOptions()) p[def.name] = Load(s, def);
   return p;
 }
 

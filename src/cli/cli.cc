@@ -25,6 +25,8 @@
 #include "agent/agent.h"
 #include "agent/api.h"
 #include "agent/job_wait.h"
+#include "agent/settings.h"
+#include "cli/option_flags.h"
 #include "common/logging.h"
 #include "common/text.h"
 #include "engine/backup/full_backup.h"
@@ -387,19 +389,20 @@ void RunAvailableBackupsVerb(const ListArgs& a, const CommonFlags& flags) {
 
 struct PurgeArgs {
   std::string repo, db, retention;
-  int retention_days = 0;
+  PartialSettings settings;  // --retention-days (agent/settings.h)
   bool dry_run = false;
 };
 
 // Retention without the agent (cron): the agent's rule for a live cluster,
 // run once. Never purges the newest restorable set.
 void RunPurgeVerb(const PurgeArgs& a, const CommonFlags& flags) {
-  if ((a.retention_days > 0) == !a.retention.empty()) {
+  const bool days = a.settings.count("retention_days") > 0;
+  if (days == !a.retention.empty()) {
     Check(Status::InvalidArgument("give one of --retention-days N or --retention DURATION (e.g. 7d, 36h)"));
   }
   const std::chrono::milliseconds keep =
-      a.retention_days > 0 ? std::chrono::milliseconds(std::chrono::hours(24) * a.retention_days)
-                           : Check(ParseDuration(a.retention));
+      days ? std::chrono::milliseconds(std::chrono::hours(24) * Check(SettingsFrom(a.settings)).retention_days)
+           : Check(ParseDuration(a.retention));
   if (keep.count() <= 0) Check(Status::InvalidArgument("--retention must be positive, e.g. 7d"));
   Check(Repository::ValidateDatabaseName(a.db));
   auto repo = OpenRepo(a.repo, /*create=*/false);
@@ -474,7 +477,7 @@ void OnStopSignal(int) { g_stop = true; }
 
 struct StreamArgs {
   std::string pg, repo, db, slot, key_file, public_key;
-  std::string flush_interval = "5s", log_max_wal = "5MiB", log_max_age = "2h";
+  PartialSettings settings;  // --flush-interval, --log-max-wal, --log-max-age (agent/settings.h)
   bool no_loop = false;
 };
 
@@ -490,13 +493,13 @@ void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
   auto repo = OpenRepo(a.repo, /*create=*/true);
   const uint64_t sysid = ClaimNameOf(*repo, a.db, a.pg);
   WriterKey key = WriterKeyFor(std::move(key_flags), *repo);
+  const ClusterSettings s = Check(SettingsFrom(a.settings));
   WalStreamerOptions o{.conninfo = a.pg,
                        .database = a.db,
                        .slot = a.slot,
                        .key = key.get(),
-                       .flush_interval = Check(ParseDuration(a.flush_interval)),
-                       .thresholds = {.max_wal = Check(ParseByteSize(a.log_max_wal)),
-                                      .max_age = Check(ParseDuration(a.log_max_age))},
+                       .flush_interval = s.flush_interval,
+                       .thresholds = {.max_wal = s.log_max_wal, .max_age = s.log_max_age},
                        .stop = &g_stop};
   struct sigaction sa {};
   sa.sa_handler = OnStopSignal;
@@ -549,7 +552,7 @@ void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
 
 struct WalPushArgs {
   std::string path, repo, db, key_file, public_key;
-  std::string log_max_wal = "5MiB", log_max_age = "2h";
+  PartialSettings settings;  // --log-max-wal, --log-max-age (agent/settings.h)
 };
 
 void RunWalPushVerb(const WalPushArgs& a, const CommonFlags& flags) {
@@ -557,14 +560,14 @@ void RunWalPushVerb(const WalPushArgs& a, const CommonFlags& flags) {
   // With --public-key each segment gets its own data key (WalPush makes it):
   // only check the file now, before the repository is touched.
   if (!key_flags.pem.empty()) Check(PublicKeyFingerprint(key_flags.pem).status());
+  const ClusterSettings s = Check(SettingsFrom(a.settings));
   auto repo = OpenRepo(a.repo, /*create=*/true);
   if (const uint64_t sysid = SegmentSystemIdentifier(a.path); sysid != 0) ClaimName(*repo, a.db, sysid);
   auto r = Check(WalPush(*repo, {.database = a.db,
                                  .path = a.path,
                                  .key = key_flags.key ? &*key_flags.key : nullptr,
                                  .public_key = key_flags.pem,
-                                 .thresholds = {.max_wal = Check(ParseByteSize(a.log_max_wal)),
-                                                .max_age = Check(ParseDuration(a.log_max_age))}}));
+                                 .thresholds = {.max_wal = s.log_max_wal, .max_age = s.log_max_age}}));
   log::Info("wal-push {}: {}", a.path, r.note);
   if (flags.format() == Output::kJson) {
     std::cout << json{{"key", r.key}, {"already_archived", r.already_archived}, {"note", r.note}}.dump() << "\n";
@@ -700,28 +703,15 @@ void PrintStatus(const json& j, const CommonFlags& flags) {
 }
 
 struct SetBackupArgs {
-  std::string config, db, storage_url, mode, key_file, public_key;
-  int retention_days = 0;
-  bool enable = false, disable = false;
-  std::vector<std::string> sets;
+  std::string config, db;
+  PartialSettings settings;  // the option flags and --set, validated (agent/settings.h)
 };
 
+// {"settings": {option: text}}: --enable/--disable travel as "enabled".
 json SetBackupBody(const SetBackupArgs& a) {
   json settings = json::object();
-  if (!a.storage_url.empty()) settings["storage_url"] = a.storage_url;
-  if (a.retention_days != 0) settings["retention_days"] = std::to_string(a.retention_days);
-  if (!a.mode.empty()) settings["mode"] = a.mode;
-  if (!a.key_file.empty()) settings["key_file"] = a.key_file;
-  if (!a.public_key.empty()) settings["public_key"] = a.public_key;
-  for (const auto& kv : a.sets) {
-    auto eq = kv.find('=');
-    if (eq == std::string::npos) Check(Status::InvalidArgument("--set takes KEY=VALUE, got \"" + kv + "\""));
-    settings[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  json body = {{"settings", settings}};
-  if (a.enable) body["enable"] = true;
-  if (a.disable) body["enable"] = false;
-  return body;
+  for (const auto& [k, v] : a.settings) settings[k] = v;
+  return {{"settings", settings}};
 }
 
 std::atomic<bool> g_agent_stop{false};
@@ -835,8 +825,7 @@ int RunCli(int argc, char** argv) {
   auto* pg = app.add_subcommand("purge", "apply the retention rule once: delete what no restore in the window needs");
   pg->add_option("--repo", purge.repo, "repository URL")->required();
   pg->add_option("--db", purge.db, "database name in the repository")->required();
-  pg->add_option("--retention-days", purge.retention_days, "keep every restore point of the last N days")
-      ->check(CLI::Range(1, 3650));
+  AddOptionFlags(pg, kPurgeVerb, &purge.settings, /*with_default=*/false);
   pg->add_option("--retention", purge.retention, "the same as a duration (7d, 36h, 90m)")->check(DurationFlag());
   pg->add_flag("--dry-run", purge.dry_run, "only print what would be deleted");
   AddCommon(pg, flags);
@@ -858,11 +847,7 @@ int RunCli(int argc, char** argv) {
   st->add_option("--slot", stream.slot, "replication slot (default smartbackup_<db>)");
   st->add_option("--key-file", stream.key_file, "encrypt with this key");
   st->add_option("--public-key", stream.public_key, "encrypt with a data key sealed to this RSA public key (PEM)");
-  st->add_option("--flush-interval", stream.flush_interval, "make received WAL durable at least this often")
-      ->check(DurationFlag());
-  st->add_option("--log-max-wal", stream.log_max_wal, "seal a log backup at this much WAL")
-      ->check(ByteSizeFlag(1, kMaxByteSize));
-  st->add_option("--log-max-age", stream.log_max_age, "seal a log backup at this age")->check(DurationFlag());
+  AddOptionFlags(st, kStreamVerb, &stream.settings);
   st->add_flag("--no-loop", stream.no_loop, "exit when the connection is lost instead of reconnecting");
   AddCommon(st, flags);
 
@@ -873,9 +858,7 @@ int RunCli(int argc, char** argv) {
   wp->add_option("--db", push.db, "database name in the repository")->required();
   wp->add_option("--key-file", push.key_file, "encrypt with this key");
   wp->add_option("--public-key", push.public_key, "encrypt with a data key sealed to this RSA public key (PEM)");
-  wp->add_option("--log-max-wal", push.log_max_wal, "seal a log backup at this much WAL")
-      ->check(ByteSizeFlag(1, kMaxByteSize));
-  wp->add_option("--log-max-age", push.log_max_age, "seal a log backup at this age")->check(DurationFlag());
+  AddOptionFlags(wp, kWalPushVerb, &push.settings);
   AddCommon(wp, flags);
 
   WalGetArgs get;
@@ -897,15 +880,8 @@ int RunCli(int argc, char** argv) {
   SetBackupArgs set_db, set_inst;
   auto add_set_flags = [&](CLI::App* verb, SetBackupArgs& a) {
     verb->add_option("--config", a.config, "the agent's configuration file")->required();
-    auto* en = verb->add_flag("--enable", a.enable, "enable managed backup");
-    auto* dis = verb->add_flag("--disable", a.disable, "disable it (settings are kept)");
-    en->excludes(dis);
-    verb->add_option("--storage-url", a.storage_url, "file:///path or azure://container[/prefix]");
-    verb->add_option("--retention-days", a.retention_days, "1-30")->check(CLI::Range(1, 3650));
-    verb->add_option("--mode", a.mode, "stream or archive");
-    verb->add_option("--key-file", a.key_file, "encrypt with this key file (path)");
-    verb->add_option("--public-key", a.public_key, "encrypt with data keys sealed to this RSA public key (path)");
-    verb->add_option("--set", a.sets, "KEY=VALUE for any managed setting (see db-config)");
+    AddOptionFlags(verb, kSetBackupVerbs, &a.settings);
+    AddSetFlag(verb, &a.settings);
     AddCommon(verb, flags);
   };
   auto* sdb = app.add_subcommand("set-db-backup", "change a database's managed-backup settings");
@@ -950,6 +926,11 @@ int RunCli(int argc, char** argv) {
   stv->add_option("--config", status_config, "the agent's configuration file")->required();
   AddCommon(stv, flags);
 
+  bool options_markdown = false;
+  auto* op = app.add_subcommand("options", "the managed settings: values, defaults, flags (the README's table)");
+  op->add_flag("--markdown", options_markdown, "print the markdown table of README.md");
+  AddCommon(op, flags);
+
   std::string key_out;
   auto* gk = app.add_subcommand("generate-key", "write a new random 256-bit key file (mode 0600)");
   gk->add_option("--out", key_out, "path of the new key file")->required();
@@ -993,6 +974,7 @@ int RunCli(int argc, char** argv) {
     else if (v->parsed()) return RunVerifyVerb(verify, flags);
     else if (pg->parsed()) RunPurgeVerb(purge, flags);
     else if (gk->parsed()) RunGenerateKeyVerb(key_out);
+    else if (op->parsed()) PrintOptions(options_markdown, flags.format() == Output::kJson);
     else if (st->parsed()) RunStreamVerb(stream, flags);
     else if (wp->parsed()) RunWalPushVerb(push, flags);
     else if (wg->parsed()) return RunWalGetVerb(get);

@@ -33,6 +33,17 @@ enum class StatusDetail {
   kNotEncrypted,      // plain data where a key was given: encrypted data was required
   kNotAuthenticated,  // a manifest whose MAC is missing or wrong for the key given
   kNoAnswer,          // a request was sent but no answer came: whether it took effect is unknown
+  kSlotInUse,         // a replication slot another process streams from
+  kWalRemoved,        // WAL asked for is no longer on the server (a chain break)
+};
+
+// Which outside party an error came from, so that health counts it where it
+// belongs (a full disk under the repository is a storage error even when the
+// backup that hit it was reading PostgreSQL). Set by the storage layer on
+// every error it returns; kept by WithContext.
+enum class ErrorSource {
+  kUnknown = 0,
+  kStorage,
 };
 
 class [[nodiscard]] Status {
@@ -66,11 +77,19 @@ class [[nodiscard]] Status {
     return s;
   }
 
-  // "prefix: message", keeping the code and detail. For adding what was being done.
+  ErrorSource source() const { return source_; }
+  Status WithSource(ErrorSource source) const {
+    Status s = *this;
+    if (!ok()) s.source_ = source;
+    return s;
+  }
+
+  // "prefix: message", keeping the code, detail and source. For adding what was being done.
   Status WithContext(const std::string& prefix) const {
     if (ok()) return *this;
     Status s(code_, prefix + ": " + message_);
     s.detail_ = detail_;
+    s.source_ = source_;
     return s;
   }
   std::string ToString() const { return ok() ? "ok" : message_; }
@@ -79,6 +98,7 @@ class [[nodiscard]] Status {
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
   StatusDetail detail_ = StatusDetail::kNone;
+  ErrorSource source_ = ErrorSource::kUnknown;
 };
 
 template <typename T>

@@ -124,13 +124,15 @@ Status ReplicationError(const PgConnection& conn, const PGresult* res, const std
         "{} on PostgreSQL at {} failed: replication slot \"{}\" is in use by another process{}; hint: {}", what,
         where, slot, pid.empty() ? "" : fmt::format(" (pid {})", pid),
         StartsWith(what, "DROP") ? "stop the consumer streaming from it first"
-                                 : "another consumer is streaming from this slot; stop it or give each its own slot"));
+                                 : "another consumer is streaming from this slot; stop it or give each its own slot"))
+        .WithDetail(StatusDetail::kSlotInUse);
   }
   if (Contains(primary, "has already been removed")) {
     return Status::FailedPrecondition(fmt::format(
         "{} on PostgreSQL at {} failed: WAL at {} is no longer on the server ({}); hint: the WAL chain is broken "
         "here, a new full backup is needed",
-        what, where, position.ToString(), primary));
+        what, where, position.ToString(), primary))
+        .WithDetail(StatusDetail::kWalRemoved);
   }
   if (Contains(primary, "replication slot") && Contains(primary, "does not exist")) {
     return Status::NotFound(fmt::format("{} on PostgreSQL at {} failed: replication slot \"{}\" does not exist",

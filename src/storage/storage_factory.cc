@@ -18,6 +18,7 @@
 #include "storage/azure/azure_storage.h"
 #include "storage/local/local_storage.h"
 #include "storage/memory/memory_storage.h"
+#include "storage/tagged/tagged_storage.h"
 
 namespace sb {
 
@@ -158,8 +159,9 @@ Status CheckAzureEndpointTransport(const std::string& endpoint, bool allow_http)
                                  "network");
 }
 
-Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url) {
-  ASSIGN_OR_RETURN(StorageUrl parsed, ParseStorageUrl(url));
+namespace {
+
+Result<std::unique_ptr<Storage>> OpenDriver(const std::string& url, const StorageUrl& parsed) {
   switch (parsed.scheme) {
     case StorageUrl::Scheme::kFile: {
       auto local = LocalStorage::Open(parsed.path);
@@ -177,6 +179,19 @@ Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url) {
       return std::unique_ptr<Storage>(std::make_unique<SharedStorage>(MemoryStorage::Named(parsed.path)));
   }
   return Unsupported(url);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url) {
+  ASSIGN_OR_RETURN(StorageUrl parsed, ParseStorageUrl(url));
+  auto driver = OpenDriver(url, parsed);
+  if (!driver.ok()) {
+    // A storage that cannot be reached or opened is a storage failure; a bad setting is not.
+    const bool config = driver.status().code() == StatusCode::kInvalidArgument;
+    return config ? driver.status() : driver.status().WithSource(ErrorSource::kStorage);
+  }
+  return std::unique_ptr<Storage>(std::make_unique<TaggedStorage>(std::move(driver).value()));
 }
 
 }  // namespace sb

@@ -5,6 +5,7 @@
 // instance defaults only to clusters that appear later.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -265,6 +266,47 @@ TEST_F(AgentTest, BadSettingsAreRefusedAndThePreviousOnesStay) {
   agent_ = std::move(Agent::Create(*config)).value();
   agent_->BackupLoopOnce();
   EXPECT_EQ(Api("GET", "/v1/db/main/config")["retention_days"], "12");
+}
+
+// The set verbs' flags come from the option table: a flag reaches the running agent as the
+// option, and a bad value is refused before the agent is called with the one-line message the
+// config file and the API give (and exit 2, a usage error); the agent's settings stay.
+TEST_F(AgentTest, SetVerbFlagsGoThroughTheOptionTable) {
+  MakeAgent("enabled = false");
+  StartAgent();
+  // The agent runs in this process as root: its socket is root's, so the verbs run as root too.
+  auto sb = [&](const std::string& args) {
+    return RunCommand(ShellQuote(SMARTBACKUP_BINARY) + " " + args + " --config " + config_path_);
+  };
+  ASSERT_TRUE(WaitFor([&] { return sb("db-config main").exit_code == 0; }, 30s));
+  CommandResult set = sb("set-db-backup main --retention-days 12 --mode Archive --full-max-age 45m "
+                         "--set log_frequency=15m --output json");
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  json after = json::parse(set.out);
+  EXPECT_EQ(after["retention_days"], "12");
+  EXPECT_EQ(after["mode"], "archive");
+  EXPECT_EQ(after["full_max_age"], "45m");
+  EXPECT_EQ(after["log_frequency"], "15m");
+  EXPECT_EQ(after["enabled"], "false");
+
+  const std::string expected = "retention_days must be between 1 and 30, got 31";
+  for (const std::string& args : {std::string("set-db-backup main --retention-days 31"),
+                                  std::string("set-db-backup main --set retention_days=31"),
+                                  std::string("set-instance-backup --retention-days 31")}) {
+    CommandResult bad = sb(args);
+    EXPECT_EQ(bad.exit_code, 2) << args << "\n" << bad.err;
+    EXPECT_NE(bad.err.find(expected), std::string::npos) << args << "\n" << bad.err;
+    EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  }
+  json api = Api("POST", "/v1/db/main/config", {{"settings", {{"retention_days", "31"}}}});
+  EXPECT_EQ(api["error"], expected);
+  EXPECT_EQ(Api("GET", "/v1/db/main/config")["retention_days"], "12") << "a refused value must change nothing";
+
+  // purge's --retention-days takes the option's range.
+  CommandResult purge = RunSmartbackup("purge --repo " + Repo() + " --db main --retention-days 31");
+  EXPECT_EQ(purge.exit_code, 2) << purge.err;
+  EXPECT_NE(purge.err.find(expected), std::string::npos) << purge.err;
+  StopAgent();
 }
 
 TEST_F(AgentTest, MasterSwitchOffPausesSchedulingAndKeepsConfig) {

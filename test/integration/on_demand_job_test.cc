@@ -66,7 +66,9 @@ class OnDemandJobTest : public ::testing::Test {
     return [this](const ApiRequest& r) -> ApiResponse {
       if (auto answer = RouteJobs(jobs_, r)) return *answer;
       if (r.method == "POST" && r.path == "/v1/db/main/backup") {
-        return PostBackupJob(jobs_, "main", r.body, [this](JobKind) { return FullBackupWork(); });
+        return PostBackupJob(jobs_, r.body, [this](JobKind kind) {
+          return jobs_.Start({.kind = kind, .cluster = "main", .reason = "on demand"}, FullBackupWork());
+        });
       }
       return {.status = 404, .body = R"({"error":"no such route"})"};
     };

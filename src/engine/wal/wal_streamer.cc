@@ -105,7 +105,7 @@ bool Stopped(const WalStreamerOptions& o) { return o.stop && o.stop->load(); }
 // read the removed segment, i.e. usually from Next() after START_REPLICATION
 // has already succeeded, not from WalStream::Start.
 bool IsWalRemoved(const Status& s) {
-  return s.code() == StatusCode::kFailedPrecondition && s.message().find("is no longer on the server") != std::string::npos;
+  return s.detail() == StatusDetail::kWalRemoved;
 }
 
 }  // namespace
@@ -179,12 +179,13 @@ Status RunWalStreamer(Repository& repo, const WalStreamerOptions& o) {
     const uint64_t seg = info.wal_segment_size;
     const std::string break_cause =
         slot_created ? "replication slot lost" : "WAL removed before smartbackup received it";
+    const ChainBreakKind break_kind = slot_created ? ChainBreakKind::kSlotLost : ChainBreakKind::kWalRemoved;
     auto stream = WalStream::Start(o.conninfo, slot, Lsn{want.value - want.value % seg}, tli);
     // Only a removed-WAL error is a chain break (fix: any failure used to be
     // taken for one, e.g. a slot still held by another walsender).
     if (!stream.ok() && want < slot_lsn && IsWalRemoved(stream.status())) {
       // The WAL we still need is gone from the server: the chain breaks here.
-      ReportBreak(o, {.cause = break_cause, .timeline = tli, .start = want, .end = slot_lsn});
+      ReportBreak(o, {.kind = break_kind, .cause = break_cause, .timeline = tli, .start = want, .end = slot_lsn});
       want = slot_lsn;
       stream = WalStream::Start(o.conninfo, slot, Lsn{want.value - want.value % seg}, tli);
     }
@@ -215,7 +216,7 @@ Status RunWalStreamer(Repository& repo, const WalStreamerOptions& o) {
         // Start path above does (this used to end `stream` with an error and
         // no break recorded, so the chain could never continue).
         if (IsWalRemoved(event.status()) && session.next() < slot_lsn) {
-          ReportBreak(o, {.cause = break_cause, .timeline = tli, .start = session.next(), .end = slot_lsn});
+          ReportBreak(o, {.kind = break_kind, .cause = break_cause, .timeline = tli, .start = session.next(), .end = slot_lsn});
           note_intact_on_data = false;
           stream = WalStream::Start(o.conninfo, slot, Lsn{slot_lsn.value - slot_lsn.value % seg}, tli);
           if (!stream.ok()) {
@@ -248,7 +249,7 @@ Status RunWalStreamer(Repository& repo, const WalStreamerOptions& o) {
           log::Warn("timeline {} of database \"{}\" ended at {}; timeline {} begins (promotion): a new container starts",
                     tli, o.database, event->next_start.ToString(), event->next_timeline);
           if (o.on_chain_break) {
-            o.on_chain_break({.cause = "timeline switch", .timeline = event->next_timeline,
+            o.on_chain_break({.kind = ChainBreakKind::kTimelineSwitch, .cause = "timeline switch", .timeline = event->next_timeline,
                               .start = event->next_start, .end = event->next_start});
           }
           reconnect = true;

@@ -18,8 +18,18 @@
 
 namespace sb {
 
+// Why the log chain broke (or, for a timeline switch, moved on): decisions use this, never `cause`.
+enum class ChainBreakKind {
+  kSlotLost,        // the replication slot was gone and the WAL since the last stored part with it
+  kWalRemoved,      // the server removed WAL before smartbackup received it
+  kTimelineSwitch,  // promotion: not a break of the old chain, a new container begins
+  kObjectMissing,   // an object a needed backup lists was deleted from the storage
+  kObjectCorrupt,   // an object a needed backup lists has the wrong size
+};
+
 struct ChainBreak {
-  std::string cause;  // "slot lost", "slot advanced by another consumer", "timeline switch", …
+  ChainBreakKind kind = ChainBreakKind::kWalRemoved;
+  std::string cause;  // one line for people: "replication slot lost", "object … is missing", …
   uint32_t timeline = 0;
   Lsn start, end;     // the WAL that is missing (empty range for a timeline switch)
 };

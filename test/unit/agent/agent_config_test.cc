@@ -2,6 +2,7 @@
 // of [defaults] by [[cluster]] entries, and one clear error line (file and
 // line) for every kind of mistake.
 #include "agent/agent_config.h"
+#include "support/option_samples.h"
 #include "support/testing_env.h"
 
 #include <gtest/gtest.h>
@@ -319,6 +320,38 @@ TEST(AgentConfigTest, LoadFromFile) {
   EXPECT_EQ(bad.status().message(), "config file \"" + path +
                                         "\" line 2: [defaults]: retention_days must be between 1 and 30, got 31");
   std::filesystem::remove_all(dir);
+}
+
+// Every row of the option table is a key of [defaults] and [[cluster]]: a value is read with the
+// same canonical text as ValidateOption gives it, and a bad one is refused with ValidateOption's
+// own message after the file, line and table.
+TEST(AgentConfigTest, EveryOptionParsesWithTheTablesChecks) {
+  const std::string file = "/etc/smartbackup/agent.toml";
+  for (const auto& o : ManagedOptions()) {
+    const std::string sample = test::SampleValue(o);
+    auto d = ParseAgentConfig("[defaults]\n" + o.name + " = \"" + sample + "\"\n", file);
+    ASSERT_TRUE(d.ok()) << o.name << ": " << d.status().message();
+    EXPECT_EQ(d->defaults, (PartialSettings{{o.name, sample}}));
+    auto c = ParseAgentConfig("[[cluster]]\nname = \"main\"\nconninfo = \"port=1\"\n" + o.name + " = \"" + sample +
+                                  "\"\n",
+                              file);
+    ASSERT_TRUE(c.ok()) << o.name << ": " << c.status().message();
+    EXPECT_EQ(c->clusters.at(0).overrides, (PartialSettings{{o.name, sample}}));
+    EXPECT_EQ(ToPartial(ResolveSettings({}, c->clusters.at(0).overrides)).at(o.name), sample);
+    for (const auto& bad : test::BadValues(o)) {
+      const std::string expected = ValidateOption(o.name, bad).status().message();
+      ASSERT_FALSE(expected.empty()) << o.name << "=" << bad;
+      EXPECT_EQ(ParseError("[defaults]\n" + o.name + " = \"" + bad + "\"\n"),
+                "config file \"" + file + "\" line 2: [defaults]: " + expected);
+      EXPECT_EQ(ParseError("[[cluster]]\nname = \"main\"\nconninfo = \"port=1\"\n" + o.name + " = \"" + bad + "\"\n"),
+                "config file \"" + file + "\" line 4: [[cluster]] \"main\": " + expected);
+    }
+  }
+  // Integers as TOML integers too, with the same range.
+  const OptionDef* days = FindOption("retention_days");
+  EXPECT_EQ(ParseError("[defaults]\nretention_days = " + std::to_string(days->max_value + 1) + "\n"),
+            "config file \"" + file + "\" line 2: [defaults]: " +
+                ValidateOption("retention_days", std::to_string(days->max_value + 1)).status().message());
 }
 
 TEST(AgentConfigTest, TestOnlyRetentionUnitRefusedOutsideTests) {

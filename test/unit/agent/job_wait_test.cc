@@ -58,7 +58,11 @@ JobFn SlowBackup(Storage* storage, int chunks, std::function<void(int)> after_ch
 ApiHandler Router(JobManager& jobs, std::function<JobFn(JobKind)> make_work) {
   return [&jobs, make_work](const ApiRequest& r) -> ApiResponse {
     if (auto answer = RouteJobs(jobs, r)) return *answer;
-    if (r.method == "POST" && r.path == "/v1/db/main/backup") return PostBackupJob(jobs, "main", r.body, make_work);
+    if (r.method == "POST" && r.path == "/v1/db/main/backup") {
+      return PostBackupJob(jobs, r.body, [&jobs, make_work](JobKind kind) {
+        return jobs.Start({.kind = kind, .cluster = "main", .reason = "on demand"}, make_work(kind));
+      });
+    }
     return {.status = 404, .body = json{{"error", "no such route"}}.dump()};
   };
 }

@@ -2,6 +2,7 @@
 // precedence of built-in defaults < [defaults] < per-cluster overrides, and
 // full-schedule parsing/formatting round trips.
 #include "agent/settings.h"
+#include "support/option_samples.h"
 #include "support/testing_env.h"
 
 #include <gtest/gtest.h>
@@ -52,6 +53,93 @@ TEST(SettingsTest, DefaultTextsAgreeWithBuiltInSettings) {
     EXPECT_EQ(Ok(o.name, o.default_text), o.default_text) << o.name;
   }
   EXPECT_EQ(builtin.size(), ManagedOptions().size());
+}
+
+// The struct's fields carry no defaults of their own: a blank ClusterSettings differs from the
+// table's default in every option that has one (but a boolean's false), and the default constructor and an empty
+// resolve both give exactly the table's.
+TEST(SettingsTest, DefaultsComeOnlyFromTheTable) {
+  const PartialSettings blank = ToPartial(ClusterSettings(ClusterSettings::Blank{}));
+  for (const auto& o : ManagedOptions()) {
+    if (!o.default_text.empty() && o.type != OptionDef::Type::kBool) {
+      EXPECT_NE(blank.at(o.name), o.default_text) << o.name;
+    }
+    EXPECT_EQ(ToPartial(ResolveSettings({}, {})).at(o.name), o.default_text) << o.name;
+    auto from = SettingsFrom({});
+    ASSERT_TRUE(from.ok());
+    EXPECT_EQ(ToPartial(*from).at(o.name), o.default_text) << o.name;
+  }
+}
+
+// Each row's field suits its type: a value other than the default goes into the field and comes
+// back as the same text, and touches no other option.
+TEST(SettingsTest, EveryOptionReachesItsOwnField) {
+  const PartialSettings defaults = ToPartial(ClusterSettings{});
+  for (const auto& o : ManagedOptions()) {
+    const std::string sample = test::SampleValue(o);
+    ASSERT_NE(sample, o.default_text) << o.name;
+    EXPECT_EQ(Ok(o.name, sample), sample) << o.name;
+    auto s = SettingsFrom({{o.name, sample}});
+    ASSERT_TRUE(s.ok()) << o.name << ": " << s.status().message();
+    PartialSettings expected = defaults;
+    expected[o.name] = sample;
+    EXPECT_EQ(ToPartial(*s), expected) << o.name;
+  }
+}
+
+// One message per bad value, naming the option; an integer's names its range and what it counts.
+TEST(SettingsTest, EveryBadValueNamesTheOption) {
+  for (const auto& o : ManagedOptions()) {
+    for (const auto& bad : test::BadValues(o)) {
+      const std::string m = Err(o.name, bad);
+      EXPECT_NE(m.find(o.name), std::string::npos) << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+      auto s = SettingsFrom({{o.name, bad}});
+      ASSERT_FALSE(s.ok()) << o.name << "=" << bad;
+      EXPECT_EQ(s.status().message(), m);
+    }
+    if (o.type == OptionDef::Type::kInt) {
+      EXPECT_EQ(Err(o.name, std::to_string(o.max_value + 1)),
+                o.name + " must be between " + std::to_string(o.min_value) + " and " + std::to_string(o.max_value) +
+                    ", got " + std::to_string(o.max_value + 1));
+      EXPECT_EQ(OptionValuesText(o),
+                std::to_string(o.min_value) + "-" + std::to_string(o.max_value) + " " + o.unit);
+    }
+  }
+}
+
+// The flags spec section 6 fixes for set-db-backup / set-instance-backup, and the rules the CLI
+// relies on: a flag for each option a verb takes, an off flag for a boolean, none for a
+// test-only option (only --set reaches it, and only under tests).
+TEST(SettingsTest, FlagsOfTheTable) {
+  const std::map<std::string, std::string> fixed = {{"enabled", "--enable"},         {"storage_url", "--storage-url"},
+                                                    {"retention_days", "--retention-days"}, {"mode", "--mode"},
+                                                    {"key_file", "--key-file"}};
+  for (const auto& [name, flag] : fixed) {
+    ASSERT_NE(FindOption(name), nullptr) << name;
+    EXPECT_EQ(FindOption(name)->flag, flag);
+    EXPECT_TRUE(FindOption(name)->verbs & kSetBackupVerbs) << name;
+  }
+  EXPECT_EQ(FindOption("enabled")->off_flag, "--disable");
+  EXPECT_TRUE(FindOption("retention_days")->verbs & kPurgeVerb);
+  std::set<std::string> flags;
+  for (const auto& o : ManagedOptions()) {
+    EXPECT_EQ(o.verbs == 0, o.flag.empty()) << o.name;
+    if (o.test_only) {
+      EXPECT_EQ(o.verbs, 0u) << o.name;
+    }
+    if (!o.flag.empty()) {
+      EXPECT_TRUE(flags.insert(o.flag).second) << "duplicate flag " << o.flag;
+    }
+    if (!o.off_flag.empty()) {
+      EXPECT_TRUE(flags.insert(o.off_flag).second) << "duplicate flag " << o.off_flag;
+    }
+    if (o.type == OptionDef::Type::kBool && o.verbs != 0) {
+      EXPECT_FALSE(o.off_flag.empty()) << o.name;
+    }
+  }
+  EXPECT_EQ(OptionVerbNames(kSetBackupVerbs | kPurgeVerb),
+            (std::vector<std::string>{"set-db-backup", "set-instance-backup", "purge"}));
 }
 
 TEST(SettingsTest, Bools) {

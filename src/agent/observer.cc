@@ -1,0 +1,123 @@
+#include "agent/observer.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+
+#include "engine/wal/wal_archive.h"
+#include "engine/wal/wal_catalog.h"
+
+namespace sb {
+
+ClusterObservation Observer::Observe(Cluster& c, const ClusterSettings& s, bool master_on) {
+  ClusterObservation o{.now = ctx_.clock->Now(), .master_switch_on = master_on, .enabled = s.enabled};
+  auto session = probe_.Open(c.conninfo);
+  Result<ServerInfo> info = session.ok() ? (*session)->Info() : Result<ServerInfo>(session.status());
+  if (!info.ok()) {
+    o.reachable = false;
+    o.unreachable_error = info.status().message();
+    NoteFault(c, Activity::kObserve, PartOf(info.status(), FailingPart::kServer), info.status().message(), o.now);
+    return o;
+  }
+  NoteServer(c, *info, o);
+  if (!info->in_recovery) slots_.Watch(c, s, **session, *info);
+  if (!s.enabled || info->in_recovery) {
+    ClearFault(c, Activity::kObserve);
+    return o;
+  }
+  if (ReadCatalog(c, s, *info, o)) ClearFault(c, Activity::kObserve);
+  return o;
+}
+
+void Observer::NoteServer(Cluster& c, const ServerInfo& info, ClusterObservation& o) {
+  o.in_recovery = info.in_recovery;
+  o.wal_level = info.wal_level;
+  o.current_lsn = info.current_lsn;
+  std::lock_guard lock(c.mu);
+  // Coexistence rule 4: remember another WAL archiver, to be named in the state line.
+  const bool ours = IsSmartbackupArchiveCommand(info.archive_command);
+  c.archive_command = info.archive_command;
+  c.foreign_archive_command =
+      info.archive_mode != "off" && !info.archive_command.empty() && !ours ? info.archive_command : "";
+  if (info.wal_level == "minimal") c.minimal_seen = true;
+  if (c.system_identifier != 0 && c.system_identifier != info.system_identifier) {
+    o.new_container = true;
+    o.new_container_kind = NewContainerCause::kNewSystemIdentifier;
+    o.new_container_cause = "new system identifier";
+    c.earlier_sysids.insert(c.system_identifier);  // initdb again: its old claim is this agent's own
+  }
+  c.system_identifier = info.system_identifier;
+  c.timeline = info.timeline;
+}
+
+void Observer::StorageFailed(Cluster& c, const Status& status, ClusterObservation& o) {
+  const Status tagged = status.WithSource(ErrorSource::kStorage);
+  ctx_.Event(c.name, CategoryOf(tagged, HealthCategory::kStorageError), status.message());
+  NoteFault(c, Activity::kObserve, PartOf(tagged, FailingPart::kStorage), status.message(), o.now);
+  o.storage_error = status.message();
+}
+
+bool Observer::ReadCatalog(Cluster& c, const ClusterSettings& s, const ServerInfo& info, ClusterObservation& o) {
+  auto repo = ctx_.OpenRepo(s.storage_url);
+  if (!repo.ok()) {
+    StorageFailed(c, repo.status(), o);
+    return false;
+  }
+  auto catalog = WalCatalog::Load(**repo, c.name, info.system_identifier);
+  if (!catalog.ok()) {
+    StorageFailed(c, catalog.status(), o);
+    return false;
+  }
+  const BackupManifest* last_full = nullptr;
+  for (const auto& b : catalog->bases()) {
+    if (b.type == BackupType::kFull && b.timeline == info.timeline) last_full = &b;
+  }
+  const bool older_lineage = std::any_of(catalog->bases().begin(), catalog->bases().end(),
+                                         [&](const BackupManifest& b) { return b.timeline != info.timeline; });
+  if (!last_full && older_lineage) {  // failover: a new timeline needs its own container
+    o.new_container = true;
+    o.new_container_kind = NewContainerCause::kFailover;
+    o.new_container_cause = fmt::format("failover to timeline {}", info.timeline);
+  }
+  if (last_full) {
+    o.last_full_finish = last_full->finish_time;
+    if (auto start = Lsn::Parse(last_full->start_lsn); start.ok()) o.last_full_start_lsn = *start;
+    for (const auto& l : catalog->log_backups()) {
+      if (l.container != last_full->container || l.finish_time < last_full->start_time) continue;
+      o.last_log_finish = std::max(o.last_log_finish.value_or(l.finish_time), l.finish_time);
+      if (auto end = Lsn::Parse(l.end_lsn); end.ok()) o.last_log_end_lsn = std::max(o.last_log_end_lsn.value_or(*end), *end);
+    }
+    auto full_end = Lsn::Parse(last_full->end_lsn);
+    for (const auto& gap : catalog->Gaps()) {
+      if (gap.timeline == info.timeline && full_end.ok() && gap.end > *full_end) {
+        o.chain_broken = true;
+        o.chain_break_cause = fmt::format("WAL {}..{} missing", gap.start.ToString(), gap.end.ToString());
+      }
+    }
+  }
+  o.durable_wal_end = catalog->TimelineEnd(info.timeline);
+  std::optional<RestoreWindow> newest_window;
+  for (const auto& w : catalog->Windows()) {
+    if (!newest_window || w.end_lsn >= newest_window->end_lsn) newest_window = w;
+  }
+  std::lock_guard lock(c.mu);
+  if (c.minimal_seen && info.wal_level != "minimal") {
+    o.new_container = true;  // back from wal_level=minimal: a new database for the chain
+    o.new_container_kind = NewContainerCause::kBackFromMinimal;
+    o.new_container_cause = "wal_level is back to " + info.wal_level;
+  }
+  if (c.pending_break && last_full) {
+    o.chain_broken = true;
+    o.chain_break_cause = c.pending_break->cause;
+  }
+  if (o.chain_broken && !c.wal_taker.empty()) {
+    o.chain_break_cause += ", taken by " + c.wal_taker;  // coexistence rule 8: the competing tool by name
+  }
+  o.full_running = !c.running_full.empty();
+  o.log_running = !c.running_log.empty();
+  c.window = newest_window;
+  if (newest_window) c.recovery_point = newest_window->end_time;
+  return true;
+}
+
+}  // namespace sb
