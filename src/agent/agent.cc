@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "agent/agent_context.h"
+#include "agent/agent_identity.h"
 #include "agent/api_routes.h"
 #include "agent/backup_runner.h"
 #include "agent/cluster_controller.h"
@@ -81,6 +82,7 @@ Result<std::unique_ptr<Agent>> Agent::Create(AgentConfig config, Clock* clock) {
   RETURN_IF_ERROR(ctx.store->MarkInterruptedJobs(clock->Now()));
   ctx.jobs = std::make_unique<JobManager>(ctx.store.get(), clock,
                                           JobManagerOptions{.max_running = {{JobKind::kFull, config.max_parallel_fulls}}});
+  ASSIGN_OR_RETURN(ctx.agent_id, LoadOrCreateAgentId(config.state_dir));
   ctx.config = std::move(config);
   auto impl = std::make_unique<Impl>(std::move(ctx));
   ASSIGN_OR_RETURN(impl->token, LoadOrCreateToken(impl->ctx.config.state_dir + "/api.token"));

@@ -23,12 +23,15 @@ struct AgentContext {
   Clock* clock = nullptr;
   std::unique_ptr<StateStore> store;
   std::unique_ptr<JobManager> jobs;  // full and log backups (records them in store)
+  std::string agent_id;  // <state_dir>/agent.id: the holder of this agent's storage leases
 
   // Logs and records one health event (the loops' heartbeats only at debug level).
   void Event(const std::string& cluster, HealthCategory category, const std::string& message) const;
   Result<std::unique_ptr<Repository>> OpenRepo(const std::string& url) const;
   // Who holds a lease, for the "held by" message of an agent that backs off.
   std::string LeaseOwner() const;
+  // This agent's leases: its stable id lets it take them back at once after a crash (kill -9).
+  LeaseOptions AgentLease() const { return {.owner = LeaseOwner(), .holder_id = agent_id}; }
   // [defaults] with the instance defaults changed through verbs on top.
   PartialSettings InstanceDefaults() const;
   // builtins < [defaults] < [[cluster]] < changes made through verbs.

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "common/encoding.h"
 #include "common/text.h"
 
 namespace sb {
@@ -201,53 +202,10 @@ struct ApiServer::Impl {
   ino_t sock_ino = 0;
 };
 
-Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_path, const std::string& token,
-                                                    ApiHandler handler) {
-  if (token.empty()) return Status::InvalidArgument("the agent API needs a non-empty token");
-  if (!handler) return Status::InvalidArgument("the agent API needs a handler");
-  if (!FitsSunPath(socket_path)) {
-    return Status::InvalidArgument("socket path \"" + socket_path + "\" is empty or longer than " +
-                                   std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-                                   " bytes; hint: set [agent] socket to a shorter path");
-  }
-  const std::string parent = ParentDir(socket_path);
-  RETURN_IF_ERROR(MakeDirs(parent).WithContext("agent API"));
-  RETURN_IF_ERROR(ClearSocketPath(socket_path));
+namespace {
 
-  // The socket is bound inside a fresh private directory (mkdtemp: 0700),
-  // chmod-ed to 0600 there and only then renamed into place, so it is never
-  // reachable with umask-derived permissions. This avoids changing the
-  // process-wide umask while other threads may be creating files. The rename
-  // also atomically replaces a stale file that reappeared meanwhile.
-  std::string tmp_dir = parent + "/.sbapiXXXXXX";
-  std::string bind_path = tmp_dir + "/s";
-  bool use_tmp = FitsSunPath(bind_path);
-  if (use_tmp) {
-    std::vector<char> templ(tmp_dir.begin(), tmp_dir.end());
-    templ.push_back('\0');
-    if (::mkdtemp(templ.data()) == nullptr) {
-      return Status::IoError("agent API: cannot create a directory in \"" + parent + "\": " + ErrnoText(errno));
-    }
-    tmp_dir = templ.data();
-    bind_path = tmp_dir + "/s";
-  } else {
-    // Path too long for the detour: bind directly. The parent directory is
-    // the only protection until the chmod below.
-    bind_path = socket_path;
-  }
-  auto cleanup_tmp = [&] {
-    if (!use_tmp) return;
-    ::unlink(bind_path.c_str());
-    ::rmdir(tmp_dir.c_str());
-  };
-
-  std::unique_ptr<ApiServer> self(new ApiServer());
-  self->impl_ = std::make_unique<Impl>();
-  Impl* impl = self->impl_.get();
-  impl->socket_path = socket_path;
-  impl->token = token;
-  impl->handler = std::move(handler);
-
+// Routes every /v1/ request to the handler, behind the token check; errors get JSON bodies.
+void InstallHandlers(ApiServer::Impl* impl) {
   httplib::Server& svr = impl->server;
   svr.set_address_family(AF_UNIX);
   svr.set_payload_max_length(kMaxRequestBody);
@@ -290,6 +248,36 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
     res.set_content(JsonError(message), "application/json");
     return httplib::Server::HandlerResponse::Handled;
   }));
+}
+
+// Binds the server to socket_path with mode 0600 from the start.
+Status BindPrivately(httplib::Server& svr, const std::string& socket_path, const std::string& parent) {
+  // The socket is bound inside a fresh private directory (mkdtemp: 0700),
+  // chmod-ed to 0600 there and only then renamed into place, so it is never
+  // reachable with umask-derived permissions. This avoids changing the
+  // process-wide umask while other threads may be creating files. The rename
+  // also atomically replaces a stale file that reappeared meanwhile.
+  std::string tmp_dir = parent + "/.sbapiXXXXXX";
+  std::string bind_path = tmp_dir + "/s";
+  bool use_tmp = FitsSunPath(bind_path);
+  if (use_tmp) {
+    std::vector<char> templ(tmp_dir.begin(), tmp_dir.end());
+    templ.push_back('\0');
+    if (::mkdtemp(templ.data()) == nullptr) {
+      return Status::IoError("agent API: cannot create a directory in \"" + parent + "\": " + ErrnoText(errno));
+    }
+    tmp_dir = templ.data();
+    bind_path = tmp_dir + "/s";
+  } else {
+    // Path too long for the detour: bind directly. The parent directory is
+    // the only protection until the chmod below.
+    bind_path = socket_path;
+  }
+  auto cleanup_tmp = [&] {
+    if (!use_tmp) return;
+    ::unlink(bind_path.c_str());
+    ::rmdir(tmp_dir.c_str());
+  };
 
   if (!svr.bind_to_port(bind_path, 80)) {
     int err = errno;
@@ -309,6 +297,33 @@ Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_pa
     }
     ::rmdir(tmp_dir.c_str());
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ApiServer>> ApiServer::Start(const std::string& socket_path, const std::string& token,
+                                                    ApiHandler handler) {
+  if (token.empty()) return Status::InvalidArgument("the agent API needs a non-empty token");
+  if (!handler) return Status::InvalidArgument("the agent API needs a handler");
+  if (!FitsSunPath(socket_path)) {
+    return Status::InvalidArgument("socket path \"" + socket_path + "\" is empty or longer than " +
+                                   std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                                   " bytes; hint: set [agent] socket to a shorter path");
+  }
+  const std::string parent = ParentDir(socket_path);
+  RETURN_IF_ERROR(MakeDirs(parent).WithContext("agent API"));
+  RETURN_IF_ERROR(ClearSocketPath(socket_path));
+
+  std::unique_ptr<ApiServer> self(new ApiServer());
+  self->impl_ = std::make_unique<Impl>();
+  Impl* impl = self->impl_.get();
+  impl->socket_path = socket_path;
+  impl->token = token;
+  impl->handler = std::move(handler);
+
+  InstallHandlers(impl);
+  RETURN_IF_ERROR(BindPrivately(impl->server, socket_path, parent));
   struct stat st{};
   if (::lstat(socket_path.c_str(), &st) == 0) {
     impl->sock_dev = st.st_dev;

@@ -48,9 +48,10 @@ class ApiServer {
   ~ApiServer();  // stops and removes the socket file
   void Stop();
 
+  struct Impl;  // opaque: the server, its thread and the socket's identity
+
  private:
   ApiServer() = default;
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

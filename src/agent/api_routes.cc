@@ -64,7 +64,7 @@ Status ApiRoutes::CheckUsable(const ClusterSettings& s, const std::string& conni
   if (!s.key_file.empty()) RETURN_IF_ERROR(EncryptionKey::LoadFromFile(s.key_file).status());
   if (!s.public_key.empty()) RETURN_IF_ERROR(PublicKeyFingerprint(s.public_key).status());
   if (!conninfo.empty()) RETURN_IF_ERROR(peers_.CheckSameStorageAsPrimary(s, conninfo));
-  if (!conninfo.empty() && s.mode == "archive") {
+  if (!conninfo.empty() && s.mode == WalMode::kArchive) {
     if (auto foreign = ForeignArchiveCommand(conninfo)) {
       return Status::FailedPrecondition(fmt::format(
           "cannot enable archive mode: {}, not smartbackup wal-push; log shipping or another "

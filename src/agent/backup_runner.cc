@@ -72,7 +72,7 @@ Status BackupRunner::OtherAgentFinishedFull(Cluster& c, Repository& repo, const 
 Result<BackupManifest> BackupRunner::RunFull(Cluster& c, const ClusterSettings& s, const FullRequest& request) {
   RETURN_IF_ERROR(NameGuard::Refusal(c));
   ASSIGN_OR_RETURN(auto repo, ctx_.OpenRepo(s.storage_url));
-  auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/full", c.name), ctx_.LeaseOwner());
+  auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/full", c.name), ctx_.AgentLease());
   if (!lease.ok()) return BackOff(c.name, lease.status());
   Status key_error;
   auto key = LoadWriteKey(s, repo->storage(), &key_error);
@@ -104,7 +104,7 @@ Result<BackupManifest> BackupRunner::RunFull(Cluster& c, const ClusterSettings& 
 Result<BackupManifest> BackupRunner::RunLog(Cluster& c, const ClusterSettings& s, const std::string& reason) {
   RETURN_IF_ERROR(NameGuard::Refusal(c));
   ASSIGN_OR_RETURN(auto repo, ctx_.OpenRepo(s.storage_url));
-  auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/log", c.name), ctx_.LeaseOwner());
+  auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/log", c.name), ctx_.AgentLease());
   if (!lease.ok()) return BackOff(c.name, lease.status());
   Status key_error;
   auto key = LoadWriteKey(s, repo->storage(), &key_error);

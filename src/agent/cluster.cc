@@ -38,8 +38,9 @@ const char* ConditionName(Condition condition) {
 }
 
 FailingPart PartOf(const Status& status, FailingPart otherwise) {
-  if (status.code() == StatusCode::kPermissionDenied) return FailingPart::kCredentials;
+  // The storage first: a repository directory the agent may not write is the storage's problem.
   if (status.source() == ErrorSource::kStorage) return FailingPart::kStorage;
+  if (status.code() == StatusCode::kPermissionDenied) return FailingPart::kCredentials;
   return otherwise;
 }
 

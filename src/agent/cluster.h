@@ -66,15 +66,17 @@ struct Cluster {
   ClusterSettings settings;
   ClusterObservation observation;
   Decision full_decision, log_decision;
-  Condition condition = Condition::kNotObserved;
-  std::string headline;  // the condition's own words: the skip reason, the refusal, the back-off, …
+  bool observed = false;      // a pass has published (status shows "not yet observed" before)
+  bool full_queued = false;  // a full is due but max_parallel_fulls are running
   Refusal refusal = Refusal::kNone;
+  std::string refusal_text;
   std::map<Activity, Fault> faults;  // the failing activities now
 
   // ---- the server as last observed (mu) ----
   uint64_t system_identifier = 0;
   uint32_t timeline = 0;
   std::string archive_command;
+  std::string archive_mode;
   // (Coexistence rule 4.) archive_command when archive_mode is on and it is not smartbackup
   // wal-push: someone else ships WAL; stream mode coexists and says so.
   std::string foreign_archive_command;
@@ -130,7 +132,7 @@ struct Cluster {
   SteadyTime stream_started{};       // (mu) when the streamer last reached the server
 };
 
-// The part a failure names: credentials by code, storage by the error's source, else `otherwise`.
+// The part a failure names: storage by the error's source, credentials by code, else `otherwise`.
 FailingPart PartOf(const Status& status, FailingPart otherwise);
 // Records (or refreshes) the fault of an activity; `since` stays at the first of a run of failures.
 void NoteFault(Cluster& c, Activity activity, FailingPart part, const std::string& error, SystemTime now);

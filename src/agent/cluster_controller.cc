@@ -3,7 +3,6 @@
 #include <fmt/core.h>
 
 #include "agent/competing_tools.h"
-#include "agent/status_view.h"
 #include "common/logging.h"
 #include "engine/wal/wal_archive.h"
 
@@ -19,8 +18,7 @@ void ClusterController::Step(Cluster& c, bool master_on) {
   if (c.dropped) {
     if (actions_.CaptureRunning(c)) actions_.StopCapture(c);
     std::lock_guard lock(c.mu);
-    c.condition = Condition::kDropped;
-    c.headline = "dropped: no more backups; backups kept until retention has elapsed";
+    c.observed = true;
     return;
   }
   Plan p = Decide(c, master_on);
@@ -37,7 +35,7 @@ ClusterController::Plan ClusterController::Decide(Cluster& c, bool master_on) {
   names_.Check(c, s, o);
   // Capture keeps trying while the storage fails: it stops on its own error and says so.
   p.capture = master_on && s.enabled && o.reachable && !o.in_recovery && o.wal_level != "minimal" &&
-              s.mode == "stream";
+              s.mode == WalMode::kStream;
   p.full = DecideFull(o, s);
   p.log = DecideLog(o, s);
   ApplyRefusals(c, p);
@@ -57,7 +55,7 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
   const ClusterSettings& s = p.settings;
   const ClusterObservation& o = p.observation;
   bool stream_backoff = false, minimal_pending = false;
-  std::string archive_command;
+  std::string archive_command, archive_mode;
   {
     std::lock_guard lock(c.mu);
     if (!s.enabled || c.hybrid_url != s.storage_url) c.hybrid.clear();
@@ -71,20 +69,26 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
     stream_backoff = c.stream_backoff;
     minimal_pending = c.minimal_pending;
     archive_command = c.archive_command;
+    archive_mode = c.archive_mode;
   }
   const bool may_capture = p.settings.enabled && o.reachable && !o.in_recovery && o.wal_level != "minimal" &&
                            o.master_switch_on;
-  if (may_capture && s.mode == "archive" && !IsSmartbackupArchiveCommand(archive_command)) {
+  if (may_capture && s.mode == WalMode::kArchive && !IsSmartbackupArchiveCommand(archive_command)) {
     const std::string problem = fmt::format(
         "archive mode refused: {}, not smartbackup wal-push (log shipping or another tool owns the WAL)",
         DescribeForeignArchiveCommand(archive_command));
     p.full = p.log = {.action = Action::kSkip, .reason = problem};
+  } else if (may_capture && s.mode == WalMode::kArchive && archive_mode == "off") {
+    // PostgreSQL runs no archive_command at all: no WAL would reach the repository.
+    p.full = p.log = {.action = Action::kSkip,
+                      .reason = "archive mode refused: archive_mode is off, so PostgreSQL archives no WAL; hint: set "
+                                "archive_mode = on and restart PostgreSQL, or use mode = stream"};
   }
   if (p.refusal != Refusal::kNone) {
     p.full = p.log = {.action = Action::kSkip, .reason = p.refusal_text};
     p.capture = false;
   }
-  if (stream_backoff && s.mode == "stream" && p.log.action == Action::kLog) {
+  if (stream_backoff && s.mode == WalMode::kStream && p.log.action == Action::kLog) {
     // Another agent holds the stream lease: it captures and seals this cluster's WAL.
     p.log = {.action = Action::kNone, .reason = "another smartbackup agent captures this cluster's WAL"};
   }
@@ -108,6 +112,10 @@ void ClusterController::Act(Cluster& c, Plan& p) {
     if (actions_.CaptureRunning(c)) actions_.StopCapture(c);
     ClearFault(c, Activity::kCapture);  // no capture is expected: nothing of it can fail
   }
+  if (!s.enabled) {  // no backups are expected either: a job's failure from before is over
+    ClearFault(c, Activity::kFullBackup);
+    ClearFault(c, Activity::kLogBackup);
+  }
   slots_.HandleIdle(c, s, p.observation, p.capture, p.capture_stopped_why);
   const bool queued = p.full.action == Action::kFull && !full_starts;
   Publish(c, p, queued);
@@ -116,7 +124,7 @@ void ClusterController::Act(Cluster& c, Plan& p) {
     if (p.observation.chain_broken) ctx_.Event(c.name, HealthCategory::kChainBreak, p.full.reason);
     log::Info("[{}] {}", c.name, p.full.reason);
     actions_.StartFull(c, s, p.full, p.force_new_container);
-  } else if (p.full.action != Action::kFull && p.log.action == Action::kLog) {
+  } else if (p.log.action == Action::kLog) {  // also while the full is queued: a log may overlap a full
     log::Info("[{}] {}", c.name, p.log.reason);
     actions_.StartLog(c, s, p.log);
   }
@@ -129,9 +137,9 @@ void ClusterController::Publish(Cluster& c, const Plan& p, bool queued) {
   c.full_decision = p.full;
   c.log_decision = p.log;
   c.refusal = p.refusal;
-  ClusterHeadline h = Headline(c, p.refusal_text, queued);
-  c.condition = h.condition;
-  c.headline = std::move(h.text);
+  c.refusal_text = p.refusal_text;
+  c.full_queued = queued;
+  c.observed = true;
 }
 
 // The unreachable server is an event each loop while managed backup should run.

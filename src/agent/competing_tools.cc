@@ -8,16 +8,11 @@
 #include <utility>
 #include <vector>
 
+#include "common/text.h"
 #include "pg/connection.h"
 
 namespace sb {
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // Shell words, roughly: split on blanks and the operators that end a word; quotes dropped.
 std::vector<std::string> Words(std::string_view command) {

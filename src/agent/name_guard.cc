@@ -1,5 +1,7 @@
 #include "agent/name_guard.h"
 
+#include <fmt/core.h>
+
 #include "repo/name_claim.h"
 
 namespace sb {
@@ -57,7 +59,16 @@ void NameGuard::Check(Cluster& c, const ClusterSettings& s, const ClusterObserva
                "cannot claim the database name: " + claim.status().message());
     return;
   }
-  if (claim->granted) Remember(c, known, sysid);
+  if (claim->granted) {
+    if (known && known->system_identifier != 0 && known->system_identifier != sysid) {
+      // Coexistence rule 8: the cluster was re-created (initdb again), after a restart of the agent too.
+      ctx_.Event(c.name, HealthCategory::kChainBreak,
+                 fmt::format("log chain break: new system identifier {} (was {}): the cluster was re-created; a "
+                             "new container and a full backup begin",
+                             sysid, known->system_identifier));
+    }
+    Remember(c, known, sysid);
+  }
   c.name_checked_at = ctx_.clock->SteadyNow();
   c.name_checked_sysid = sysid;
   c.name_checked_url = s.storage_url;

@@ -37,6 +37,7 @@ void Observer::NoteServer(Cluster& c, const ServerInfo& info, ClusterObservation
   // Coexistence rule 4: remember another WAL archiver, to be named in the state line.
   const bool ours = IsSmartbackupArchiveCommand(info.archive_command);
   c.archive_command = info.archive_command;
+  c.archive_mode = info.archive_mode;
   c.foreign_archive_command =
       info.archive_mode != "off" && !info.archive_command.empty() && !ours ? info.archive_command : "";
   if (info.wal_level == "minimal") c.minimal_seen = true;

@@ -15,11 +15,6 @@ namespace {
 
 using Type = OptionDef::Type;
 
-std::string Lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 // Exact, re-parseable byte size: "1GiB", "5MiB", "1536KiB", "1000".
 std::string FormatByteSizeExact(uint64_t bytes) {
   static const struct {
@@ -167,6 +162,12 @@ Result<std::string> Validate(const OptionDef& def, const std::string& value) {
 // Stores a canonical value (one Validate accepted) in the option's field.
 // The conversions cannot fail on canonical text; if one did, the field keeps
 // its value (the layer below wins).
+}  // namespace
+
+const char* WalModeName(WalMode mode) { return mode == WalMode::kArchive ? "archive" : "stream"; }
+
+namespace {
+
 void Store(ClusterSettings* s, const OptionDef& def, const std::string& canonical) {
   using ms = std::chrono::milliseconds;
   struct Visitor {
@@ -179,6 +180,7 @@ void Store(ClusterSettings* s, const OptionDef& def, const std::string& canonica
       if (ec == std::errc() && end == text.data() + text.size()) s->*f = n;
     }
     void operator()(std::string ClusterSettings::*f) const { s->*f = text; }
+    void operator()(WalMode ClusterSettings::*f) const { s->*f = text == "archive" ? WalMode::kArchive : WalMode::kStream; }
     void operator()(uint64_t ClusterSettings::*f) const {
       if (auto n = ParseByteSize(text); n.ok()) s->*f = *n;
     }
@@ -211,6 +213,7 @@ std::string Load(const ClusterSettings& s, const OptionDef& def) {
     std::string operator()(bool ClusterSettings::*f) const { return s.*f ? "true" : "false"; }
     std::string operator()(int ClusterSettings::*f) const { return std::to_string(s.*f); }
     std::string operator()(std::string ClusterSettings::*f) const { return s.*f; }
+    std::string operator()(WalMode ClusterSettings::*f) const { return WalModeName(s.*f); }
     std::string operator()(uint64_t ClusterSettings::*f) const { return FormatByteSizeExact(s.*f); }
     std::string operator()(ms ClusterSettings::*f) const { return FormatDuration(s.*f); }
     std::string operator()(std::optional<ms> ClusterSettings::*f) const {

@@ -31,6 +31,11 @@ struct FullSchedule {
   std::chrono::minutes window_length{std::chrono::hours(1)};
 };
 
+// How WAL reaches the repository: streamed over smartbackup's own replication slot, or pushed by
+// PostgreSQL's archive_command (smartbackup wal-push).
+enum class WalMode { kStream, kArchive };
+const char* WalModeName(WalMode mode);  // "stream" | "archive": the option's text
+
 // Effective settings of one cluster. A default-constructed value holds the
 // option table's defaults: the fields carry no default of their own.
 struct ClusterSettings {
@@ -42,7 +47,7 @@ struct ClusterSettings {
   bool enabled = false;
   std::string storage_url;
   int retention_days = 0;
-  std::string mode;        // "stream" | "archive"
+  WalMode mode = WalMode::kStream;
   std::string key_file;    // path; the key itself is never stored
   std::string public_key;  // path of an RSA public key/certificate (PEM): data keys sealed to it
   std::chrono::milliseconds full_max_age{0};
@@ -85,6 +90,7 @@ struct OptionDef {
   // The ClusterSettings field the option fills; its C++ type must suit `type`
   // (a unit test checks every default round-trips through it).
   using Field = std::variant<bool ClusterSettings::*, int ClusterSettings::*, std::string ClusterSettings::*,
+                             WalMode ClusterSettings::*,
                              uint64_t ClusterSettings::*, std::chrono::milliseconds ClusterSettings::*,
                              std::optional<std::chrono::milliseconds> ClusterSettings::*,
                              std::optional<FullSchedule> ClusterSettings::*>;

@@ -15,7 +15,7 @@ std::string SlotWatch::MinimalNote(const ClusterSettings& s, const SlotView& vie
   *pending = false;
   if (!view.wal_level_change_pending || info.wal_level == "minimal") return "";
   const std::string drop = fmt::format("SELECT pg_drop_replication_slot('{}')", slot);
-  const std::string stopped = s.enabled && s.mode == "stream" ? "WAL capture stopped; " : "";
+  const std::string stopped = s.enabled && s.mode == WalMode::kStream ? "WAL capture stopped; " : "";
   if (view.pending_wal_level == "minimal") {
     *pending = true;
     if (view.slot_exists) {
@@ -24,7 +24,7 @@ std::string SlotWatch::MinimalNote(const ClusterSettings& s, const SlotView& vie
           "a physical replication slot exists: drop smartbackup's before the restart: {}",
           stopped, drop);
     }
-    if (s.mode == "stream") {
+    if (s.mode == WalMode::kStream) {
       return fmt::format("wal_level = minimal is pending a restart: {}replication slot {} is dropped: ready for "
                          "the restart (scheduling stops under minimal)",
                          stopped, slot);
@@ -58,7 +58,7 @@ void SlotWatch::Watch(Cluster& c, const ClusterSettings& s, ServerSession& sessi
   }
   bool minimal_pending = false;
   const std::string minimal = MinimalNote(s, *view, info, slot, &minimal_pending);
-  const bool foreign_archiver = s.mode == "archive" && info.archive_mode != "off" && !info.archive_command.empty() &&
+  const bool foreign_archiver = s.mode == WalMode::kArchive && info.archive_mode != "off" && !info.archive_command.empty() &&
                                 !IsSmartbackupArchiveCommand(info.archive_command);
   bool warn_consumer = false, warn_minimal = false;
   {
@@ -102,9 +102,9 @@ void SlotWatch::HandleIdle(Cluster& c, const ClusterSettings& s, const ClusterOb
   if (o.reachable && !o.in_recovery && exists && !active && !reading && !minimal) {
     const std::string bytes =
         retained ? fmt::format("{} ({} bytes)", FormatByteSize(*retained), *retained) : std::string("unknown");
-    const bool for_good = !s.enabled || s.mode == "archive";
+    const bool for_good = !s.enabled || s.mode == WalMode::kArchive;
     const std::string why = !s.enabled            ? "managed backup is disabled"
-                            : s.mode == "archive" ? "the cluster is in archive mode"
+                            : s.mode == WalMode::kArchive ? "the cluster is in archive mode"
                                                   : why_stopped;
     Status dropped = !for_good ? Status::Ok()
                      : ours    ? probe_.DropSlot(c.conninfo, slot)

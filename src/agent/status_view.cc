@@ -39,7 +39,7 @@ std::string FaultLine(const Fault& f) {
 std::string Clauses(const Cluster& c, bool with_ha) {
   std::string out;
   if (with_ha && !c.ha_note.empty()) out += "; " + c.ha_note;
-  if (with_ha && c.settings.mode == "stream" && !c.foreign_archive_command.empty()) {
+  if (with_ha && c.settings.mode == WalMode::kStream && !c.foreign_archive_command.empty()) {
     out += fmt::format("; stream mode: coexists with {} through its own replication slot {}",
                        NameArchiveCommand(c.foreign_archive_command), DefaultSlotName(c.name));
   }
@@ -49,9 +49,13 @@ std::string Clauses(const Cluster& c, bool with_ha) {
 
 }  // namespace
 
-ClusterHeadline Headline(const Cluster& c, const std::string& refusal_text, bool queued) {
+ClusterHeadline Headline(const Cluster& c) {
   const ClusterObservation& o = c.observation;
   ClusterHeadline h;
+  if (c.dropped) return {Condition::kDropped, "dropped: no more backups; backups kept until retention has elapsed"};
+  if (!c.observed) return {Condition::kNotObserved, "not yet observed"};
+  const std::string& refusal_text = c.refusal_text;
+  const bool queued = c.full_queued;
   const std::string idle = c.idle_slot_note.empty() ? "" : "; " + c.idle_slot_note;
   if (!o.reachable) {
     h = {Condition::kFailing, "error: " + o.unreachable_error};
@@ -92,14 +96,15 @@ json SettingsJson(const ClusterSettings& s) {
 json StatusJson(Cluster& c, Clock& clock) {
   std::lock_guard lock(c.mu);
   const ClusterObservation& o = c.observation;
+  const ClusterHeadline headline = Headline(c);
   auto time_or_null = [](const std::optional<SystemTime>& t) { return t ? json(FormatRfc3339(*t)) : json(nullptr); };
   json j = {{"database", c.name},
             {"enabled", c.settings.enabled},
             {"dropped", c.dropped.load()},
-            {"mode", c.settings.mode},
+            {"mode", WalModeName(c.settings.mode)},
             {"storage_url", c.settings.storage_url},
-            {"state", c.headline.empty() ? std::string("not yet observed") : c.headline},
-            {"condition", ConditionName(c.condition)},
+            {"state", headline.text},
+            {"condition", ConditionName(headline.condition)},
             {"role", !o.reachable ? "unreachable" : o.in_recovery ? "standby" : "primary"},
             {"wal_level", o.wal_level},
             {"streaming", c.stream_running.load()},

@@ -20,8 +20,9 @@ struct ClusterHeadline {
   std::string text;  // "ok", "skipped: …", "refused: …", "error: storage failing since …: …"
 };
 
-// Precondition: c.mu held; c.settings, c.observation and the decisions are this pass's.
-ClusterHeadline Headline(const Cluster& c, const std::string& refusal_text, bool queued);
+// What the cluster's line says now: the last pass's decisions with the faults as they are (a
+// capture failure shows at once, not at the next pass). Precondition: c.mu held.
+ClusterHeadline Headline(const Cluster& c);
 
 nlohmann::json StatusJson(Cluster& c, Clock& clock);
 // `since` parsed by the caller (a bad one is refused before this).

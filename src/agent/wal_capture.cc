@@ -30,7 +30,7 @@ void WalCapture::Ensure(Cluster& c, const ClusterSettings& s) {
 
 Status WalCapture::Capture(Cluster& c, const ClusterSettings& s) {
   ASSIGN_OR_RETURN(auto repo, ctx_.OpenRepo(s.storage_url));
-  auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/stream", c.name), ctx_.LeaseOwner());
+  auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/stream", c.name), ctx_.AgentLease());
   const bool backoff = !lease.ok() && lease.status().code() == StatusCode::kAlreadyExists;
   {
     std::lock_guard lock(c.mu);

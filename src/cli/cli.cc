@@ -27,6 +27,8 @@
 #include "agent/job_wait.h"
 #include "agent/settings.h"
 #include "cli/option_flags.h"
+#include "common/backoff.h"
+#include "common/encoding.h"
 #include "common/logging.h"
 #include "common/text.h"
 #include "engine/backup/full_backup.h"
@@ -533,19 +535,20 @@ void RunStreamVerb(const StreamArgs& a, const CommonFlags& flags) {
   } join_renew{renew_stop, renew};
   bool ever_streamed = false, streamed_this_run = false;
   o.on_streaming = [&] { ever_streamed = streamed_this_run = true; };
-  std::chrono::milliseconds delay{1000};
+  Backoff backoff({.initial = std::chrono::seconds(1), .max = std::chrono::seconds(30), .jitter = 0});
+  int retry = 0;
   for (;;) {
     streamed_this_run = false;
     Status s = RunWalStreamer(*repo, o);
     const bool transient = !s.ok() && s.code() == StatusCode::kUnavailable && ever_streamed;
     if (s.ok() || (transient && g_stop)) break;  // stopped: what was received is stored
     if (!transient || a.no_loop) Check(s);
-    if (streamed_this_run) delay = std::chrono::milliseconds(1000);  // it ran: the backoff starts again
+    if (streamed_this_run) retry = 0;  // it ran: the backoff starts again
+    const std::chrono::milliseconds delay = backoff.Delay(++retry);
     log::Warn("{}; retrying in {} s (the replication slot holds the WAL meanwhile; --no-loop exits instead)",
               s.message(), delay.count() / 1000);
     SleepUnlessStopped(delay);
     if (g_stop) break;
-    delay = std::min<std::chrono::milliseconds>(delay * 2, std::chrono::seconds(30));
   }
   if (flags.format() == Output::kJson) std::cout << json{{"stopped", true}}.dump() << "\n";
 }

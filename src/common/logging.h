@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include <string_view>
+#include <utility>
 
 namespace sb::log {
 
@@ -15,21 +16,17 @@ enum class Level { kDebug, kInfo, kWarn, kError, kOff };
 void SetLevel(Level level);
 void Write(Level level, std::string_view message);
 
-template <typename... Args>
-void Debug(fmt::format_string<Args...> f, Args&&... args) {
-  Write(Level::kDebug, fmt::format(f, std::forward<Args>(args)...));
-}
-template <typename... Args>
-void Info(fmt::format_string<Args...> f, Args&&... args) {
-  Write(Level::kInfo, fmt::format(f, std::forward<Args>(args)...));
-}
-template <typename... Args>
-void Warn(fmt::format_string<Args...> f, Args&&... args) {
-  Write(Level::kWarn, fmt::format(f, std::forward<Args>(args)...));
-}
-template <typename... Args>
-void Error(fmt::format_string<Args...> f, Args&&... args) {
-  Write(Level::kError, fmt::format(f, std::forward<Args>(args)...));
-}
+// log::Info("…{}…", x): one formatting front for every level.
+template <Level kLevel>
+struct LevelLogger {
+  template <typename... Args>
+  void operator()(fmt::format_string<Args...> f, Args&&... args) const {
+    Write(kLevel, fmt::format(f, std::forward<Args>(args)...));
+  }
+};
+inline constexpr LevelLogger<Level::kDebug> Debug;
+inline constexpr LevelLogger<Level::kInfo> Info;
+inline constexpr LevelLogger<Level::kWarn> Warn;
+inline constexpr LevelLogger<Level::kError> Error;
 
 }  // namespace sb::log

@@ -4,18 +4,19 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <cmath>
 #include <ctime>
+#include <span>
 
 namespace sb {
-namespace {
 
 std::string Lower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return std::tolower(c); });
   return out;
 }
+
+namespace {
 
 // Splits "12.5MiB" into 12.5 and "mib".
 bool SplitNumberUnit(std::string_view text, double* number, std::string* unit) {
@@ -40,33 +41,53 @@ int DaysInMonth(int year, int month) {
   return month == 2 && leap ? 29 : kDays[month - 1];
 }
 
-}  // namespace
+struct Unit {
+  const char* name;  // lower case; "" for a bare number
+  double factor;     // to the base unit
+};
 
-Result<uint64_t> ParseByteSize(std::string_view text) {
+struct Quantity {
+  const char* kind;      // "byte size"
+  const char* examples;  // for the hint
+  const char* too_much;  // "too large"
+  std::span<const Unit> units;
+  double max;  // in the base unit
+};
+
+// "<number><unit>" in the quantity's base unit, refusing unknown units and
+// values above q.max; max_text formats q.max for the hint.
+template <typename MaxText>
+Result<int64_t> ParseQuantity(std::string_view text, const Quantity& q, MaxText max_text) {
   double n = 0;
   std::string unit;
   if (!SplitNumberUnit(text, &n, &unit)) {
-    return Status::InvalidArgument(fmt::format("invalid byte size \"{}\"; hint: use e.g. 5MiB or 1GiB", text));
+    return Status::InvalidArgument(fmt::format("invalid {} \"{}\"; hint: use e.g. {}", q.kind, text, q.examples));
   }
-  static const struct {
-    const char* name;
-    double factor;
-  } kUnits[] = {{"", 1},           {"b", 1},          {"k", 1024.0},         {"kib", 1024.0},
-                {"kb", 1000.0},    {"m", 1048576.0},  {"mib", 1048576.0},    {"mb", 1e6},
-                {"g", 1073741824.0}, {"gib", 1073741824.0}, {"gb", 1e9},     {"t", 1099511627776.0},
-                {"tib", 1099511627776.0}, {"tb", 1e12}};
-  for (const auto& u : kUnits) {
+  for (const Unit& u : q.units) {
     if (unit != u.name) continue;
     // Compared as doubles before any conversion: llround of a value beyond
     // int64 is undefined.
-    const double bytes = n * u.factor;
-    if (!(bytes <= static_cast<double>(kMaxByteSize))) {
+    const double v = n * u.factor;
+    if (!(v <= q.max)) {
       return Status::InvalidArgument(
-          fmt::format("byte size \"{}\" is too large; hint: at most {}", text, FormatByteSize(kMaxByteSize)));
+          fmt::format("{} \"{}\" is {}; hint: at most {}", q.kind, text, q.too_much, max_text()));
     }
-    return static_cast<uint64_t>(std::llround(bytes));
+    return static_cast<int64_t>(std::llround(v));
   }
-  return Status::InvalidArgument(fmt::format("invalid byte size \"{}\": unknown unit \"{}\"", text, unit));
+  return Status::InvalidArgument(fmt::format("invalid {} \"{}\": unknown unit \"{}\"", q.kind, text, unit));
+}
+
+}  // namespace
+
+Result<uint64_t> ParseByteSize(std::string_view text) {
+  static const Unit kUnits[] = {{"", 1},           {"b", 1},          {"k", 1024.0},         {"kib", 1024.0},
+                                {"kb", 1000.0},    {"m", 1048576.0},  {"mib", 1048576.0},    {"mb", 1e6},
+                                {"g", 1073741824.0}, {"gib", 1073741824.0}, {"gb", 1e9},     {"t", 1099511627776.0},
+                                {"tib", 1099511627776.0}, {"tb", 1e12}};
+  static const Quantity kByteSize{"byte size", "5MiB or 1GiB", "too large", kUnits,
+                                  static_cast<double>(kMaxByteSize)};
+  ASSIGN_OR_RETURN(int64_t bytes, ParseQuantity(text, kByteSize, [] { return FormatByteSize(kMaxByteSize); }));
+  return static_cast<uint64_t>(bytes);
 }
 
 std::string FormatByteSize(uint64_t bytes) {
@@ -82,27 +103,13 @@ std::string FormatByteSize(uint64_t bytes) {
 }
 
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
-  double n = 0;
-  std::string unit;
-  if (!SplitNumberUnit(text, &n, &unit)) {
-    return Status::InvalidArgument(fmt::format("invalid duration \"{}\"; hint: use e.g. 10s, 5m, 2h or 7d", text));
-  }
-  static const struct {
-    const char* name;
-    double ms;
-  } kUnits[] = {{"ms", 1},          {"", 1000},          {"s", 1000},       {"sec", 1000},
-                {"m", 60000},       {"min", 60000},      {"h", 3600000},    {"hour", 3600000},
-                {"d", 86400000},    {"day", 86400000},   {"days", 86400000}, {"w", 604800000}};
-  for (const auto& u : kUnits) {
-    if (unit != u.name) continue;
-    const double ms = n * u.ms;
-    if (!(ms <= static_cast<double>(kMaxDuration.count()))) {
-      return Status::InvalidArgument(
-          fmt::format("duration \"{}\" is too long; hint: at most {}", text, FormatDuration(kMaxDuration)));
-    }
-    return std::chrono::milliseconds(std::llround(ms));
-  }
-  return Status::InvalidArgument(fmt::format("invalid duration \"{}\": unknown unit \"{}\"", text, unit));
+  static const Unit kUnits[] = {{"ms", 1},          {"", 1000},          {"s", 1000},       {"sec", 1000},
+                                {"m", 60000},       {"min", 60000},      {"h", 3600000},    {"hour", 3600000},
+                                {"d", 86400000},    {"day", 86400000},   {"days", 86400000}, {"w", 604800000}};
+  static const Quantity kDuration{"duration", "10s, 5m, 2h or 7d", "too long", kUnits,
+                                  static_cast<double>(kMaxDuration.count())};
+  ASSIGN_OR_RETURN(int64_t ms, ParseQuantity(text, kDuration, [] { return FormatDuration(kMaxDuration); }));
+  return std::chrono::milliseconds(ms);
 }
 
 std::string FormatDuration(std::chrono::milliseconds d) {
@@ -186,29 +193,6 @@ Result<SystemTime> ParseRfc3339(std::string_view text) {
   auto tp = std::chrono::system_clock::from_time_t(tt) +
             std::chrono::microseconds(std::llround(sec * 1e6)) - std::chrono::minutes(offset_min);
   return std::chrono::time_point_cast<SystemTime::duration>(tp);
-}
-
-std::string HexEncode(std::string_view bytes) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  out.reserve(bytes.size() * 2);
-  for (unsigned char c : bytes) {
-    out.push_back(kDigits[c >> 4]);
-    out.push_back(kDigits[c & 15]);
-  }
-  return out;
-}
-
-Result<std::string> HexDecode(std::string_view hex) {
-  if (hex.size() % 2 != 0) return Status::InvalidArgument("invalid hex: odd length");
-  std::string out(hex.size() / 2, '\0');
-  for (size_t i = 0; i < out.size(); ++i) {
-    unsigned v = 0;
-    auto r = std::from_chars(hex.data() + 2 * i, hex.data() + 2 * i + 2, v, 16);
-    if (r.ec != std::errc() || r.ptr != hex.data() + 2 * i + 2) return Status::InvalidArgument("invalid hex digit");
-    out[i] = static_cast<char>(v);
-  }
-  return out;
 }
 
 std::string Trim(std::string_view s) {

@@ -1,5 +1,6 @@
 // Small text conversions shared by every layer: byte sizes ("5MiB"),
-// durations ("7d"), RFC 3339 UTC times, hex. Pure functions, thread-safe.
+// durations ("7d"), RFC 3339 UTC times, ASCII case. (Base64 and hex live in
+// common/encoding.h.) Pure functions, thread-safe.
 #pragma once
 
 #include <chrono>
@@ -37,9 +38,8 @@ Result<SystemTime> ParseRfc3339(std::string_view text);
 // Compact form for ids and object names: "20261125T023328Z".
 std::string FormatCompactTime(SystemTime t);
 
-std::string HexEncode(std::string_view bytes);
-Result<std::string> HexDecode(std::string_view hex);
-
+// ASCII lower case; other bytes unchanged (names, schemes, header names).
+std::string Lower(std::string_view s);
 std::string Trim(std::string_view s);
 bool StartsWith(std::string_view s, std::string_view prefix);
 bool EndsWith(std::string_view s, std::string_view suffix);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/lsn.h"
+#include "common/encoding.h"
 #include "common/text.h"
 #include "repo/json_fields.h"
 #include "repo/object_codec.h"

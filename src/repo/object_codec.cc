@@ -22,6 +22,7 @@
 
 #include <fmt/core.h>
 
+#include "common/encoding.h"
 #include "common/logging.h"
 #include "common/text.h"
 
@@ -192,21 +193,13 @@ bool IsHexDigit(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'
 // characters ending in a single '='.
 bool DecodeBase64Key(std::string_view text, std::array<uint8_t, 32>* out) {
   if (text.size() != 44 || text[43] != '=' || text[42] == '=') return false;
-  unsigned char buf[33];
-  for (size_t i = 0; i < 43; ++i) {
-    char ch = text[i];
-    bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '+' || ch == '/';
-    if (!ok) return false;
-  }
-  int n = EVP_DecodeBlock(buf, reinterpret_cast<const unsigned char*>(text.data()), 44);
-  // EVP_DecodeBlock counts the padding as a zero byte.
-  if (n != 33) {
-    OPENSSL_cleanse(buf, sizeof buf);
-    return false;
-  }
-  std::memcpy(out->data(), buf, 32);
-  OPENSSL_cleanse(buf, sizeof buf);
-  return true;
+  auto decoded = Base64Decode(text, Base64Padding::kRequired);
+  if (!decoded.ok()) return false;
+  std::string bytes = std::move(decoded).value();
+  const bool ok = bytes.size() == 32;
+  if (ok) std::memcpy(out->data(), bytes.data(), 32);
+  OPENSSL_cleanse(bytes.data(), bytes.size());
+  return ok;
 }
 
 }  // namespace

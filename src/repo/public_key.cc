@@ -19,6 +19,7 @@
 
 #include <fmt/core.h>
 
+#include "common/encoding.h"
 #include "common/text.h"
 
 namespace sb {
@@ -166,32 +167,12 @@ bool SetOaep(EVP_PKEY_CTX* ctx) {
   return true;
 }
 
-std::string Base64(std::string_view bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
-
+// Wrapped keys are written padded; anything else is not one of ours.
 bool Unbase64(std::string_view text, std::string* out) {
-  if (text.empty() || text.size() % 4 != 0 || text.size() > 8192) return false;
-  size_t pad = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    bool alpha = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
-    if (c == '=') {
-      if (i + 2 < text.size()) return false;
-      ++pad;
-    } else if (!alpha || pad != 0) {
-      return false;
-    }
-  }
-  out->assign(text.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out->data()),
-                          reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
-  if (n < 0 || static_cast<size_t>(n) != out->size()) return false;
-  out->resize(out->size() - pad);
+  if (text.empty() || text.size() > 8192) return false;
+  auto decoded = Base64Decode(text, Base64Padding::kRequired);
+  if (!decoded.ok()) return false;
+  *out = std::move(decoded).value();
   return true;
 }
 
@@ -236,7 +217,7 @@ Result<std::string> WrapDataKey(const EncryptionKey& data_key, const std::string
     return Status::Internal(fmt::format("RSA-OAEP encryption failed: {}", TakeSslError()));
   }
   sealed.resize(len);
-  return fmt::format("{}:{}:{}:{}:{}", kPrefix, kAlgorithm, data_key.key_id(), fingerprint, Base64(sealed));
+  return fmt::format("{}:{}:{}:{}:{}", kPrefix, kAlgorithm, data_key.key_id(), fingerprint, Base64Encode(sealed));
 }
 
 Result<EncryptionKey> UnwrapDataKey(std::string_view wrapped, const std::string& private_key_pem_path) {

@@ -1,13 +1,15 @@
 #include "storage/held_lease.h"
 
+#include <algorithm>
+
 #include "common/logging.h"
 
 namespace sb {
 
 Result<std::unique_ptr<HeldLease>> HeldLease::Acquire(Storage& storage, const std::string& key,
-                                                      const std::string& owner, std::chrono::seconds ttl) {
-  ASSIGN_OR_RETURN(auto lease, storage.AcquireLease(key, {.ttl = ttl, .owner = owner}));
-  return std::unique_ptr<HeldLease>(new HeldLease(std::move(lease), ttl / 3));
+                                                      const LeaseOptions& options) {
+  ASSIGN_OR_RETURN(auto lease, storage.AcquireLease(key, options));
+  return std::unique_ptr<HeldLease>(new HeldLease(std::move(lease), std::max(options.ttl / 3, std::chrono::seconds(1))));
 }
 
 HeldLease::HeldLease(std::unique_ptr<Lease> lease, std::chrono::seconds renew_every) : lease_(std::move(lease)) {

@@ -18,9 +18,11 @@ namespace sb {
 
 class HeldLease {
  public:
-  // kAlreadyExists (naming the holder) when another owner holds `key`.
-  static Result<std::unique_ptr<HeldLease>> Acquire(Storage& storage, const std::string& key, const std::string& owner,
-                                                    std::chrono::seconds ttl = std::chrono::seconds(60));
+  // kAlreadyExists (naming the holder) when another holder holds `key`; the
+  // same options.holder_id takes back a lease it left behind (a crash).
+  // Renewed every options.ttl / 3.
+  static Result<std::unique_ptr<HeldLease>> Acquire(Storage& storage, const std::string& key,
+                                                    const LeaseOptions& options);
   ~HeldLease();
   HeldLease(const HeldLease&) = delete;
   HeldLease& operator=(const HeldLease&) = delete;

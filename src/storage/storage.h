@@ -12,7 +12,8 @@
 //   an empty next_token means the listing is complete.
 // - A lease is exclusive per key among all holders of the same storage until
 //   released or expired; a held lease makes AcquireLease fail with
-//   kAlreadyExists naming the holder where known.
+//   kAlreadyExists naming the holder where known. The same holder_id
+//   re-acquires a lease it did not release at once (storage.h LeaseOptions).
 // - Errors that may pass by retrying are kUnavailable; bad credentials are
 //   kPermissionDenied. Messages never contain secrets.
 // Thread-safety: every driver may be called from many threads at once.
@@ -23,7 +24,6 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <chrono>
 #include <vector>
 
 #include "common/status.h"
@@ -50,6 +50,13 @@ struct PutOptions {
 struct LeaseOptions {
   std::chrono::seconds ttl{60};  // expires unless renewed within ttl
   std::string owner;             // recorded for "held by …" messages
+  // Stable identity of the holder across restarts (the agent's UUID in its
+  // state directory). A lease held under the same non-empty holder_id, e.g.
+  // left behind by a kill -9, is taken back at once by that holder; other
+  // holders are refused as usual. Empty: every acquisition is a new holder.
+  // Two live Lease objects of one holder on one key share the lease (releasing
+  // either releases it): one holder_id per process.
+  std::string holder_id;
 };
 
 // An exclusive hold on one key. Destroying a Lease releases it (best effort).

@@ -1,23 +1,27 @@
-// URL parsing and driver selection. Retry policy per driver: Azure retries
-// kUnavailable itself (with its own backoff on the injected clock), Local never
-// returns a transient error worth retrying and Memory cannot fail, so no driver
-// here currently needs the RetryStorage decorator (storage/retry/); a future
-// driver that does not retry by itself should be wrapped in OpenStorage.
+// URL parsing and driver selection. Which layer retries what:
+// - azure:// (and any HTTP driver): the HTTP client retries each request
+//   (storage/http/http_client.h), within its outage bound; wrapping it in
+//   RetryStorage too would multiply the attempts and stretch that bound, so
+//   it is not wrapped.
+// - file://: the driver does not retry; its kUnavailable errors (EINTR,
+//   EAGAIN, ETIMEDOUT on network file systems, EMFILE/ENFILE/ENOMEM) may
+//   pass, so it is wrapped in RetryStorage with a short budget (kLocalRetry).
+//   Disk full, permissions and I/O errors are not retryable and return at once.
+// - memory:// cannot fail transiently: not wrapped.
 //
 // For kMemory, StorageUrl::path holds the instance name ("memory://name").
 #include "storage/storage_factory.h"
 
-#include <arpa/inet.h>
-
-#include <cctype>
 #include <cstdlib>
 #include <memory>
 #include <string_view>
 #include <utility>
 
 #include "storage/azure/azure_storage.h"
+#include "storage/http/endpoint.h"
 #include "storage/local/local_storage.h"
 #include "storage/memory/memory_storage.h"
+#include "storage/retry/retry_storage.h"
 #include "storage/tagged/tagged_storage.h"
 
 namespace sb {
@@ -28,28 +32,14 @@ constexpr std::string_view kFileScheme = "file://";
 constexpr std::string_view kAzureScheme = "azure://";
 constexpr std::string_view kMemoryScheme = "memory://";
 
+// Local transient errors clear within moments or not at all: 3 tries, at most
+// about 0.3 s of waiting.
+const RetryOptions kLocalRetry{.max_attempts = 3, .backoff = {.initial = std::chrono::milliseconds(100),
+                                                              .max = std::chrono::milliseconds(1000)}};
+
 Status Unsupported(const std::string& url) {
   return Status::InvalidArgument("unsupported storage URL \"" + url +
                                  "\"; hint: use file:///path or azure://container[/prefix]");
-}
-
-// Azure: 3-63 characters, lowercase letters, digits and hyphens, starting and
-// ending with a letter or digit, no two hyphens in a row.
-Status ValidateContainerName(const std::string& name, const std::string& url) {
-  auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument("invalid Azure container name \"" + name + "\" in storage URL \"" + url + "\": " +
-                                   why + "; hint: use 3-63 lowercase letters, digits and single hyphens, e.g. " +
-                                   "azure://backups/prod");
-  };
-  if (name.size() < 3 || name.size() > 63) return bad("it must be 3 to 63 characters long");
-  for (char c : name) {
-    if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-')) {
-      return bad("only lowercase letters, digits and hyphens are allowed");
-    }
-  }
-  if (name.front() == '-' || name.back() == '-') return bad("it must start and end with a letter or digit");
-  if (name.find("--") != std::string::npos) return bad("hyphens must not follow each other");
-  return Status::Ok();
 }
 
 // A Storage handle that forwards to a shared instance (named memory storages).
@@ -113,7 +103,7 @@ Result<StorageUrl> ParseStorageUrl(const std::string& url) {
                                      "\" names no Azure container; hint: use azure://container[/prefix], e.g. "
                                      "azure://backups/prod");
     }
-    RETURN_IF_ERROR(ValidateContainerName(container, url));
+    RETURN_IF_ERROR(CheckAzureContainerName(container).WithContext("storage URL \"" + url + "\""));
     if (prefix.find("//") != std::string_view::npos) {
       return Status::InvalidArgument("storage URL \"" + url + "\" has an empty path component in its prefix");
     }
@@ -131,29 +121,10 @@ Result<StorageUrl> ParseStorageUrl(const std::string& url) {
 }
 
 Status CheckAzureEndpointTransport(const std::string& endpoint, bool allow_http) {
-  size_t scheme_end = endpoint.find("://");
-  if (scheme_end == std::string::npos) return Status::Ok();  // the driver refuses it with its own message
-  std::string scheme = endpoint.substr(0, scheme_end);
-  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (scheme != "http" || allow_http) return Status::Ok();
-  const size_t host_begin = scheme_end + 3;
-  std::string authority = endpoint.substr(host_begin, endpoint.find_first_of("/?#", host_begin) - host_begin);
-  if (size_t at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);
-  std::string host;
-  if (!authority.empty() && authority.front() == '[') {
-    host = authority.substr(1, authority.find(']') == std::string::npos ? std::string::npos : authority.find(']') - 1);
-  } else {
-    host = authority.substr(0, authority.find(':'));
-  }
-  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  bool loopback = host == "localhost" || host == "::1";
-  if (!loopback && host.starts_with("127.")) {
-    // 127.0.0.0/8 in dotted-quad form only: "127.evil.example" is a name, not loopback.
-    in_addr addr{};
-    loopback = ::inet_pton(AF_INET, host.c_str(), &addr) == 1;
-  }
-  if (loopback) return Status::Ok();
-  return Status::InvalidArgument("azure endpoint host \"" + host +
+  auto ep = http::ParseEndpoint(endpoint, "azure", "https://ACCOUNT.blob.core.windows.net");
+  if (!ep.ok()) return Status::Ok();  // the driver refuses it with its own message
+  if (ep->scheme != "http" || allow_http || http::IsLoopbackHost(ep->host)) return Status::Ok();
+  return Status::InvalidArgument("azure endpoint host \"" + ep->host +
                                  "\" is reached over http://, which would send the storage credentials in clear; "
                                  "hint: use https://, or set AZURE_STORAGE_ALLOW_HTTP=1 to accept it on a trusted "
                                  "network");
@@ -166,10 +137,11 @@ Result<std::unique_ptr<Storage>> OpenDriver(const std::string& url, const Storag
     case StorageUrl::Scheme::kFile: {
       auto local = LocalStorage::Open(parsed.path);
       if (!local.ok()) return local.status().WithContext("cannot open storage \"" + url + "\"");
-      return std::unique_ptr<Storage>(std::move(local).value());
+      return std::unique_ptr<Storage>(std::make_unique<RetryStorage>(std::unique_ptr<Storage>(std::move(local).value()),
+                                                                     kLocalRetry));
     }
     case StorageUrl::Scheme::kAzure: {
-      // The Azure driver retries transient failures itself: no RetryStorage.
+      // The HTTP client retries transient failures itself: no RetryStorage.
       ASSIGN_OR_RETURN(AzureStorageOptions options, AzureOptionsFromEnvironment(parsed.container, parsed.prefix));
       const char* allow = std::getenv("AZURE_STORAGE_ALLOW_HTTP");
       RETURN_IF_ERROR(CheckAzureEndpointTransport(options.endpoint, allow != nullptr && std::string_view(allow) == "1"));

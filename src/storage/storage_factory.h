@@ -3,7 +3,8 @@
 // AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with
 // AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN (AZURE_STORAGE_BLOB_ENDPOINT
 // optionally overrides the endpoint; an http:// endpoint off loopback also
-// needs AZURE_STORAGE_ALLOW_HTTP=1). Wraps drivers in the retry decorator.
+// needs AZURE_STORAGE_ALLOW_HTTP=1). file:// is wrapped in the retry
+// decorator; azure:// retries in its HTTP client (see storage_factory.cc).
 #pragma once
 
 #include <memory>

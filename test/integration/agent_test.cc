@@ -10,12 +10,15 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <csignal>
+#include <cstdlib>
+#include <iostream>
 #include <thread>
 
 #include "agent/agent.h"
 #include "common/text.h"
 #include "repo/repository.h"
 #include "storage/storage_factory.h"
+#include "support/azurite.h"
 #include "support/background_process.h"
 #include "support/pg_cluster.h"
 #include "support/smartbackup_cli.h"
@@ -42,7 +45,7 @@ class AgentTest : public ::testing::Test {
     RemoveTree(work_);
   }
 
-  std::string Repo() const { return "file://" + work_ + "/repo"; }
+  std::string Repo() const { return repo_url_.empty() ? "file://" + work_ + "/repo" : repo_url_; }
   // The in-process agent writes as root (repository mode 0640/0750); restores run as postgres.
   void GiveRepoToPostgres() { RunCommand("chown -R postgres " + ShellQuote(work_ + "/repo")); }
 
@@ -111,6 +114,7 @@ class AgentTest : public ::testing::Test {
   }
 
   std::string work_, config_path_;
+  std::string repo_url_;  // empty: file:// under work_
   std::unique_ptr<PgCluster> cluster_, restored_;
   std::unique_ptr<Agent> agent_;
   std::atomic<bool> stop_{false};
@@ -363,9 +367,11 @@ TEST_F(AgentTest, KilledMidBackupLeavesNoPartialBackupAndResumes) {
     return BackgroundProcess::StartAsPostgres({SMARTBACKUP_BINARY, "agent", "--config", config_path_, "-v"},
                                               work_ + "/agent.log");
   };
-  // archive mode refuses a foreign archive_command; make it look like ours so backups run.
+  // archive mode refuses a foreign archive_command and archive_mode = off; make it look like ours so backups run.
   cluster_->Psql("ALTER SYSTEM SET archive_command = '/bin/true smartbackup wal-push %p'");
-  cluster_->Psql("SELECT pg_reload_conf()");
+  cluster_->Psql("ALTER SYSTEM SET archive_mode = on");
+  cluster_->Stop();
+  cluster_->Start();
   auto agent = start();
   bool seen_running = WaitFor([&] {
     json s = status();
@@ -439,6 +445,66 @@ TEST_F(AgentTest, BackupOnDemandWaitsForItsJobAndSaysSoWhenTheAgentDies) {
       << said;
   EXPECT_NE(said.find("smartbackup status --config " + config_path_), std::string::npos) << said;
   EXPECT_EQ(said.find(": Read"), std::string::npos) << said;
+}
+
+// Issue 11: after a kill -9 the restarted agent takes back its own Azure lease at once (its
+// identity in state_dir/agent.id names the lease), instead of waiting 48-58 s for the dead
+// process's lease to expire while status says another agent holds it.
+TEST_F(AgentTest, KilledAgentOnAzureResumesCaptureWithinSeconds) {
+  auto azurite = AzuriteServer::Start();
+  ASSERT_TRUE(azurite);
+  const char* saved = std::getenv("AZURE_STORAGE_CONNECTION_STRING");
+  const std::string saved_value = saved == nullptr ? "" : saved;
+  ::setenv("AZURE_STORAGE_CONNECTION_STRING", azurite->connection_string().c_str(), 1);  // the agents inherit it
+  struct RestoreEnv {
+    bool had;
+    std::string value;
+    ~RestoreEnv() {
+      if (had) {
+        ::setenv("AZURE_STORAGE_CONNECTION_STRING", value.c_str(), 1);
+      } else {
+        ::unsetenv("AZURE_STORAGE_CONNECTION_STRING");
+      }
+    }
+  } restore_env{saved != nullptr, saved_value};
+  repo_url_ = "azure://leases/prod";
+  MakeAgent("enabled = true", "mode = \"stream\"\nflush_interval = \"1s\"");
+  agent_.reset();  // run as its own process, to kill it
+  RunCommand("chown -R postgres " + ShellQuote(work_));
+  auto status = [&] {
+    auto r = RunSmartbackup("status --output json --config " + config_path_);
+    return r.exit_code == 0 ? json::parse(r.out) : json();
+  };
+  // Capture is running in this process when a WAL flush has been made durable by it.
+  auto capturing = [&] {
+    json s = status();
+    return !s.is_null() && !s["clusters"].empty() && s["clusters"][0]["streaming"].get<bool>() &&
+           s["clusters"][0].contains("recovery_point_age_seconds");
+  };
+  auto start = [&] {
+    return BackgroundProcess::StartAsPostgres({SMARTBACKUP_BINARY, "agent", "--config", config_path_, "-v"},
+                                              work_ + "/agent.log");
+  };
+  auto agent = start();
+  ASSERT_TRUE(WaitFor(capturing, 120s)) << agent->Log() << status().dump();
+  agent->Signal(SIGKILL);
+  ASSERT_TRUE(agent->Wait(10s).has_value());
+
+  agent = start();
+  const auto restarted = std::chrono::steady_clock::now();
+  std::thread wal([&] {
+    for (int i = 0; i < 20; ++i) cluster_->Psql("CREATE TABLE IF NOT EXISTS t(x int); INSERT INTO t VALUES (1)");
+  });
+  const bool resumed = WaitFor(capturing, 60s, 250ms);
+  wal.join();
+  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - restarted);
+  ASSERT_TRUE(resumed) << agent->Log() << status().dump();
+  std::cout << "capture resumed " << took.count() << " ms after the restart\n";
+  EXPECT_EQ(status()["clusters"][0]["state"].get<std::string>().find("held by"), std::string::npos);
+  // Bound generous for a loaded machine, far below the 48-58 s of a lease left to expire.
+  EXPECT_LT(took, 30s);
+  agent->Signal(SIGTERM);
+  EXPECT_EQ(agent->Wait(60s), std::optional<int>(0)) << agent->Log();
 }
 
 // The primary's disk: smartbackup's replication slot keeps WAL for as long as it exists. While

@@ -672,6 +672,8 @@ TEST_F(ClusterRulesTest, NameRule_RecreatedClusterIsANewDatabaseNotARefusal) {
   }, 90s)) << State(a);
   EXPECT_FALSE(Has(State(a), "refused")) << State(a);
   EXPECT_EQ(Backups(Repo(), BackupType::kFull).size(), 2u);
+  // Rule 8: a new system identifier is a chain break recorded in health, after the restart too.
+  EXPECT_EQ(Events(a, "chain_break", "new system identifier " + sysid_new), 1) << Health(a);
   agents_.clear();
 }
 

@@ -37,6 +37,10 @@ struct NamedStorageFactory {
   StorageFactory make;
   // Whether "lease … is held by X" names the owner (Azure does not know it).
   bool names_lease_holder = true;
+  // Whether a lease dies with its holder's process (file://: flock), so a
+  // crash is simulated by dropping the Lease; otherwise (Azure, memory) the
+  // lease outlives the holder and the test leaves it in place.
+  bool lease_dies_with_process = false;
 };
 
 inline void PrintTo(const NamedStorageFactory& f, std::ostream* os) { *os << f.name; }

@@ -159,14 +159,14 @@ class KeepSet {
         continue;
       }
       Lsn floor = SegmentStart(*start, f->wal_segment_size);
-      Lower(lin, floor);
+      LowerFloorTo(lin, floor);
       // Ancestors: their WAL is needed only below the switch point, and only
       // when the full's first segment reaches back across it.
       for (int depth = 0; depth < 1000; ++depth) {
         auto sw = in.switches.find(lin);
         if (sw == in.switches.end() || floor >= sw->second.switch_point) break;
         lin = {lin.first, sw->second.parent};
-        Lower(lin, floor);
+        LowerFloorTo(lin, floor);
       }
     }
     // Timelines that branch off a kept full's timeline (transitively).
@@ -202,7 +202,8 @@ class KeepSet {
   }
 
  private:
-  void Lower(const Lineage& lin, Lsn floor) {
+  // Keeps the lowest floor seen for the lineage.
+  void LowerFloorTo(const Lineage& lin, Lsn floor) {
     auto it = floors_.find(lin);
     if (it == floors_.end() || floor < it->second) floors_[lin] = floor;
   }

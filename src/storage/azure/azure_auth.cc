@@ -10,19 +10,15 @@
 #include <ctime>
 #include <map>
 
+#include "common/encoding.h"
+#include "common/text.h"
+
 namespace sb::azure {
 namespace {
 
-constexpr char kBase64Chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // Trims and collapses runs of linear whitespace to one space, as the
 // SharedKey canonicalization asks for header values.
@@ -64,58 +60,6 @@ std::string FormatSasTime(SystemTime t) {
 }
 
 }  // namespace
-
-std::string Base64Encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    uint32_t v = (static_cast<uint8_t>(bytes[i]) << 16) | (static_cast<uint8_t>(bytes[i + 1]) << 8) |
-                 static_cast<uint8_t>(bytes[i + 2]);
-    out.push_back(kBase64Chars[(v >> 18) & 63]);
-    out.push_back(kBase64Chars[(v >> 12) & 63]);
-    out.push_back(kBase64Chars[(v >> 6) & 63]);
-    out.push_back(kBase64Chars[v & 63]);
-  }
-  size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16;
-    if (rest == 2) v |= static_cast<uint8_t>(bytes[i + 1]) << 8;
-    out.push_back(kBase64Chars[(v >> 18) & 63]);
-    out.push_back(kBase64Chars[(v >> 12) & 63]);
-    out.push_back(rest == 2 ? kBase64Chars[(v >> 6) & 63] : '=');
-    out.push_back('=');
-  }
-  return out;
-}
-
-Result<std::string> Base64Decode(std::string_view text) {
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t padding = 0;
-  size_t symbols = 0;
-  for (char c : text) {
-    if (c == '=') {
-      ++padding;
-      continue;
-    }
-    if (padding > 0) return Status::InvalidArgument("invalid base64: data after padding");
-    const char* p = c == '\0' ? nullptr : std::strchr(kBase64Chars, c);
-    if (p == nullptr) return Status::InvalidArgument("invalid base64: unexpected character");
-    acc = (acc << 6) | static_cast<uint32_t>(p - kBase64Chars);
-    bits += 6;
-    ++symbols;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  if (padding > 2 || symbols % 4 == 1 || (padding > 0 && (symbols + padding) % 4 != 0)) {
-    return Status::InvalidArgument("invalid base64: bad length or padding");
-  }
-  return out;
-}
 
 std::string HmacSha256(std::string_view key, std::string_view message) {
   unsigned char digest[EVP_MAX_MD_SIZE];

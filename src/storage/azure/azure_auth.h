@@ -1,4 +1,4 @@
-// Azure Storage request signing: base64, HMAC-SHA256, URL encoding, the
+// Azure Storage request signing: HMAC-SHA256, URL encoding, the
 // SharedKey string-to-sign (Blob service, version 2015-02-21 and later) and
 // account SAS generation. Pure functions over values, thread-safe. Used by the
 // Azure driver and by tests that need a SAS token; nothing here does I/O.
@@ -17,9 +17,6 @@ namespace sb::azure {
 // The REST API version sent as x-ms-version and signed into SAS tokens.
 inline constexpr const char* kApiVersion = "2021-08-06";
 
-std::string Base64Encode(std::string_view bytes);
-// Fails with kInvalidArgument on malformed input; the message never quotes it.
-Result<std::string> Base64Decode(std::string_view text);
 // Raw 32-byte HMAC-SHA256 of message under key.
 std::string HmacSha256(std::string_view key, std::string_view message);
 

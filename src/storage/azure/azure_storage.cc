@@ -1,6 +1,5 @@
 #include "storage/azure/azure_storage.h"
 
-#include <curl/curl.h>
 #include <fmt/core.h>
 #include <openssl/rand.h>
 
@@ -14,14 +13,21 @@
 #include <thread>
 #include <vector>
 
+#include "common/encoding.h"
 #include "common/logging.h"
 #include "common/text.h"
+#include "common/uuid.h"
 #include "storage/azure/azure_auth.h"
+#include "storage/http/http_client.h"
 
 namespace sb {
 namespace {
 
 using azure::HeaderList;
+
+Result<http::Endpoint> ParseAzureEndpoint(std::string_view endpoint) {
+  return http::ParseEndpoint(endpoint, "azure", "https://ACCOUNT.blob.core.windows.net");
+}
 
 constexpr const char* kDevAccount = "devstoreaccount1";
 // The fixed, publicly documented key of the Azure storage emulator.
@@ -34,12 +40,6 @@ constexpr uint64_t kMaxBlocks = 50000;
 constexpr uint64_t kMaxBlockSize = 4000ull << 20;
 constexpr uint64_t kMaxSinglePut = 5000ull << 20;
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 std::string RandomBytes(size_t n) {
   std::string out(n, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1) {
@@ -50,12 +50,9 @@ std::string RandomBytes(size_t n) {
   return out;
 }
 
-std::string RandomUuid() {
-  std::string b = RandomBytes(16);
-  b[6] = static_cast<char>((b[6] & 0x0f) | 0x40);
-  b[8] = static_cast<char>((b[8] & 0x3f) | 0x80);
-  std::string h = HexEncode(b);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) + "-" + h.substr(20);
+// A lease id that depends only on (holder, key).
+std::string HolderLeaseId(std::string_view holder_id, std::string_view key) {
+  return NameUuid("smartbackup-lease\n" + std::string(holder_id) + "\n" + std::string(key));
 }
 
 // Header values we send must be printable ASCII without edge whitespace, or
@@ -179,40 +176,9 @@ std::string ChildText(std::string_view xml, std::string_view tag) {
   return XmlUnescape(e.content);
 }
 
-// ---- HTTP plumbing ----------------------------------------------------------
+// ---- requests ----------------------------------------------------------------
 
-struct Endpoint {
-  std::string base;       // "http://127.0.0.1:10000"
-  std::string path;       // "/devstoreaccount1" or ""
-  std::string host_port;  // "127.0.0.1:10000", for unreachable-endpoint messages
-};
-
-Result<Endpoint> ParseEndpoint(std::string endpoint) {
-  while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
-  size_t scheme_end = endpoint.find("://");
-  std::string scheme = scheme_end == std::string::npos ? "" : Lower(endpoint.substr(0, scheme_end));
-  if (scheme != "http" && scheme != "https") {
-    return Status::InvalidArgument(fmt::format(
-        "azure endpoint \"{}\" must start with http:// or https://; hint: e.g. https://ACCOUNT.blob.core.windows.net",
-        endpoint.substr(0, endpoint.find('?'))));
-  }
-  if (endpoint.find('?') != std::string::npos) {
-    return Status::InvalidArgument("azure endpoint must not contain a query string; hint: pass a SAS token separately");
-  }
-  Endpoint ep;
-  size_t host_begin = scheme_end + 3;
-  size_t slash = endpoint.find('/', host_begin);
-  ep.base = endpoint.substr(0, slash);
-  ep.path = slash == std::string::npos ? "" : endpoint.substr(slash);
-  std::string host = endpoint.substr(host_begin, slash == std::string::npos ? std::string::npos : slash - host_begin);
-  if (size_t at = host.rfind('@'); at != std::string::npos) host = host.substr(at + 1);
-  if (host.empty()) return Status::InvalidArgument("azure endpoint has no host");
-  bool has_port = host.find(':', host.rfind(']') == std::string::npos ? 0 : host.rfind(']')) != std::string::npos;
-  ep.host_port = has_port ? host : host + (scheme == "https" ? ":443" : ":80");
-  return ep;
-}
-
-struct HttpRequest {
+struct AzureRequest {
   std::string op{};   // "put", "get", … for messages
   std::string key{};  // the storage key concerned, empty for container operations
   std::string method{};
@@ -222,106 +188,22 @@ struct HttpRequest {
   std::string_view body{};
 };
 
-struct HttpResponse {
-  long status = 0;
-  std::map<std::string, std::string> headers;  // lowercase names
-  std::string body;
+using http::Response;
 
-  std::string Header(const std::string& lower_name) const {
-    auto it = headers.find(lower_name);
-    return it == headers.end() ? "" : it->second;
-  }
-  std::string ErrorCode() const {
-    std::string code = Header("x-ms-error-code");
-    if (code.empty()) code = ChildText(body, "Code");
-    return SanitizeHeaderValue(code);
-  }
-};
-
-bool IsRetryableHttp(long status) { return status == 408 || status == 429 || status >= 500; }
-
-class CurlPool {
- public:
-  explicit CurlPool(size_t max_idle) : max_idle_(max_idle) {}
-  ~CurlPool() {
-    for (CURL* h : idle_) curl_easy_cleanup(h);
-  }
-  CURL* Take() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!idle_.empty()) {
-        CURL* h = idle_.back();
-        idle_.pop_back();
-        return h;
-      }
-    }
-    return curl_easy_init();
-  }
-  void Give(CURL* h) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.size() < max_idle_) {
-      idle_.push_back(h);
-    } else {
-      curl_easy_cleanup(h);
-    }
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<CURL*> idle_;
-  size_t max_idle_;
-};
-
-struct UploadState {
-  std::string_view body;
-  size_t offset = 0;
-};
-
-size_t ReadBody(char* buffer, size_t size, size_t nitems, void* userdata) {
-  auto* state = static_cast<UploadState*>(userdata);
-  size_t n = std::min(size * nitems, state->body.size() - state->offset);
-  std::copy_n(state->body.data() + state->offset, n, buffer);
-  state->offset += n;
-  return n;
-}
-
-// libcurl rewinds the body to send it again when a pooled connection turns
-// out to be dead after the request went out (the server restarted, a proxy
-// dropped it): without a seek callback that retry fails with "Send failed
-// since rewinding of the data stream failed" and the upload is lost.
-int SeekBody(void* userdata, curl_off_t offset, int origin) {
-  auto* state = static_cast<UploadState*>(userdata);
-  if (origin != SEEK_SET || offset < 0 || static_cast<uint64_t>(offset) > state->body.size()) {
-    return CURL_SEEKFUNC_CANTSEEK;
-  }
-  state->offset = static_cast<size_t>(offset);
-  return CURL_SEEKFUNC_OK;
-}
-
-size_t WriteBody(char* ptr, size_t size, size_t nmemb, void* userdata) {
-  static_cast<HttpResponse*>(userdata)->body.append(ptr, size * nmemb);
-  return size * nmemb;
-}
-
-size_t WriteHeader(char* ptr, size_t size, size_t nitems, void* userdata) {
-  auto* resp = static_cast<HttpResponse*>(userdata);
-  std::string_view line(ptr, size * nitems);
-  if (line.substr(0, 5) == "HTTP/") {
-    resp->headers.clear();  // a new response (after 100 Continue or a redirect)
-  } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
-    resp->headers[Lower(Trim(line.substr(0, colon)))] = Trim(line.substr(colon + 1));
-  }
-  return size * nitems;
+// Azure's error code: the x-ms-error-code header, else <Code> in the body.
+std::string ErrorCode(const Response& resp) {
+  std::string code = resp.Header("x-ms-error-code");
+  if (code.empty()) code = ChildText(resp.body, "Code");
+  return SanitizeHeaderValue(code);
 }
 
 // Shared by the storage and its leases, so a lease outlives the storage.
 class AzureClient {
  public:
-  AzureClient(AzureStorageOptions options, Endpoint endpoint, std::string key)
+  AzureClient(AzureStorageOptions options, http::Endpoint endpoint, std::string key)
       : options_(std::move(options)),
-        endpoint_(std::move(endpoint)),
         key_(std::move(key)),
-        pool_(static_cast<size_t>(options_.parallelism) + 4) {
+        http_(std::move(endpoint), HttpOptions(options_)) {
     std::string sas = options_.sas_token;
     if (!sas.empty() && sas[0] == '?') sas.erase(0, 1);
     sas_ = sas;
@@ -341,50 +223,43 @@ class AzureClient {
   }
   std::string ContainerPath() const { return "/" + options_.container; }
 
-  // Sends the request, retrying kUnavailable outcomes (transport errors and
-  // 408/429/5xx) with backoff. Returns the last response or transport error.
-  Result<HttpResponse> Execute(const HttpRequest& req) {
-    for (int attempt = 0;; ++attempt) {
-      Result<HttpResponse> r = PerformOnce(req);
-      bool retryable = r.ok() ? IsRetryableHttp(r->status) : r.status().IsRetryable();
-      if (!retryable || attempt >= options_.max_retries) return r;
-      auto delay = Backoff(attempt);
-      log::Debug("azure {} {}: {}; retry {} of {} in {} ms", req.op, What(req),
-                 r.ok() ? fmt::format("HTTP {}", r->status) : r.status().message(), attempt + 1,
-                 options_.max_retries, delay.count());
-      options_.clock->SleepFor(delay);
-    }
+  // Sends the request through the HTTP client (which retries transport
+  // failures and 408/429/5xx). Returns the last response or transport error.
+  Result<Response> Execute(const AzureRequest& req) {
+    return http_.Execute([&] { return Sign(req); }, fmt::format("azure {} {}", req.op, What(req)));
   }
 
   // Execute, creating the container and trying once more when it is missing.
-  Result<HttpResponse> ExecuteCreatingContainer(const HttpRequest& req) {
-    ASSIGN_OR_RETURN(HttpResponse resp, Execute(req));
-    if (resp.status != 404 || resp.ErrorCode() != "ContainerNotFound") return resp;
+  Result<Response> ExecuteCreatingContainer(const AzureRequest& req) {
+    ASSIGN_OR_RETURN(Response resp, Execute(req));
+    if (resp.status != 404 || ErrorCode(resp) != "ContainerNotFound") return resp;
     RETURN_IF_ERROR(CreateContainer());
     return Execute(req);
   }
 
   Status CreateContainer() {
-    HttpRequest req{.op = "create container", .method = "PUT", .path = ContainerPath(),
+    AzureRequest req{.op = "create container", .method = "PUT", .path = ContainerPath(),
                     .query = {{"restype", "container"}}};
-    ASSIGN_OR_RETURN(HttpResponse resp, Execute(req));
-    if (resp.status == 201 || (resp.status == 409 && resp.ErrorCode() == "ContainerAlreadyExists")) {
+    ASSIGN_OR_RETURN(Response resp, Execute(req));
+    if (resp.status == 201 || (resp.status == 409 && ErrorCode(resp) == "ContainerAlreadyExists")) {
       if (resp.status == 201) log::Info("created azure container \"{}\"", options_.container);
       return Status::Ok();
     }
     return Translate(req, resp);
   }
 
-  std::string What(const HttpRequest& req) const {
+  std::string What(const AzureRequest& req) const {
     return req.key.empty() ? describe_ : fmt::format("\"{}\" in {}", req.key, describe_);
   }
 
-  // The one place HTTP statuses become Status codes.
-  Status Translate(const HttpRequest& req, const HttpResponse& resp) const {
-    std::string code = resp.ErrorCode();
+  // The one place Azure answers become Status codes (the HTTP client decides
+  // which statuses are retryable or credential failures).
+  Status Translate(const AzureRequest& req, const Response& resp) const {
+    std::string code = ErrorCode(resp);
     std::string detail = code.empty() ? fmt::format("HTTP {}", resp.status) : fmt::format("HTTP {} {}", resp.status, code);
     long s = resp.status;
-    if (s == 401 || s == 403) {
+    const http::StatusClass kind = http::ClassifyHttpStatus(s);
+    if (kind == http::StatusClass::kCredentials) {
       return Status::PermissionDenied(
           fmt::format("azure rejected the credentials for {} {} ({}); hint: check AZURE_STORAGE_KEY / SAS token "
                       "(and its permissions and expiry)",
@@ -408,7 +283,7 @@ class AzureClient {
       }
       return Status::AlreadyExists(fmt::format("object \"{}\" already exists in {}", req.key, describe_));
     }
-    if (IsRetryableHttp(s)) {
+    if (kind == http::StatusClass::kRetryable) {
       return Status::Unavailable(fmt::format("azure is unavailable for {} {} ({})", req.op, What(req), detail));
     }
     if (s == 400 || s == 413 || s == 416) {
@@ -418,116 +293,44 @@ class AzureClient {
   }
 
  private:
-  std::chrono::milliseconds Backoff(int attempt) {
-    thread_local std::mt19937 rng{std::random_device{}()};
-    int64_t base = std::min<int64_t>(int64_t{100} << std::min(attempt, 10), 10000);
-    std::uniform_int_distribution<int64_t> jitter(0, base / 2);
-    return std::chrono::milliseconds(base + jitter(rng));
+  static http::ClientOptions HttpOptions(const AzureStorageOptions& o) {
+    http::ClientOptions h;
+    h.max_retries = o.max_retries;
+    h.clock = o.clock;
+    h.service = "azure";
+    h.max_idle_connections = static_cast<size_t>(o.parallelism) + 4;
+    return h;
   }
 
-  Status TransportError(const HttpRequest& req, CURLcode rc) const {
-    std::string what = fmt::format("azure {} {}", req.op, What(req));
-    switch (rc) {
-      case CURLE_COULDNT_CONNECT:
-        return Status::Unavailable(fmt::format(
-            "{}: azure endpoint {} is unreachable (connection refused); hint: check the endpoint and that the "
-            "service is running",
-            what, endpoint_.host_port));
-      case CURLE_COULDNT_RESOLVE_HOST:
-      case CURLE_COULDNT_RESOLVE_PROXY:
-        return Status::Unavailable(
-            fmt::format("{}: cannot resolve the host of azure endpoint {}", what, endpoint_.host_port));
-      case CURLE_OPERATION_TIMEDOUT:
-        return Status::Unavailable(fmt::format("{}: timed out talking to {}", what, endpoint_.host_port));
-      case CURLE_SEND_ERROR:
-      case CURLE_RECV_ERROR:
-      case CURLE_GOT_NOTHING:
-      case CURLE_PARTIAL_FILE:
-      case CURLE_HTTP2:
-      case CURLE_HTTP2_STREAM:
-      case CURLE_SSL_CONNECT_ERROR:
-        return Status::Unavailable(
-            fmt::format("{}: connection to {} was reset ({})", what, endpoint_.host_port, curl_easy_strerror(rc)));
-      case CURLE_PEER_FAILED_VERIFICATION:
-        return Status::PermissionDenied(fmt::format("{}: tls certificate of {} was not trusted ({})", what,
-                                                    endpoint_.host_port, curl_easy_strerror(rc)));
-      default:
-        return Status::IoError(fmt::format("{}: {} ({})", what, curl_easy_strerror(rc), endpoint_.host_port));
-    }
-  }
-
-  Result<HttpResponse> PerformOnce(const HttpRequest& req) {
+  // The HTTP request for one attempt: the date and the SharedKey signature
+  // are made afresh each time.
+  http::Request Sign(const AzureRequest& req) const {
     std::string query;
     for (const auto& [name, value] : req.query) {
       query += (query.empty() ? "" : "&") + azure::UrlEncode(name, false) + "=" + azure::UrlEncode(value, false);
     }
     if (key_.empty() && !sas_.empty()) query += (query.empty() ? "" : "&") + sas_;
-    std::string url = endpoint_.base + endpoint_.path + req.path + (query.empty() ? "" : "?" + query);
-
-    HeaderList headers = req.headers;
-    headers.emplace_back("x-ms-version", azure::kApiVersion);
-    headers.emplace_back("x-ms-date", azure::FormatHttpDate(options_.clock->Now()));
-    if (req.method == "PUT" && req.body.empty()) headers.emplace_back("Content-Length", "0");
-
-    curl_slist* list = nullptr;
-    for (const auto& [name, value] : headers) list = curl_slist_append(list, (name + ": " + value).c_str());
+    const http::Endpoint& ep = http_.endpoint();
+    http::Request out{.method = req.method,
+                      .url = ep.base + ep.path + req.path + (query.empty() ? "" : "?" + query),
+                      .headers = req.headers,
+                      .body = req.body};
+    out.headers.emplace_back("x-ms-version", azure::kApiVersion);
+    out.headers.emplace_back("x-ms-date", azure::FormatHttpDate(options_.clock->Now()));
+    if (req.method == "PUT" && req.body.empty()) out.headers.emplace_back("Content-Length", "0");
     if (!key_.empty()) {
-      azure::SignableRequest sr{.method = req.method, .path = endpoint_.path + req.path, .query = req.query,
-                                .headers = headers, .content_length = req.body.size()};
-      list = curl_slist_append(list, ("Authorization: " + azure::SharedKeyAuthorization(options_.account, key_, sr)).c_str());
+      azure::SignableRequest sr{.method = req.method, .path = ep.path + req.path, .query = req.query,
+                                .headers = out.headers, .content_length = req.body.size()};
+      out.headers.emplace_back("Authorization", azure::SharedKeyAuthorization(options_.account, key_, sr));
     }
-    list = curl_slist_append(list, "Expect:");
-    list = curl_slist_append(list, "Content-Type:");  // never let curl add one we did not sign
-
-    CURL* h = pool_.Take();
-    if (h == nullptr) {
-      curl_slist_free_all(list);
-      return Status::Internal("curl_easy_init failed");
-    }
-    curl_easy_reset(h);
-    HttpResponse resp;
-    UploadState upload{req.body, 0};
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, WriteHeader);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, &resp);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, WriteBody);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
-    if (req.method == "HEAD") {
-      curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-    } else if (req.method == "PUT") {
-      curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-      curl_easy_setopt(h, CURLOPT_READFUNCTION, ReadBody);
-      curl_easy_setopt(h, CURLOPT_READDATA, &upload);
-      curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, SeekBody);
-      curl_easy_setopt(h, CURLOPT_SEEKDATA, &upload);
-      curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
-    } else if (req.method == "DELETE") {
-      curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
-    } else {
-      curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    }
-    CURLcode rc = curl_easy_perform(h);
-    if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp.status);
-    pool_.Give(h);
-    curl_slist_free_all(list);
-    if (rc != CURLE_OK) return TransportError(req, rc);
-    return resp;
+    return out;
   }
 
   AzureStorageOptions options_;
-  Endpoint endpoint_;
   std::string key_;  // decoded account key; empty with SAS
   std::string sas_;
   std::string describe_;
-  CurlPool pool_;
+  http::HttpClient http_;
 };
 
 // ---- leases ------------------------------------------------------------------
@@ -544,8 +347,8 @@ class AzureLease final : public Lease {
   Status Renew() override {
     std::lock_guard<std::mutex> lock(mu_);
     if (released_) return Status::FailedPrecondition(fmt::format("lease on \"{}\" was already released", key_));
-    HttpRequest req = LeaseRequest("renew lease", "renew");
-    ASSIGN_OR_RETURN(HttpResponse resp, client_->Execute(req));
+    AzureRequest req = LeaseRequest("renew lease", "renew");
+    ASSIGN_OR_RETURN(Response resp, client_->Execute(req));
     if (resp.status == 200) return Status::Ok();
     if (resp.status == 404 || resp.status == 409) {
       return Status::FailedPrecondition(fmt::format(
@@ -558,8 +361,8 @@ class AzureLease final : public Lease {
   Status Release() override {
     std::lock_guard<std::mutex> lock(mu_);
     if (released_) return Status::Ok();
-    HttpRequest req = LeaseRequest("release lease", "release");
-    ASSIGN_OR_RETURN(HttpResponse resp, client_->Execute(req));
+    AzureRequest req = LeaseRequest("release lease", "release");
+    ASSIGN_OR_RETURN(Response resp, client_->Execute(req));
     if (resp.status == 200 || resp.status == 404 || resp.status == 409) {
       // 404/409: the blob is gone or the lease already belongs to someone
       // else; either way we no longer hold it.
@@ -570,8 +373,8 @@ class AzureLease final : public Lease {
   }
 
  private:
-  HttpRequest LeaseRequest(std::string op, std::string action) const {
-    return HttpRequest{.op = std::move(op), .key = key_, .method = "PUT", .path = client_->BlobPath(key_),
+  AzureRequest LeaseRequest(std::string op, std::string action) const {
+    return AzureRequest{.op = std::move(op), .key = key_, .method = "PUT", .path = client_->BlobPath(key_),
                        .query = {{"comp", "lease"}},
                        .headers = {{"x-ms-lease-action", std::move(action)}, {"x-ms-lease-id", lease_id_}}};
   }
@@ -592,18 +395,15 @@ class AzureStorage final : public Storage {
   Status Put(std::string_view key, std::string_view data, const PutOptions& options) override {
     RETURN_IF_ERROR(CheckKey(key));
     if (data.size() > client_->options().single_put_max) return PutBlocks(key, data, options);
-    HttpRequest req{.op = "put", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
-                    .headers = {{"x-ms-blob-type", "BlockBlob"}}, .body = data};
-    if (options.if_absent) req.headers.emplace_back("If-None-Match", "*");
-    ASSIGN_OR_RETURN(HttpResponse resp, client_->ExecuteCreatingContainer(req));
-    if (resp.status == 201 || resp.status == 200) return Status::Ok();
-    return client_->Translate(req, resp);
+    return Write(AzureRequest{.op = "put", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
+                              .headers = {{"x-ms-blob-type", "BlockBlob"}}, .body = data},
+                 options, /*create_container=*/true);
   }
 
   Result<std::string> Get(std::string_view key) override {
     RETURN_IF_ERROR(CheckKey(key));
-    HttpRequest req{.op = "get", .key = std::string(key), .method = "GET", .path = client_->BlobPath(key)};
-    ASSIGN_OR_RETURN(HttpResponse resp, client_->Execute(req));
+    AzureRequest req{.op = "get", .key = std::string(key), .method = "GET", .path = client_->BlobPath(key)};
+    ASSIGN_OR_RETURN(Response resp, client_->Execute(req));
     if (resp.status == 200) return std::move(resp.body);
     return client_->Translate(req, resp);
   }
@@ -617,9 +417,9 @@ class AzureStorage final : public Storage {
     }
     std::string range = length > UINT64_MAX - offset ? fmt::format("bytes={}-", offset)
                                                      : fmt::format("bytes={}-{}", offset, offset + length - 1);
-    HttpRequest req{.op = "get range", .key = std::string(key), .method = "GET", .path = client_->BlobPath(key),
+    AzureRequest req{.op = "get range", .key = std::string(key), .method = "GET", .path = client_->BlobPath(key),
                     .headers = {{"x-ms-range", range}}};
-    ASSIGN_OR_RETURN(HttpResponse resp, client_->Execute(req));
+    ASSIGN_OR_RETURN(Response resp, client_->Execute(req));
     if (resp.status == 206) return std::move(resp.body);
     if (resp.status == 200) {  // the whole object (a server that ignored the range)
       if (offset >= resp.body.size()) return std::string();
@@ -632,8 +432,8 @@ class AzureStorage final : public Storage {
 
   Result<ObjectInfo> Stat(std::string_view key) override {
     RETURN_IF_ERROR(CheckKey(key));
-    HttpRequest req{.op = "stat", .key = std::string(key), .method = "HEAD", .path = client_->BlobPath(key)};
-    ASSIGN_OR_RETURN(HttpResponse resp, client_->Execute(req));
+    AzureRequest req{.op = "stat", .key = std::string(key), .method = "HEAD", .path = client_->BlobPath(key)};
+    ASSIGN_OR_RETURN(Response resp, client_->Execute(req));
     if (resp.status != 200) return client_->Translate(req, resp);
     ObjectInfo info;
     info.key = std::string(key);
@@ -650,13 +450,13 @@ class AzureStorage final : public Storage {
     std::string blob_prefix = strip + std::string(prefix);
     if (max_results <= 0) max_results = 1000;
     max_results = std::min(max_results, 5000);
-    HttpRequest req{.op = "list", .method = "GET", .path = client_->ContainerPath(),
+    AzureRequest req{.op = "list", .method = "GET", .path = client_->ContainerPath(),
                     .query = {{"restype", "container"}, {"comp", "list"}}};
     req.query.emplace_back("maxresults", std::to_string(max_results));
     if (!blob_prefix.empty()) req.query.emplace_back("prefix", blob_prefix);
     if (!page_token.empty()) req.query.emplace_back("marker", std::string(page_token));
-    ASSIGN_OR_RETURN(HttpResponse resp, client_->Execute(req));
-    if (resp.status == 404 && resp.ErrorCode() == "ContainerNotFound") return ListPage{};
+    ASSIGN_OR_RETURN(Response resp, client_->Execute(req));
+    if (resp.status == 404 && ErrorCode(resp) == "ContainerNotFound") return ListPage{};
     if (resp.status != 200) return client_->Translate(req, resp);
 
     ListPage page;
@@ -687,8 +487,8 @@ class AzureStorage final : public Storage {
 
   Status Delete(std::string_view key) override {
     RETURN_IF_ERROR(CheckKey(key));
-    HttpRequest req{.op = "delete", .key = std::string(key), .method = "DELETE", .path = client_->BlobPath(key)};
-    ASSIGN_OR_RETURN(HttpResponse resp, client_->Execute(req));
+    AzureRequest req{.op = "delete", .key = std::string(key), .method = "DELETE", .path = client_->BlobPath(key)};
+    ASSIGN_OR_RETURN(Response resp, client_->Execute(req));
     if (resp.status == 202 || resp.status == 200 || resp.status == 404) return Status::Ok();
     return client_->Translate(req, resp);
   }
@@ -696,30 +496,33 @@ class AzureStorage final : public Storage {
   Result<std::unique_ptr<Lease>> AcquireLease(std::string_view key, const LeaseOptions& options) override {
     RETURN_IF_ERROR(CheckKey(key));
     int64_t seconds = std::clamp<int64_t>(options.ttl.count(), 15, 60);
-    std::string lease_id = RandomUuid();
-    HttpRequest req{.op = "acquire lease", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
+    // A stable holder proposes the same lease id each time, so after a crash
+    // it re-acquires its own lease at once (Azure accepts Acquire with the
+    // active lease's id); anyone else still gets LeaseAlreadyPresent.
+    std::string lease_id = options.holder_id.empty() ? RandomUuid() : HolderLeaseId(options.holder_id, key);
+    AzureRequest req{.op = "acquire lease", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
                     .query = {{"comp", "lease"}},
                     .headers = {{"x-ms-lease-action", "acquire"},
                                 {"x-ms-lease-duration", std::to_string(seconds)},
                                 {"x-ms-proposed-lease-id", lease_id}}};
-    ASSIGN_OR_RETURN(HttpResponse resp, client_->Execute(req));
+    ASSIGN_OR_RETURN(Response resp, client_->Execute(req));
     if (resp.status == 404) {
       // Leases need a blob: create an empty one unless someone else just did.
-      HttpRequest create{.op = "create lease object", .key = std::string(key), .method = "PUT",
+      AzureRequest create{.op = "create lease object", .key = std::string(key), .method = "PUT",
                          .path = client_->BlobPath(key),
                          .headers = {{"x-ms-blob-type", "BlockBlob"}, {"If-None-Match", "*"}}};
-      ASSIGN_OR_RETURN(HttpResponse created, client_->ExecuteCreatingContainer(create));
+      ASSIGN_OR_RETURN(Response created, client_->ExecuteCreatingContainer(create));
       if (created.status != 201 && created.status != 409 && created.status != 412) {
         return client_->Translate(create, created);
       }
       ASSIGN_OR_RETURN(resp, client_->Execute(req));
     }
-    if (resp.status == 409 && resp.ErrorCode() == "LeaseAlreadyPresent") return HeldBy(key);
+    if (resp.status == 409 && ErrorCode(resp) == "LeaseAlreadyPresent") return HeldBy(key);
     if (resp.status != 201 && resp.status != 200) return client_->Translate(req, resp);
 
     std::string owner = SanitizeHeaderValue(options.owner);
     if (!owner.empty()) {
-      HttpRequest meta{.op = "record lease owner", .key = std::string(key), .method = "PUT",
+      AzureRequest meta{.op = "record lease owner", .key = std::string(key), .method = "PUT",
                        .path = client_->BlobPath(key), .query = {{"comp", "metadata"}},
                        .headers = {{"x-ms-meta-owner", owner}, {"x-ms-lease-id", lease_id}}};
       auto r = client_->Execute(meta);
@@ -741,7 +544,7 @@ class AzureStorage final : public Storage {
 
   Status HeldBy(std::string_view key) {
     std::string owner;
-    HttpRequest head{.op = "stat", .key = std::string(key), .method = "HEAD", .path = client_->BlobPath(key)};
+    AzureRequest head{.op = "stat", .key = std::string(key), .method = "HEAD", .path = client_->BlobPath(key)};
     if (auto r = client_->Execute(head); r.ok() && r->status == 200) owner = r->Header("x-ms-meta-owner");
     if (owner.empty()) return Status::AlreadyExists(fmt::format("lease on \"{}\" is held by another agent", key));
     return Status::AlreadyExists(fmt::format("lease on \"{}\" is held by another agent (\"{}\")", key, owner));
@@ -762,7 +565,7 @@ class AzureStorage final : public Storage {
     // Every id has the same length (Azure requires it per blob); the random
     // part keeps concurrent uploads of the same key from mixing blocks.
     const std::string nonce = HexEncode(RandomBytes(8));
-    auto block_id = [&](uint64_t i) { return azure::Base64Encode(fmt::format("sb-{}-{:06}", nonce, i)); };
+    auto block_id = [&](uint64_t i) { return Base64Encode(fmt::format("sb-{}-{:06}", nonce, i)); };
 
     std::atomic<uint64_t> next{0};
     std::atomic<bool> failed{false};
@@ -772,7 +575,7 @@ class AzureStorage final : public Storage {
       while (!failed.load()) {
         uint64_t i = next.fetch_add(1);
         if (i >= count) return;
-        HttpRequest req{.op = "put block", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
+        AzureRequest req{.op = "put block", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
                         .query = {{"comp", "block"}, {"blockid", block_id(i)}},
                         .body = data.substr(i * block, block)};
         auto resp = client_->ExecuteCreatingContainer(req);
@@ -794,29 +597,27 @@ class AzureStorage final : public Storage {
     std::string xml = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
     for (uint64_t i = 0; i < count; ++i) xml += "<Latest>" + block_id(i) + "</Latest>";
     xml += "</BlockList>";
-    HttpRequest commit{.op = "put", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
-                       .query = {{"comp", "blocklist"}}, .body = xml};
-    if (options.if_absent) commit.headers.emplace_back("If-None-Match", "*");
-    ASSIGN_OR_RETURN(HttpResponse resp, client_->Execute(commit));
+    // The blocks created the container if it was missing.
+    return Write(AzureRequest{.op = "put", .key = std::string(key), .method = "PUT", .path = client_->BlobPath(key),
+                              .query = {{"comp", "blocklist"}}, .body = xml},
+                 options, /*create_container=*/false);
+  }
+
+  // Sends a request that makes the whole object (Put Blob, Put Block List).
+  Status Write(AzureRequest req, const PutOptions& options, bool create_container) {
+    if (options.if_absent) req.headers.emplace_back("If-None-Match", "*");
+    ASSIGN_OR_RETURN(Response resp, create_container ? client_->ExecuteCreatingContainer(req) : client_->Execute(req));
     if (resp.status == 201 || resp.status == 200) return Status::Ok();
-    return client_->Translate(commit, resp);
+    return client_->Translate(req, resp);
   }
 
   std::shared_ptr<AzureClient> client_;
 };
 
-bool ValidContainerName(std::string_view c) {
-  if (c.size() < 3 || c.size() > 63 || c.front() == '-' || c.back() == '-') return false;
-  if (c.find("--") != std::string_view::npos) return false;
-  return std::all_of(c.begin(), c.end(), [](char ch) {
-    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
-  });
-}
-
 // "https://ACCOUNT.blob.core.windows.net" → ACCOUNT; Azurite's
 // "http://host:port/ACCOUNT" → ACCOUNT.
 std::string AccountFromEndpoint(const std::string& endpoint) {
-  auto ep = ParseEndpoint(endpoint);
+  auto ep = ParseAzureEndpoint(endpoint);
   if (!ep.ok()) return "";
   if (ep->path.size() > 1) {
     std::string first = ep->path.substr(1);
@@ -841,25 +642,36 @@ std::string GetEnv(const char* name) {
 
 }  // namespace
 
-Result<std::unique_ptr<Storage>> OpenAzureStorage(const AzureStorageOptions& input) {
-  static std::once_flag curl_once;
-  std::call_once(curl_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+Status CheckAzureContainerName(std::string_view name) {
+  auto bad = [&](std::string_view why) {
+    return Status::InvalidArgument(fmt::format(
+        "invalid Azure container name \"{}\": {}; hint: use 3-63 lowercase letters, digits and single hyphens, e.g. "
+        "azure://backups/prod",
+        name, why));
+  };
+  if (name.size() < 3 || name.size() > 63) return bad("it must be 3 to 63 characters long");
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+      return bad("only lowercase letters, digits and hyphens are allowed");
+    }
+  }
+  if (name.front() == '-' || name.back() == '-') return bad("it must start and end with a letter or digit");
+  if (name.find("--") != std::string_view::npos) return bad("hyphens must not follow each other");
+  return Status::Ok();
+}
 
+Result<std::unique_ptr<Storage>> OpenAzureStorage(const AzureStorageOptions& input) {
   AzureStorageOptions o = input;
   o.prefix = StripSlashes(o.prefix);
-  if (!ValidContainerName(o.container)) {
-    return Status::InvalidArgument(fmt::format(
-        "invalid azure container name \"{}\"; hint: use 3-63 lowercase letters, digits and single hyphens",
-        o.container));
-  }
-  ASSIGN_OR_RETURN(Endpoint ep, ParseEndpoint(o.endpoint));
+  RETURN_IF_ERROR(CheckAzureContainerName(o.container));
+  ASSIGN_OR_RETURN(http::Endpoint ep, ParseAzureEndpoint(o.endpoint));
   if (o.shared_key_base64.empty() && o.sas_token.empty()) {
     return Status::InvalidArgument(fmt::format("no azure credentials for {}; {}", "azure://" + o.container,
                                                kCredentialHint));
   }
   std::string key;
   if (!o.shared_key_base64.empty()) {
-    auto decoded = azure::Base64Decode(Trim(o.shared_key_base64));
+    auto decoded = Base64Decode(Trim(o.shared_key_base64));
     if (!decoded.ok() || decoded->empty()) {
       return Status::InvalidArgument("the azure account key is not valid base64; hint: check AZURE_STORAGE_KEY");
     }

@@ -10,11 +10,19 @@
 // Azure leases last 15..60 s, so LeaseOptions::ttl is clamped to that range:
 // holders asking for more than 60 s must still renew within 60 s.
 //
-// Errors: HTTP and curl failures are translated in one place; kUnavailable
-// ones are retried with exponential backoff (options.clock) up to
-// max_retries times. Messages and Describe() never contain the key or SAS.
-// Thread-safety: all methods may be called concurrently; curl handles are
-// pooled for keep-alive. Leases stay valid after the Storage is destroyed.
+// Transport: storage/http/HttpClient (pooled keep-alive connections, the
+// classification of failures, retries with the common backoff on
+// options.clock up to max_retries times, and the outage bound stated there:
+// a frozen endpoint fails a call with kUnavailable within 25 s). This file
+// keeps what is Azure's: signing, the REST operations, Azure error codes and
+// the XML of listings. Messages and Describe() never contain the key or SAS.
+//
+// Leases: with LeaseOptions::holder_id set, the proposed lease id is derived
+// from (holder_id, key), so a holder that crashed without releasing takes its
+// own lease back at once (Azure accepts Acquire with the active lease's id),
+// while another holder still gets kAlreadyExists naming the owner.
+// Thread-safety: all methods may be called concurrently. Leases stay valid
+// after the Storage is destroyed.
 #pragma once
 
 #include <cstdint>
@@ -39,9 +47,14 @@ struct AzureStorageOptions {
   uint64_t block_size = 8ull << 20;
   uint64_t single_put_max = 8ull << 20;  // larger objects are uploaded in blocks
   int parallelism = 4;                   // concurrent block uploads per Put
-  int max_retries = 5;                   // retries after the first attempt
+  int max_retries = 5;                   // retries after the first attempt, within the HTTP client's 15 s window
   Clock* clock = Clock::Real();          // not owned; must outlive the storage
 };
+
+// OK for a valid container name (3-63 lowercase letters, digits and single
+// hyphens, starting and ending with a letter or digit); else kInvalidArgument
+// naming it, why, and a hint. The one check used by URL parsing and Open.
+Status CheckAzureContainerName(std::string_view name);
 
 // Checks the options (endpoint scheme, container name, key encoding) without
 // any network I/O; the container is created lazily.

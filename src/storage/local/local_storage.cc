@@ -299,8 +299,8 @@ Status LocalStorage::ErrnoToStatus(int err, std::string_view op, const std::stri
     case EACCES:
     case EPERM:
       return Status::PermissionDenied(msg + "; hint: check the owner and mode of the directory and the user smartbackup runs as");
-    case EROFS:
-      return Status::PermissionDenied(msg + "; hint: the file system is mounted read-only");
+    case EROFS:  // not a matter of permissions: the storage cannot be written at all
+      return Status::IoError(msg + "; hint: the file system is mounted read-only");
     case ENOSPC:
     case EDQUOT:
       return Status::IoError(msg + "; hint: disk full, free space (or raise the quota) on the file system holding " +
@@ -666,7 +666,9 @@ Result<std::unique_ptr<Lease>> LocalStorage::AcquireLease(std::string_view key, 
     }
     char host[256] = {};
     ::gethostname(host, sizeof(host) - 1);
-    std::string info = "owner=" + options.owner + "\npid=" + std::to_string(::getpid()) + "\nhost=" + host + "\n";
+    // flock dies with its process, so a restarted holder (same holder_id)
+    // finds the lock free at once; the id is recorded for the operator.
+    std::string info = "owner=" + options.owner + "\nholder=" + options.holder_id + "\npid=" + std::to_string(::getpid()) + "\nhost=" + host + "\n";
     if (::ftruncate(fd, 0) != 0) return ErrnoToStatus(errno, "truncate", path);
     RETURN_IF_ERROR(WriteAll(fd, info, path));
     return std::unique_ptr<Lease>(std::make_unique<LocalLease>(guard.release(), root_, std::string(key), path));

@@ -19,6 +19,7 @@ struct Object {
 struct LeaseRecord {
   uint64_t id = 0;
   std::string owner;
+  std::string holder_id;  // empty: anonymous, never taken over
   SteadyTime expires;
 };
 
@@ -47,7 +48,7 @@ class MemoryStorage::MemoryLease final : public Lease {
     auto it = state_->leases.find(key_);
     if (it == state_->leases.end()) {
       // Expired and nobody took it since: renewing re-establishes it (as Azure does).
-      state_->leases[key_] = LeaseRecord{id_, owner_, state_->clock->SteadyNow() + ttl_};
+      state_->leases[key_] = LeaseRecord{id_, owner_, holder_id_, state_->clock->SteadyNow() + ttl_};
       return Status::Ok();
     }
     LeaseRecord& rec = it->second;
@@ -68,12 +69,16 @@ class MemoryStorage::MemoryLease final : public Lease {
     return Status::Ok();
   }
 
-  void set_owner(std::string owner) { owner_ = std::move(owner); }
+  void set_owner(std::string owner, std::string holder_id) {
+    owner_ = std::move(owner);
+    holder_id_ = std::move(holder_id);
+  }
 
  private:
   std::shared_ptr<State> state_;
   std::string key_;
   std::string owner_;
+  std::string holder_id_;
   uint64_t id_;
   std::chrono::seconds ttl_;
   bool released_ = false;  // guarded by state_->mu
@@ -153,6 +158,15 @@ Result<std::unique_ptr<Lease>> MemoryStorage::AcquireLease(std::string_view key,
   std::lock_guard lock(state_->mu);
   SteadyTime now = state_->clock->SteadyNow();
   auto it = state_->leases.find(key);
+  if (it != state_->leases.end() && !options.holder_id.empty() && it->second.holder_id == options.holder_id) {
+    // The same holder (restarted after a crash): take it back at once. The
+    // lease keeps its id, as an Azure lease keeps its lease id.
+    it->second.owner = options.owner;
+    it->second.expires = now + options.ttl;
+    auto lease = std::make_unique<MemoryLease>(state_, std::string(key), it->second.id, options.ttl);
+    lease->set_owner(options.owner, options.holder_id);
+    return std::unique_ptr<Lease>(std::move(lease));
+  }
   if (it != state_->leases.end()) {
     if (it->second.expires > now) {
       return Status::AlreadyExists("lease on " + Quote(key) + " is held by " +
@@ -161,9 +175,9 @@ Result<std::unique_ptr<Lease>> MemoryStorage::AcquireLease(std::string_view key,
     state_->leases.erase(it);  // expired
   }
   uint64_t id = state_->next_lease_id++;
-  state_->leases.emplace(std::string(key), LeaseRecord{id, options.owner, now + options.ttl});
+  state_->leases.emplace(std::string(key), LeaseRecord{id, options.owner, options.holder_id, now + options.ttl});
   auto lease = std::make_unique<MemoryLease>(state_, std::string(key), id, options.ttl);
-  lease->set_owner(options.owner);
+  lease->set_owner(options.owner, options.holder_id);
   return std::unique_ptr<Lease>(std::move(lease));
 }
 

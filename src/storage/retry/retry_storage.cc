@@ -1,7 +1,6 @@
 #include "storage/retry/retry_storage.h"
 
 #include <algorithm>
-#include <cmath>
 #include <utility>
 
 #include "common/logging.h"
@@ -16,17 +15,14 @@ const Status& StatusOf(const Result<T>& r) {
   return r.status();
 }
 
-uint64_t SeedFrom(uint64_t seed) { return seed != 0 ? seed : std::random_device{}(); }
-
 }  // namespace
 
 RetryStorage::RetryStorage(Storage* base, RetryOptions options)
     : base_(base),
       options_(options),
       clock_(options.clock ? options.clock : Clock::Real()),
-      rng_(SeedFrom(options.seed)) {
+      backoff_(options.backoff, options.seed) {
   options_.max_attempts = std::max(1, options_.max_attempts);
-  options_.jitter = std::clamp(options_.jitter, 0.0, 1.0);
 }
 
 RetryStorage::RetryStorage(std::unique_ptr<Storage> base, RetryOptions options)
@@ -34,20 +30,7 @@ RetryStorage::RetryStorage(std::unique_ptr<Storage> base, RetryOptions options)
   owned_ = std::move(base);
 }
 
-std::chrono::milliseconds RetryStorage::BackoffFor(int retry) {
-  double ms = static_cast<double>(options_.initial_backoff.count()) *
-              std::pow(options_.multiplier, static_cast<double>(std::max(0, retry - 1)));
-  ms = std::min(ms, static_cast<double>(options_.max_backoff.count()));
-  if (options_.jitter > 0) {
-    double u;
-    {
-      std::lock_guard lock(rng_mu_);
-      u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
-    }
-    ms *= 1.0 - options_.jitter * u;
-  }
-  return std::chrono::milliseconds(static_cast<int64_t>(ms));
-}
+std::chrono::milliseconds RetryStorage::BackoffFor(int retry) { return backoff_.Delay(retry); }
 
 template <typename T, typename F>
 T RetryStorage::Retry(const char* op, std::string_view key, F&& call) {

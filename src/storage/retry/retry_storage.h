@@ -1,6 +1,7 @@
 // RetryStorage: a Storage decorator that retries calls failing with a
-// retryable status (Status::IsRetryable(), i.e. kUnavailable) with exponential
-// backoff and jitter, sleeping on the injected Clock so tests never wait.
+// retryable status (Status::IsRetryable(), i.e. kUnavailable) with the
+// project's one backoff policy (common/backoff.h), sleeping on the injected
+// Clock so tests never wait.
 // Every other status is returned at once. AcquireLease and the Lease it
 // returns are passed through untouched: a lease attempt that timed out may
 // have succeeded, and only the caller can decide what to do about that.
@@ -12,17 +13,16 @@
 //
 // Ownership: borrows (raw pointer; the base must outlive this object) or owns
 // (unique_ptr) the base. The clock is borrowed; nullptr means Clock::Real().
-// Thread-safety: as thread-safe as the base; the jitter source is locked.
+// Thread-safety: as thread-safe as the base.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
-#include <random>
 #include <string>
 #include <string_view>
 
+#include "common/backoff.h"
 #include "common/clock.h"
 #include "storage/storage.h"
 
@@ -30,11 +30,7 @@ namespace sb {
 
 struct RetryOptions {
   int max_attempts = 5;  // total tries, including the first; >= 1
-  std::chrono::milliseconds initial_backoff{200};
-  std::chrono::milliseconds max_backoff{10000};
-  double multiplier = 2.0;
-  // Each sleep is backoff * (1 - jitter * u), u uniform in [0, 1): 0 = no jitter.
-  double jitter = 0.5;
+  BackoffPolicy backoff{};
   Clock* clock = nullptr;  // nullptr: Clock::Real()
   uint64_t seed = 0;       // jitter seed; 0: random
 };
@@ -66,8 +62,7 @@ class RetryStorage final : public Storage {
   Storage* base_;
   RetryOptions options_;
   Clock* clock_;
-  std::mutex rng_mu_;
-  std::mt19937_64 rng_;
+  Backoff backoff_;
 };
 
 }  // namespace sb

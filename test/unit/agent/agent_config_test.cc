@@ -134,7 +134,7 @@ log_frequency = "15m"
   ClusterSettings m = ResolveSettings(r->defaults, main.overrides);
   EXPECT_TRUE(m.enabled);                    // inherited
   EXPECT_EQ(m.retention_days, 5);            // own
-  EXPECT_EQ(m.mode, "archive");              // own
+  EXPECT_EQ(m.mode, WalMode::kArchive);              // own
   EXPECT_EQ(m.full_max_age, 10s);            // inherited
   EXPECT_EQ(m.full_max_wal, 1ull << 20);     // inherited
   EXPECT_FALSE(m.full_schedule.has_value()); // own "" unsets the inherited schedule

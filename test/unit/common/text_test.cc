@@ -73,5 +73,20 @@ TEST(ParseRfc3339Test, RefusesDatesThatDoNotExist) {
   }
 }
 
+TEST(ParseRfc3339Test, FollowsTheGregorianLeapYearRules) {
+  for (const char* text : {"2000-02-29", "2024-02-29", "2026-01-31", "2026-03-31", "2026-04-30", "2026-12-31"}) {
+    EXPECT_TRUE(ParseRfc3339(text).ok()) << text;
+  }
+  for (const char* text : {"2100-02-29", "2025-02-29", "2026-06-31", "2026-09-31", "2026-11-31", "2000-02-30"}) {
+    EXPECT_FALSE(ParseRfc3339(text).ok()) << text;
+  }
+}
+
+TEST(LowerTest, LowersAsciiOnly) {
+  EXPECT_EQ(Lower("HTTPS://Host-1"), "https://host-1");
+  EXPECT_EQ(Lower("caf\xc3\x89"), "caf\xc3\x89");  // bytes above ASCII unchanged
+  EXPECT_EQ(Lower(""), "");
+}
+
 }  // namespace
 }  // namespace sb

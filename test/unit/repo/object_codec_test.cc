@@ -24,6 +24,7 @@
 
 #include <fmt/core.h>
 
+#include "common/encoding.h"
 #include "common/text.h"
 #include "repo/key_store.h"
 #include "repo/public_key.h"

@@ -19,15 +19,19 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/encoding.h"
 #include "common/text.h"
 #include "storage/azure/azure_auth.h"
 #include "support/azurite.h"
+#include "support/loopback_http_server.h"
 #include "support/storage_conformance.h"
 
 namespace sb {
 namespace {
 
 using test::AzuriteServer;
+using test::ListenOnLoopback;
+using test::ScriptedServer;
 
 const Status& StatusOf(const Status& s) { return s; }
 template <typename T>
@@ -105,15 +109,15 @@ int ClosedLoopbackPort() {
 
 TEST(AzureAuthTest, Base64RoundTripsAndRejectsGarbage) {
   for (std::string s : {"", "f", "fo", "foo", "foob", "fooba", "foobar"}) {
-    auto back = azure::Base64Decode(azure::Base64Encode(s));
+    auto back = Base64Decode(Base64Encode(s));
     AZ_ASSERT_OK(back);
     EXPECT_EQ(*back, s);
   }
-  EXPECT_EQ(azure::Base64Encode("foobar"), "Zm9vYmFy");
-  EXPECT_EQ(azure::Base64Encode("fo"), "Zm8=");
-  EXPECT_FALSE(azure::Base64Decode("Zm9v!mFy").ok());
-  EXPECT_FALSE(azure::Base64Decode("Zm8=x").ok());
-  EXPECT_FALSE(azure::Base64Decode("Z").ok());
+  EXPECT_EQ(Base64Encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(Base64Encode("fo"), "Zm8=");
+  EXPECT_FALSE(Base64Decode("Zm9v!mFy").ok());
+  EXPECT_FALSE(Base64Decode("Zm8=x").ok());
+  EXPECT_FALSE(Base64Decode("Z").ok());
 }
 
 TEST(AzureAuthTest, HmacSha256MatchesRfc4231) {
@@ -294,68 +298,6 @@ TEST(AzureConfigTest, UnreachableEndpointIsUnavailableQuickly) {
   AZ_EXPECT_CODE((*storage)->Put("k", "v"), StatusCode::kUnavailable);
   AZ_EXPECT_CODE((*storage)->List("", ""), StatusCode::kUnavailable);
 }
-
-// A listening socket on 127.0.0.1 and a port the kernel picked.
-int ListenOnLoopback(int* port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  *port = ntohs(addr.sin_port);
-  listen(fd, 16);
-  return fd;
-}
-
-// A one-thread HTTP server on loopback that answers each request with the
-// next scripted status (then 200 "ok"), one request per connection.
-class ScriptedServer {
- public:
-  explicit ScriptedServer(std::vector<int> statuses) : statuses_(std::move(statuses)) {
-    fd_ = ListenOnLoopback(&port_);
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~ScriptedServer() {
-    stop_ = true;
-    shutdown(fd_, SHUT_RDWR);
-    close(fd_);
-    thread_.join();
-  }
-  int port() const { return port_; }
-  int requests() const { return requests_.load(); }
-
- private:
-  void Serve() {
-    while (!stop_) {
-      int c = accept(fd_, nullptr, nullptr);
-      if (c < 0) return;
-      std::string req;
-      char buf[4096];
-      while (req.find("\r\n\r\n") == std::string::npos) {
-        ssize_t n = read(c, buf, sizeof(buf));
-        if (n <= 0) break;
-        req.append(buf, static_cast<size_t>(n));
-      }
-      int i = requests_++;
-      int status = i < static_cast<int>(statuses_.size()) ? statuses_[i] : 200;
-      std::string body = status == 200 ? "ok" : "";
-      std::string resp = "HTTP/1.1 " + std::to_string(status) + " X\r\nx-ms-error-code: " +
-                         (status == 200 ? "None" : "ServerBusy") + "\r\nContent-Length: " +
-                         std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-      (void)!write(c, resp.data(), resp.size());
-      close(c);
-    }
-  }
-
-  std::vector<int> statuses_;
-  int fd_ = -1;
-  int port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> requests_{0};
-  std::thread thread_;
-};
 
 AzureStorageOptions OptionsFor(int port, Clock* clock, int max_retries) {
   return AzureStorageOptions{.endpoint = "http://127.0.0.1:" + std::to_string(port) + "/devstoreaccount1",
@@ -731,7 +673,7 @@ TEST_F(AzureStorageTest, LeasedObjectsRefuseOtherWriters) {
 }
 
 TEST_F(AzureStorageTest, SasTokenAuthWorksAndAWrongKeyIsPermissionDenied) {
-  auto key = azure::Base64Decode(AzuriteServer::kAccountKey);
+  auto key = Base64Decode(AzuriteServer::kAccountKey);
   AZ_ASSERT_OK(key);
   azure::AccountSasOptions sas_options{.expiry = std::chrono::system_clock::now() + std::chrono::hours(1)};
   std::string sas = azure::MakeAccountSas(AzuriteServer::kAccount, *key, sas_options);
@@ -773,7 +715,7 @@ TEST_F(AzureStorageTest, SasTokenAuthWorksAndAWrongKeyIsPermissionDenied) {
 
 TEST_F(AzureStorageTest, WrongSharedKeyIsPermissionDeniedWithoutLeakingIt) {
   AZ_ASSERT_OK(storage_->Put("k", "v"));
-  const std::string wrong = azure::Base64Encode(RandomData(64, 5));
+  const std::string wrong = Base64Encode(RandomData(64, 5));
   auto o = Options();
   o.shared_key_base64 = wrong;
   auto s = Open(o);

@@ -429,6 +429,37 @@ TEST_P(StorageConformanceTest, LeaseIsExclusiveUntilReleased) {
   ASSERT_OK((*unrelated)->Release());
 }
 
+// Issue 11: after a kill -9 the restarted agent must take back its own lease
+// at once, not wait for it to expire; another holder is still refused.
+TEST_P(StorageConformanceTest, LeaseTheSameHolderDidNotReleaseIsRetakenAtOnce) {
+  const LeaseOptions mine{.ttl = std::chrono::seconds(60), .owner = "agent-a",
+                          .holder_id = "6f1c2a4e-0b7d-4e2a-9c3b-5d8e7f6a1b2c"};
+  auto first = storage_->AcquireLease(Key("lock"), mine);
+  ASSERT_OK(first.status());
+  std::unique_ptr<Lease> crashed = std::move(first).value();
+  // The holder dies without releasing. On file:// the kernel drops its flock.
+  if (GetParam().lease_dies_with_process) crashed.reset();
+
+  auto restarted = Open();
+  auto again = restarted->AcquireLease(Key("lock"), mine);
+  ASSERT_OK(again.status());
+  ASSERT_OK((*again)->Renew());
+
+  auto other = Open()->AcquireLease(Key("lock"), LeaseOptions{.owner = "agent-b", .holder_id = "another-holder"});
+  EXPECT_EQ(other.status().code(), StatusCode::kAlreadyExists) << other.status().ToString();
+  if (GetParam().names_lease_holder) {
+    EXPECT_NE(other.status().message().find("agent-a"), std::string::npos) << other.status().ToString();
+  }
+  auto anonymous = Open()->AcquireLease(Key("lock"), LeaseOptions{.owner = "agent-c"});
+  EXPECT_EQ(anonymous.status().code(), StatusCode::kAlreadyExists) << anonymous.status().ToString();
+
+  ASSERT_OK((*again)->Release());
+  crashed.reset();  // the dead process's handle, after the lease is gone: harmless
+  auto next = Open()->AcquireLease(Key("lock"), LeaseOptions{.owner = "agent-b", .holder_id = "another-holder"});
+  ASSERT_OK(next.status());
+  ASSERT_OK((*next)->Release());
+}
+
 TEST_P(StorageConformanceTest, ConcurrentLeaseAttemptsHaveOneWinner) {
   constexpr int kThreads = 8;
   std::atomic<int> winners{0}, busy{0}, others{0};
@@ -558,8 +589,10 @@ INSTANTIATE_TEST_SUITE_P(
     Drivers, StorageConformanceTest,
     ::testing::Values(
         NamedStorageFactory{"memory", [] { return OpenOrDie("memory://conformance"); }},
-        NamedStorageFactory{"local", [] { return std::unique_ptr<Storage>(new LocalStorage(LocalConformanceRoot())); }},
-        NamedStorageFactory{"local_via_url", [] { return OpenOrDie("file://" + LocalConformanceRoot() + "/via-url"); }},
+        NamedStorageFactory{"local", [] { return std::unique_ptr<Storage>(new LocalStorage(LocalConformanceRoot())); },
+                            /*names_lease_holder=*/true, /*lease_dies_with_process=*/true},
+        NamedStorageFactory{"local_via_url", [] { return OpenOrDie("file://" + LocalConformanceRoot() + "/via-url"); },
+                            /*names_lease_holder=*/true, /*lease_dies_with_process=*/true},
         NamedStorageFactory{"fault_passthrough",
                             [] {
                               return std::unique_ptr<Storage>(
@@ -569,7 +602,8 @@ INSTANTIATE_TEST_SUITE_P(
                             [] {
                               return std::unique_ptr<Storage>(std::make_unique<RetryStorage>(
                                   OpenOrDie("file://" + LocalConformanceRoot() + "/retry")));
-                            }}),
+                            },
+                            /*names_lease_holder=*/true, /*lease_dies_with_process=*/true}),
     StorageConformanceName());
 
 // ---------------------------------------------------------------------------

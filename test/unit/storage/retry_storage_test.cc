@@ -25,9 +25,9 @@ class RetryStorageTest : public ::testing::Test {
   RetryOptions Options(int max_attempts = 5) {
     RetryOptions o;
     o.max_attempts = max_attempts;
-    o.initial_backoff = milliseconds(100);
-    o.max_backoff = milliseconds(10'000);
-    o.jitter = 0;
+    o.backoff.initial = milliseconds(100);
+    o.backoff.max = milliseconds(10'000);
+    o.backoff.jitter = 0;
     o.clock = &clock_;
     return o;
   }
@@ -94,8 +94,8 @@ TEST_F(RetryStorageTest, DefaultIsFiveAttempts) {
 
 TEST_F(RetryStorageTest, BackoffGrowsAndIsCapped) {
   RetryOptions o = Options();
-  o.initial_backoff = milliseconds(1000);
-  o.max_backoff = milliseconds(3000);
+  o.backoff.initial = milliseconds(1000);
+  o.backoff.max = milliseconds(3000);
   RetryStorage retry(&fault_, o);
   EXPECT_EQ(retry.BackoffFor(1), milliseconds(1000));
   EXPECT_EQ(retry.BackoffFor(2), milliseconds(2000));
@@ -105,8 +105,8 @@ TEST_F(RetryStorageTest, BackoffGrowsAndIsCapped) {
 
 TEST_F(RetryStorageTest, JitterStaysWithinBoundsAndVaries) {
   RetryOptions o = Options();
-  o.initial_backoff = milliseconds(1000);
-  o.jitter = 0.5;
+  o.backoff.initial = milliseconds(1000);
+  o.backoff.jitter = 0.5;
   o.seed = 12345;
   RetryStorage retry(&fault_, o);
   std::set<int64_t> seen;
