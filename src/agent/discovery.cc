@@ -200,14 +200,6 @@ Result<std::optional<PgConfigLine>> ParseLine(std::string_view text, const std::
   return std::optional<PgConfigLine>(std::move(line));
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // ---- files ----
 
 Status FromErrno(int err, const std::string& what) {
