@@ -50,6 +50,7 @@ struct Agent::Impl {
 
   void Shutdown() {
     for (Cluster* c : clusters.Snapshot()) actions.Shutdown(*c);
+    ctx.jobs->Shutdown();  // waits for running backups; queued ones are cancelled
   }
 
   AgentContext ctx;
@@ -79,6 +80,8 @@ Result<std::unique_ptr<Agent>> Agent::Create(AgentConfig config, Clock* clock) {
   ctx.clock = clock;
   ASSIGN_OR_RETURN(ctx.store, StateStore::Open(config.state_dir + "/state.db"));
   RETURN_IF_ERROR(ctx.store->MarkInterruptedJobs(clock->Now()));
+  ctx.jobs = std::make_unique<JobManager>(ctx.store.get(), clock,
+                                          JobManagerOptions{.max_running = {{JobKind::kFull, config.max_parallel_fulls}}});
   ASSIGN_OR_RETURN(ctx.agent_id, LoadOrCreateAgentId(config.state_dir));
   ctx.config = std::move(config);
   auto impl = std::make_unique<Impl>(std::move(ctx));

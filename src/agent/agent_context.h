@@ -10,6 +10,7 @@
 #include <string>
 
 #include "agent/agent_config.h"
+#include "agent/job_manager.h"
 #include "agent/settings.h"
 #include "agent/state_store.h"
 #include "common/clock.h"
@@ -21,6 +22,7 @@ struct AgentContext {
   AgentConfig config;
   Clock* clock = nullptr;
   std::unique_ptr<StateStore> store;
+  std::unique_ptr<JobManager> jobs;  // full and log backups (records them in store)
   std::string agent_id;  // <state_dir>/agent.id: the holder of this agent's storage leases
 
   // Logs and records one health event (the loops' heartbeats only at debug level).

@@ -27,6 +27,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fmt/core.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -40,8 +41,6 @@ namespace sb {
 namespace {
 
 constexpr time_t kConnectTimeoutSeconds = 5;
-// backup-on-demand answers when the backup is done.
-constexpr time_t kReadTimeoutSeconds = 600;
 constexpr time_t kWriteTimeoutSeconds = 60;
 constexpr size_t kMaxRequestBody = 1 << 20;
 
@@ -362,8 +361,20 @@ void ApiServer::Stop() {
 
 // ---------------------------------------------------------------- client
 
+// What went wrong with a request that was sent, in words (never the library's
+// enumerator name, which means nothing to an operator).
+std::string TransportFailure(httplib::Error err, std::chrono::seconds read_timeout) {
+  switch (err) {
+    case httplib::Error::Read:
+      return fmt::format("no answer within {}s, or the connection closed before the answer", read_timeout.count());
+    case httplib::Error::Write: return "the request could not be sent (the connection closed)";
+    case httplib::Error::Canceled: return "the request was cancelled";
+    default: return "the exchange failed before an answer came";
+  }
+}
+
 Result<ApiResponse> CallAgent(const std::string& socket_path, const std::string& token, const std::string& method,
-                              const std::string& path, const std::string& body) {
+                              const std::string& path, const std::string& body, std::chrono::seconds read_timeout) {
   if (!FitsSunPath(socket_path)) {
     return Status::InvalidArgument("socket path \"" + socket_path + "\" is empty or too long");
   }
@@ -373,7 +384,7 @@ Result<ApiResponse> CallAgent(const std::string& socket_path, const std::string&
   httplib::Client cli(socket_path, 80);
   cli.set_address_family(AF_UNIX);
   cli.set_connection_timeout(kConnectTimeoutSeconds, 0);
-  cli.set_read_timeout(kReadTimeoutSeconds, 0);
+  cli.set_read_timeout(static_cast<time_t>(read_timeout.count()), 0);
   cli.set_write_timeout(kWriteTimeoutSeconds, 0);
   cli.set_keep_alive(false);
   cli.set_bearer_token_auth(token);
@@ -394,14 +405,20 @@ Result<ApiResponse> CallAgent(const std::string& socket_path, const std::string&
       }
       if (e == ENOENT || e == ECONNREFUSED || e == ENOTSOCK) return Status::Unavailable(NoAgentMessage(socket_path));
       return Status::Unavailable("cannot connect to the agent on " + socket_path + ": " +
-                                 (e != 0 ? ErrnoText(e) : httplib::to_string(err)));
+                                 (e != 0 ? ErrnoText(e) : fmt::format("no connection within {}s", kConnectTimeoutSeconds)));
     }
     return Status::Unavailable("the agent on " + socket_path + " did not answer " + method + " " + path + ": " +
-                               httplib::to_string(err));
+                               TransportFailure(err, read_timeout))
+        .WithDetail(StatusDetail::kNoAnswer);
   }
 
   ApiResponse out{res->status, res->body};
-  if (out.status >= 200 && out.status < 300) return out;
+  RETURN_IF_ERROR(StatusFromResponse(out));
+  return out;
+}
+
+Status StatusFromResponse(const ApiResponse& out) {
+  if (out.status >= 200 && out.status < 300) return Status::Ok();
 
   std::string message;
   auto parsed = nlohmann::json::parse(out.body, nullptr, /*allow_exceptions=*/false);

@@ -9,12 +9,14 @@
 //   GET  /v1/db/NAME/config
 //   POST /v1/db/NAME/config              {"enable":bool|null,"settings":{option:text}}
 //   POST /v1/master-switch               {"on":bool}
-//   POST /v1/db/NAME/backup              {"type":"full"|"log"}
+//   POST /v1/db/NAME/backup              {"type":"full"|"log"} → 202 and a job (job_routes.h)
+//   GET  /v1/jobs/ID, GET /v1/jobs?database=NAME, POST /v1/jobs/ID/cancel
 // Errors: a JSON body {"error":"one line"} with 400 (bad input), 404 (unknown
 // database), 409 (a backup of that type is running), 401 (token), 500.
 // Thread-safety: the handler is called from server threads concurrently.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -55,9 +57,19 @@ class ApiServer {
 
 // One request to the agent. Connection failures → kUnavailable "no agent is
 // running on SOCKET; hint: start it with smartbackup agent --config FILE";
-// non-2xx → the error line from the body with a matching code.
+// a request sent but not answered within read_timeout (or the connection
+// closed) → kUnavailable with StatusDetail::kNoAnswer; non-2xx → the error line
+// from the body with a matching code (StatusFromResponse).
+inline constexpr std::chrono::seconds kDefaultAgentReadTimeout{600};
 Result<ApiResponse> CallAgent(const std::string& socket_path, const std::string& token, const std::string& method,
-                              const std::string& path, const std::string& body = "");
+                              const std::string& path, const std::string& body = "",
+                              std::chrono::seconds read_timeout = kDefaultAgentReadTimeout);
+
+// A response as a Status: ok for 2xx, else the body's {"error"} line with the
+// code matching the HTTP status (400 → kInvalidArgument, 401/403 →
+// kPermissionDenied, 404 → kNotFound, 409 → kAlreadyExists, others
+// kInternal: kUnavailable stays the transport's, "the agent did not answer").
+Status StatusFromResponse(const ApiResponse& response);
 
 // Reads or creates (0600, random) the token file.
 Result<std::string> LoadOrCreateToken(const std::string& path);

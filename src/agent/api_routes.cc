@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/competing_tools.h"
+#include "agent/job_actions.h"
+#include "agent/job_routes.h"
 #include "agent/status_view.h"
 #include "common/logging.h"
 #include "common/text.h"
@@ -79,6 +81,7 @@ ApiResponse ApiRoutes::Handle(const ApiRequest& r) {
   if (r.path == "/v1/master-switch" && r.method == "POST") return MasterSwitch(r);
   if (r.path == "/v1/instance-config") return InstanceConfig(r);
   if (StartsWith(r.path, "/v1/db/")) return DatabaseRoute(r);
+  if (auto answer = RouteJobs(*ctx_.jobs, r)) return *answer;
   return Error(404, fmt::format("no such API route {} {}", r.method, r.path));
 }
 
@@ -163,31 +166,20 @@ ApiResponse ApiRoutes::DatabaseConfig(const ApiRequest& r, Cluster& c) {
   return {.body = j.dump()};
 }
 
+// Answers at once with the job (202); backup-on-demand waits on GET /v1/jobs/ID.
 ApiResponse ApiRoutes::BackupOnDemand(Cluster& c, const std::string& body) {
-  json j = json::parse(body, nullptr, false);
-  std::string type = j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
-  if (type != "full" && type != "log") return Error(400, "backup type must be full or log");
-  ClusterSettings s = ctx_.Resolve(c.name);
-  {
-    std::lock_guard lock(c.mu);
-    std::string& running = type == "full" ? c.running_full : c.running_log;
-    if (!running.empty()) {
-      return Error(409, fmt::format("a {} backup of \"{}\" is already running: {}", type, c.name, running));
+  return PostBackupJob(*ctx_.jobs, body, [this, &c](JobKind kind) {
+    const ClusterSettings s = ctx_.Resolve(c.name);
+    if (kind == JobKind::kFull) {
+      return StartBackupJob(ctx_, c, kind, "on demand", [this, &c, s](JobContext& job) {
+        return runner_.RunFull(c, s, {.reason = "on demand", .job = &job});
+      });
     }
-    running = type + " backup (on demand)";
-  }
-  auto m = type == "full" ? runner_.RunFull(c, s, {.reason = "on demand"}) : runner_.RunLog(c, s, "on demand");
-  {
-    std::lock_guard lock(c.mu);
-    (type == "full" ? c.running_full : c.running_log).clear();
-  }
-  if (!m.ok()) return Error(m.status().code() == StatusCode::kAlreadyExists ? 409 : 500, m.status().message());
-  return {.body = json{{"backup_id", m->backup_id},
-                       {"type", BackupTypeName(m->type)},
-                       {"path", Repository::ManifestKey(m->database, m->container, m->backup_id)},
-                       {"start_lsn", m->start_lsn},
-                       {"end_lsn", m->end_lsn}}
-                      .dump()};
+    return StartBackupJob(ctx_, c, kind, "on demand", [this, &c, s](JobContext& job) {
+      job.SetPhase("sealing captured WAL");
+      return runner_.RunLog(c, s, "on demand");
+    });
+  });
 }
 
 }  // namespace sb

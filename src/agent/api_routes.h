@@ -1,6 +1,6 @@
 // ApiRoutes: the agent's local API (routes listed in api.h) — parsing and
 // validating requests, applying configuration changes through the state
-// store, on-demand backups, and rendering answers through StatusView.
+// store, on-demand backups as jobs (job_routes.h), and rendering answers through StatusView.
 // Thread-safety: Handle is called from API server threads concurrently; it
 // touches clusters only under their locks and the state store (serialised).
 #pragma once

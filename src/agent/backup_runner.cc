@@ -78,18 +78,19 @@ Result<BackupManifest> BackupRunner::RunFull(Cluster& c, const ClusterSettings& 
   auto key = LoadWriteKey(s, repo->storage(), &key_error);
   RETURN_IF_ERROR(key_error);
   if (request.recheck) RETURN_IF_ERROR(OtherAgentFinishedFull(c, *repo, request));
-  auto job = ctx_.store->StartJob({.cluster = c.name, .kind = "full", .reason = request.reason,
-                                   .started = ctx_.clock->Now(), .result = "running"});
-  auto m = RunFullBackup(*repo, {.conninfo = c.conninfo,
-                                 .database = c.name,
-                                 .key = key ? &*key : nullptr,
-                                 .container_reason = request.reason,
-                                 .new_container = request.new_container});
-  lease->reset();
-  if (job.ok()) {
-    (void)ctx_.store->FinishJob(*job, m.ok() ? "ok" : "failed", m.ok() ? m->backup_id : m.status().message(),
-                                ctx_.clock->Now());
+  FullBackupOptions options{.conninfo = c.conninfo,
+                            .database = c.name,
+                            .key = key ? &*key : nullptr,
+                            .container_reason = request.reason,
+                            .new_container = request.new_container};
+  if (JobContext* job = request.job) {
+    options.progress = [job](const FullBackupProgress& p) {
+      job->SetProgress(FullBackupPhaseName(p.phase), p.bytes_done, p.bytes_total);
+    };
+    options.cancelled = [job] { return job->cancelled(); };
   }
+  auto m = RunFullBackup(*repo, options);
+  lease->reset();
   if (m.ok()) {
     std::lock_guard lock(c.mu);
     c.pending_break.reset();
@@ -108,14 +109,7 @@ Result<BackupManifest> BackupRunner::RunLog(Cluster& c, const ClusterSettings& s
   Status key_error;
   auto key = LoadWriteKey(s, repo->storage(), &key_error);
   RETURN_IF_ERROR(key_error);
-  auto job = ctx_.store->StartJob({.cluster = c.name, .kind = "log", .reason = reason, .started = ctx_.clock->Now(),
-                                   .result = "running"});
-  auto m = RunLogBackup(*repo, {.conninfo = c.conninfo, .database = c.name, .key = key ? &*key : nullptr});
-  if (job.ok()) {
-    (void)ctx_.store->FinishJob(*job, m.ok() ? "ok" : "failed", m.ok() ? m->backup_id : m.status().message(),
-                                ctx_.clock->Now());
-  }
-  return m;
+  return RunLogBackup(*repo, {.conninfo = c.conninfo, .database = c.name, .key = key ? &*key : nullptr});
 }
 
 }  // namespace sb

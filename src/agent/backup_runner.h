@@ -1,8 +1,8 @@
 // BackupRunner: runs one full or log backup of a cluster now, on the calling
 // thread, as the agent does — under the cluster's storage lease (one writer
 // per cluster even if two agents believe they are primary: coexistence rule 1,
-// the other one backs off and says so), with the cluster's key, recorded in the
-// state store's job history. Back-offs are noted once per change in health and
+// the other one backs off and says so), with the cluster's key (run as jobs: the
+// JobManager records them in the job history). Back-offs are noted once per change in health and
 // in the state line.
 // Thread-safety: any thread; one call per cluster and backup type at a time.
 #pragma once
@@ -12,6 +12,7 @@
 
 #include "agent/agent_context.h"
 #include "agent/cluster.h"
+#include "agent/job_manager.h"
 #include "repo/manifest.h"
 
 namespace sb {
@@ -23,6 +24,7 @@ struct FullRequest {
   // saw means another agent took it meanwhile: kAlreadyExists, nothing written.
   bool recheck = false;
   std::optional<SystemTime> seen_last_full;
+  JobContext* job = nullptr;  // optional: gets the engine's progress; its cancel token stops the backup
 };
 
 class BackupRunner {

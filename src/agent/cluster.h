@@ -120,8 +120,9 @@ struct Cluster {
   std::string writer_note;  // a full/log lease was held by another agent: this one backed off
   std::string stream_note;  // the stream lease is held by another agent: this one backs off
   bool stream_backoff = false;
-  std::string running_full, running_log;  // descriptions of running jobs
-  std::thread full_thread, log_thread;     // (loop) the scheduled jobs' threads
+  // The unfinished full/log backup job, described ("full backup (on demand)"); set and cleared
+  // by StartBackupJob (job_actions.h). The jobs themselves are the JobManager's.
+  std::string running_full, running_log;
 
   // ---- WAL capture thread (WalCapture; loop) ----
   std::thread stream_thread;

@@ -1,5 +1,9 @@
 #include "agent/job_actions.h"
 
+#include <fmt/core.h>
+
+#include "common/logging.h"
+
 namespace sb {
 
 void JobActions::JobFailed(Cluster& c, Activity activity, const Status& status, const std::string& what) {
@@ -13,49 +17,70 @@ void JobActions::JobFailed(Cluster& c, Activity activity, const Status& status, 
             ctx_.clock->Now());
 }
 
+Result<int64_t> StartBackupJob(const AgentContext& ctx, Cluster& c, JobKind kind, const std::string& reason,
+                               BackupWork work) {
+  auto running = [&c, kind]() -> std::string& { return kind == JobKind::kFull ? c.running_full : c.running_log; };
+  bool described_here = false;
+  {
+    std::lock_guard lock(c.mu);
+    if (running().empty()) {
+      running() = fmt::format("{} backup ({})", JobKindName(kind), reason);
+      described_here = true;
+    }
+  }
+  auto id = ctx.jobs->Start({.kind = kind, .cluster = c.name, .reason = reason},
+                            [&c, running, work = std::move(work)](JobContext& job) -> Result<JobOutput> {
+                              auto m = work(job);
+                              {
+                                std::lock_guard lock(c.mu);
+                                running().clear();
+                              }
+                              if (!m.ok()) return m.status();
+                              return JobOutput{.detail = m->backup_id, .backup = *m};
+                            });
+  if (!id.ok() && described_here) {
+    std::lock_guard lock(c.mu);
+    running().clear();
+  }
+  return id;
+}
+
 void JobActions::StartFull(Cluster& c, const ClusterSettings& s, const Decision& d, bool new_container) {
-  if (c.full_thread.joinable()) c.full_thread.join();
   std::optional<SystemTime> seen_last_full;
   {
     std::lock_guard lock(c.mu);
-    c.running_full = "full backup (" + d.reason + ")";
     seen_last_full = c.observation.last_full_finish;
   }
-  ++fulls_running_;
-  c.full_thread = std::thread([this, &c, s, d, new_container, seen_last_full] {
+  auto started = StartBackupJob(ctx_, c, JobKind::kFull, d.reason, [this, &c, s, d, new_container, seen_last_full](JobContext& job) {
     auto m = runner_.RunFull(c, s,
                              {.reason = d.reason,
                               .new_container = new_container,
                               .recheck = true,
-                              .seen_last_full = seen_last_full});
+                              .seen_last_full = seen_last_full,
+                              .job = &job});
     if (m.ok()) {
       runner_.ClearBackOff(c);
       ClearFault(c, Activity::kFullBackup);
     } else {
       JobFailed(c, Activity::kFullBackup, m.status(), "full backup");
     }
-    --fulls_running_;
-    std::lock_guard lock(c.mu);
-    c.running_full.clear();
+    return m;
   });
+  if (!started.ok()) log::Debug("[{}] {}", c.name, started.status().message());
 }
 
 void JobActions::StartLog(Cluster& c, const ClusterSettings& s, const Decision& d) {
-  if (c.log_thread.joinable()) c.log_thread.join();
-  {
-    std::lock_guard lock(c.mu);
-    c.running_log = "log backup (" + d.reason + ")";
-  }
-  c.log_thread = std::thread([this, &c, s, d] {
+  auto started = StartBackupJob(ctx_, c, JobKind::kLog, d.reason, [this, &c, s, d](JobContext& job) {
+    job.SetPhase("sealing captured WAL");
     auto m = runner_.RunLog(c, s, d.reason);
     if (m.ok()) {
       ClearFault(c, Activity::kLogBackup);
     } else {
       JobFailed(c, Activity::kLogBackup, m.status(), "log backup");
     }
-    std::lock_guard lock(c.mu);
-    c.running_log.clear();
+    return m;
   });
+  if (!started.ok()) log::Debug("[{}] {}", c.name, started.status().message());
 }
 
 bool JobActions::PrepareNewContainer(Cluster& c, const ClusterSettings& s, const std::string& reason) {
@@ -70,12 +95,6 @@ bool JobActions::PrepareNewContainer(Cluster& c, const ClusterSettings& s, const
   auto repo = ctx_.OpenRepo(s.storage_url);
   if (!repo.ok()) return false;
   return (*repo)->EnsureContainer(c.name, sysid, tli, reason, /*force_new=*/true).ok();
-}
-
-void JobActions::Shutdown(Cluster& c) {
-  capture_.Stop(c);
-  if (c.full_thread.joinable()) c.full_thread.join();
-  if (c.log_thread.joinable()) c.log_thread.join();
 }
 
 }  // namespace sb

@@ -1,11 +1,12 @@
-// JobActions: ClusterActions for real — full and log backups each on a job
-// thread of the cluster (BackupRunner does the work), WAL capture through
-// WalCapture, containers through the repository.
+// JobActions: ClusterActions for real — full and log backups as jobs of the
+// JobManager (BackupRunner does the work), WAL capture through WalCapture,
+// containers through the repository.
 // Thread-safety: the backup loop's thread; job threads touch the cluster only
-// under its lock. Shutdown joins every thread it started.
+// under its lock. The JobManager's Shutdown waits for the jobs.
 #pragma once
 
-#include <atomic>
+#include <functional>
+#include <string>
 
 #include "agent/agent_context.h"
 #include "agent/backup_runner.h"
@@ -25,17 +26,24 @@ class JobActions final : public ClusterActions {
   void StopCapture(Cluster& c) override { capture_.Stop(c); }
   bool CaptureRunning(const Cluster& c) const override { return c.stream_running; }
   bool PrepareNewContainer(Cluster& c, const ClusterSettings& s, const std::string& reason) override;
-  int FullsRunning() const override { return fulls_running_; }
+  int FullsRunning() const override { return ctx_.jobs->Running(JobKind::kFull); }
 
-  // Stops capture and waits for the jobs of `c`.
-  void Shutdown(Cluster& c);
+  // Stops capture (the jobs stop with the JobManager).
+  void Shutdown(Cluster& c) { capture_.Stop(c); }
 
  private:
   void JobFailed(Cluster& c, Activity activity, const Status& status, const std::string& what);
   const AgentContext& ctx_;
   BackupRunner& runner_;
   WalCapture& capture_;
-  std::atomic<int> fulls_running_{0};
 };
+
+// Starts `work` as a full or log backup job of `c` and returns its id; while
+// the job is unfinished c.running_full/running_log describes it (what the
+// observation's "already running" and the status line read). kAlreadyExists
+// when a backup of that kind of `c` is unfinished.
+using BackupWork = std::function<Result<BackupManifest>(JobContext&)>;
+Result<int64_t> StartBackupJob(const AgentContext& ctx, Cluster& c, JobKind kind, const std::string& reason,
+                               BackupWork work);
 
 }  // namespace sb

@@ -166,6 +166,20 @@ Result<std::optional<std::string>> GetKv(sqlite3* db, const std::string& key) {
   return std::optional<std::string>(st.Text(0));
 }
 
+// A row of "SELECT id, cluster, kind, reason, started_ms, finished_ms, result, detail FROM jobs".
+JobRecord ReadJobRow(const Stmt& st) {
+  JobRecord j;
+  j.id = st.Int(0);
+  j.cluster = st.Text(1);
+  j.kind = st.Text(2);
+  j.reason = st.Text(3);
+  j.started = FromMs(st.Int(4));
+  if (!st.IsNull(5)) j.finished = FromMs(st.Int(5));
+  j.result = st.Text(6);
+  j.detail = st.Text(7);
+  return j;
+}
+
 Status PutKv(sqlite3* db, const std::string& key, const std::string& value) {
   Stmt st(db, "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
   RETURN_IF_ERROR(st.Prepared("writing state"));
@@ -366,6 +380,19 @@ Result<int64_t> StateStore::StartJob(const JobRecord& job) {
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
 }
 
+Status StateStore::MarkJobRunning(int64_t id, SystemTime at) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "UPDATE jobs SET result = 'running', started_ms = ?2 WHERE id = ?1");
+  RETURN_IF_ERROR(st.Prepared("starting a job"));
+  st.Bind(1, id);
+  st.Bind(2, ToMs(at));
+  RETURN_IF_ERROR(st.Run("starting a job"));
+  if (sqlite3_changes(db_) == 0) {
+    return Status::NotFound(fmt::format("state database \"{}\": no job {}", DbName(db_), id));
+  }
+  return Status::Ok();
+}
+
 Status StateStore::FinishJob(int64_t id, const std::string& result, const std::string& detail, SystemTime at) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_, "UPDATE jobs SET result = ?2, detail = ?3, finished_ms = ?4 WHERE id = ?1");
@@ -386,10 +413,20 @@ Status StateStore::MarkInterruptedJobs(SystemTime at) {
   Stmt st(db_,
           "UPDATE jobs SET result = 'interrupted', finished_ms = ?1, "
           "detail = CASE WHEN detail = '' THEN 'the agent stopped before the job finished' ELSE detail END "
-          "WHERE result = 'running'");
+          "WHERE result IN ('running', 'queued')");
   RETURN_IF_ERROR(st.Prepared("marking interrupted jobs"));
   st.Bind(1, ToMs(at));
   return st.Run("marking interrupted jobs");
+}
+
+Result<std::optional<JobRecord>> StateStore::Job(int64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT id, cluster, kind, reason, started_ms, finished_ms, result, detail FROM jobs WHERE id = ?1");
+  RETURN_IF_ERROR(st.Prepared("loading a job"));
+  st.Bind(1, id);
+  ASSIGN_OR_RETURN(bool row, st.Step("loading a job"));
+  if (!row) return std::optional<JobRecord>();
+  return std::optional<JobRecord>(ReadJobRow(st));
 }
 
 Result<std::vector<JobRecord>> StateStore::RecentJobs(const std::string& cluster, int limit) {
@@ -404,16 +441,7 @@ Result<std::vector<JobRecord>> StateStore::RecentJobs(const std::string& cluster
   while (true) {
     ASSIGN_OR_RETURN(bool row, st.Step("loading jobs"));
     if (!row) break;
-    JobRecord j;
-    j.id = st.Int(0);
-    j.cluster = st.Text(1);
-    j.kind = st.Text(2);
-    j.reason = st.Text(3);
-    j.started = FromMs(st.Int(4));
-    if (!st.IsNull(5)) j.finished = FromMs(st.Int(5));
-    j.result = st.Text(6);
-    j.detail = st.Text(7);
-    out.push_back(std::move(j));
+    out.push_back(ReadJobRow(st));
   }
   return out;
 }

@@ -36,7 +36,7 @@ struct JobRecord {
   std::string reason;
   SystemTime started;
   std::optional<SystemTime> finished;
-  std::string result;  // "running" | "ok" | "failed" | "interrupted"
+  std::string result;  // "queued" | "running" | "ok" | "failed" | "cancelled" | "interrupted"
   std::string detail;  // backup id or the error line
 };
 
@@ -79,9 +79,13 @@ class StateStore {
   Result<std::vector<KnownCluster>> KnownClusters();
 
   Result<int64_t> StartJob(const JobRecord& job);
+  // A queued job starts: result "running", started = at.
+  Status MarkJobRunning(int64_t id, SystemTime at);
   Status FinishJob(int64_t id, const std::string& result, const std::string& detail, SystemTime at);
-  // Jobs left "running" by a previous agent process become "interrupted".
+  // Jobs left "running" or "queued" by a previous agent process become "interrupted".
   Status MarkInterruptedJobs(SystemTime at);
+  // One job by id; nullopt when there is none.
+  Result<std::optional<JobRecord>> Job(int64_t id);
   // Newest first; cluster "" = every cluster; limit <= 0 = no limit.
   Result<std::vector<JobRecord>> RecentJobs(const std::string& cluster, int limit);
 

@@ -24,6 +24,7 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "agent/job_wait.h"
 #include "agent/settings.h"
 #include "cli/option_flags.h"
 #include "common/backoff.h"
@@ -622,6 +623,43 @@ json CallAgentJson(const std::string& config, const std::string& method, const s
   return j;
 }
 
+// backup-on-demand: the agent answers at once with a job, polled here with a
+// short deadline per request and none overall (a full may take hours). While it
+// runs, progress goes to stderr: one line rewritten in place on a terminal, a
+// line every 30 s (or when the phase changes) otherwise, nothing with --quiet.
+void RunBackupOnDemandVerb(const std::string& config, const std::string& db, const std::string& type,
+                           const CommonFlags& flags) {
+  if (config.empty()) Check(Status::InvalidArgument("--config is required to find the agent"));
+  auto endpoint = Check(EndpointFromConfig(config));
+  auto token = Check(ReadToken(endpoint.token_path));
+  auto api = SocketAgentApi(endpoint.socket, token, std::chrono::seconds(10));
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  bool line_open = false;  // a progress line is on the terminal
+  std::string last_phase;
+  std::chrono::milliseconds last_line{-1};
+  auto progress = [&](const JobView& job, std::chrono::milliseconds elapsed) {
+    if (flags.quiet) return;
+    const std::string line = JobProgressLine(job, elapsed);
+    if (tty) {
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
+      line_open = true;
+    } else if (last_line.count() < 0 || job.phase != last_phase || elapsed - last_line >= std::chrono::seconds(30)) {
+      std::fprintf(stderr, "%s\n", line.c_str());
+      last_line = elapsed;
+    }
+    std::fflush(stderr);
+    last_phase = job.phase;
+  };
+  auto result = BackupOnDemand(*api, Clock::Real(), db, type, {.config_flag = " --config " + config}, progress);
+  if (line_open) std::fprintf(stderr, "\r\033[K");
+  json j = Check(std::move(result));
+  if (flags.format() == Output::kJson) {
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::cout << j.value("path", "") << "\n";
+  }
+}
+
 void PrintObject(const json& j, const CommonFlags& flags) {
   if (flags.format() == Output::kJson) {
     std::cout << j.dump(2) << "\n";
@@ -947,11 +985,7 @@ int RunCli(int argc, char** argv) {
     else if (sdb->parsed()) PrintObject(CallAgentJson(set_db.config, "POST", "/v1/db/" + set_db.db + "/config", SetBackupBody(set_db)), flags);
     else if (sib->parsed()) PrintObject(CallAgentJson(set_inst.config, "POST", "/v1/instance-config", SetBackupBody(set_inst)), flags);
     else if (ms->parsed()) PrintObject(CallAgentJson(switch_config, "POST", "/v1/master-switch", json{{"on", switch_state == "on"}}), flags);
-    else if (od->parsed()) {
-      json j = CallAgentJson(od_config, "POST", "/v1/db/" + od_db + "/backup", json{{"type", od_type}});
-      if (flags.format() == Output::kJson) std::cout << j.dump(2) << "\n";
-      else std::cout << j["path"].get<std::string>() << "\n";
-    }
+    else if (od->parsed()) RunBackupOnDemandVerb(od_config, od_db, od_type, flags);
     else if (dc->parsed()) PrintObject(CallAgentJson(dc_config, "GET", "/v1/db/" + dc_db + "/config"), flags);
     else if (ic->parsed()) PrintObject(CallAgentJson(ic_config, "GET", "/v1/instance-config"), flags);
     else if (hl->parsed()) PrintStatus(CallAgentJson(health_config, "GET", "/v1/health" + (health_since.empty() ? std::string() : "?since=" + health_since)), flags);

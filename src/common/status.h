@@ -32,6 +32,7 @@ enum class StatusDetail {
   kNone = 0,
   kNotEncrypted,      // plain data where a key was given: encrypted data was required
   kNotAuthenticated,  // a manifest whose MAC is missing or wrong for the key given
+  kNoAnswer,          // a request was sent but no answer came: whether it took effect is unknown
   kSlotInUse,         // a replication slot another process streams from
   kWalRemoved,        // WAL asked for is no longer on the server (a chain break)
 };

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "common/text.h"
 #include "repo/repository.h"
 #include "storage/storage_factory.h"
 #include "support/azurite.h"
@@ -396,6 +397,54 @@ TEST_F(AgentTest, KilledMidBackupLeavesNoPartialBackupAndResumes) {
   agent->Signal(SIGTERM);
   EXPECT_EQ(agent->Wait(60s), std::optional<int>(0)) << agent->Log();
   EXPECT_EQ(RunSmartbackup("verify --repo " + Repo()).exit_code, 0);
+}
+
+// backup-on-demand through the CLI: the agent answers with a job at once and the CLI waits on it,
+// printing the path as before (or clean JSON); when the agent dies mid-way the CLI says so in one
+// line — the agent, the job, the backup's fate unknown, what to run — and fails, without naming a
+// library's error.
+TEST_F(AgentTest, BackupOnDemandWaitsForItsJobAndSaysSoWhenTheAgentDies) {
+  cluster_->Pgbench("-i -s 8 -q");  // a full backup that takes a moment
+  MakeAgent("enabled = false");      // nothing scheduled: only the on-demand backups run
+  agent_.reset();                    // the agent runs as its own process, to kill it
+  RunCommand("chown -R postgres " + ShellQuote(work_));
+  auto agent = BackgroundProcess::StartAsPostgres({SMARTBACKUP_BINARY, "agent", "--config", config_path_, "-v"},
+                                                  work_ + "/agent.log");
+  ASSERT_TRUE(WaitFor([&] { return RunSmartbackup("status --config " + config_path_).exit_code == 0; }, 30s))
+      << agent->Log();
+
+  auto text = RunSmartbackup("backup-on-demand main --type full --config " + config_path_);
+  ASSERT_EQ(text.exit_code, 0) << text.out << text.err;
+  const std::string path = Trim(text.out);
+  EXPECT_TRUE(fs::exists(work_ + "/repo/" + path)) << text.out;
+  EXPECT_EQ(text.out.find('\n'), text.out.size() - 1) << "one line: the path";
+  auto as_json = RunSmartbackup("backup-on-demand main --type full --output json --config " + config_path_);
+  ASSERT_EQ(as_json.exit_code, 0) << as_json.err;
+  json j = json::parse(as_json.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << "stdout is clean JSON: " << as_json.out;
+  EXPECT_EQ(j["type"], "full");
+  EXPECT_FALSE(j["backup_id"].get<std::string>().empty());
+  EXPECT_EQ(Count(BackupType::kFull), 2);
+
+  auto cli = BackgroundProcess::StartAsPostgres(
+      {SMARTBACKUP_BINARY, "backup-on-demand", "main", "--type", "full", "--config", config_path_},
+      work_ + "/cli.log");
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = RunSmartbackup("status --output json --config " + config_path_);
+    json s = r.exit_code == 0 ? json::parse(r.out) : json();
+    return !s.is_null() && !s["clusters"].empty() && !s["clusters"][0]["running"].empty();
+  }, 60s)) << agent->Log();
+  agent->Signal(SIGKILL);
+  ASSERT_TRUE(agent->Wait(10s).has_value());
+  auto code = cli->Wait(90s);
+  ASSERT_TRUE(code.has_value()) << "the CLI must give up on a dead agent: " << cli->Log();
+  EXPECT_NE(*code, 0);
+  const std::string said = cli->Log();
+  EXPECT_NE(said.find("stopped answering while job "), std::string::npos) << said;
+  EXPECT_NE(said.find("(full backup of \"main\") was running; the backup's fate is unknown"), std::string::npos)
+      << said;
+  EXPECT_NE(said.find("smartbackup status --config " + config_path_), std::string::npos) << said;
+  EXPECT_EQ(said.find(": Read"), std::string::npos) << said;
 }
 
 // Issue 11: after a kill -9 the restarted agent takes back its own Azure lease at once (its

@@ -28,8 +28,10 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "common/text.h"
 #include "repo/repository.h"
 #include "storage/storage_factory.h"
+#include "support/backup_on_demand.h"
 #include "support/pg_cluster.h"
 #include "support/smartbackup_cli.h"
 #include "support/wait.h"
@@ -123,7 +125,10 @@ class ClusterRulesTest : public ::testing::Test {
   std::string StateDir(const std::string& node) const { return work_ + "/" + node + "/state"; }
 
   json Api(Agent* a, const std::string& method, const std::string& path, const json& body = nullptr) {
-    auto r = a->HandleApi({.method = method, .path = path, .body = body.is_null() ? "" : body.dump()});
+    const std::string text = body.is_null() ? "" : body.dump();
+    // On-demand backups are jobs: waited for here as backup-on-demand waits.
+    auto r = method == "POST" && EndsWith(path, "/backup") ? BackupOnDemandSync(*a, path, text)
+                                                           : a->HandleApi({.method = method, .path = path, .body = text});
     last_status_ = r.status;
     return json::parse(r.body);
   }

@@ -23,8 +23,10 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "common/text.h"
 #include "repo/repository.h"
 #include "storage/storage_factory.h"
+#include "support/backup_on_demand.h"
 #include "support/background_process.h"
 #include "support/pg_cluster.h"
 #include "support/smartbackup_cli.h"
@@ -80,7 +82,10 @@ class CoexistenceTest : public ::testing::Test {
   void StopAgent() { agent_.reset(); }  // the destructor flushes WAL capture and joins jobs
 
   json Api(const std::string& method, const std::string& path, const json& body = nullptr) {
-    auto r = agent_->HandleApi({.method = method, .path = path, .body = body.is_null() ? "" : body.dump()});
+    const std::string text = body.is_null() ? "" : body.dump();
+    // On-demand backups are jobs: waited for here as backup-on-demand waits.
+    auto r = method == "POST" && EndsWith(path, "/backup") ? BackupOnDemandSync(*agent_, path, text)
+                                                           : agent_->HandleApi({.method = method, .path = path, .body = text});
     last_status_ = r.status;
     return json::parse(r.body);
   }

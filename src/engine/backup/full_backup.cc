@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -24,6 +25,7 @@ class ChunkUploadSink final : public BaseBackupSink {
 
   Status OnArchiveStart(const std::string& name, const TablespaceInfo& tablespace) override {
     RETURN_IF_ERROR(FirstError());
+    Report(FullBackupPhase::kStreaming);
     std::lock_guard lock(mu_);
     ArchiveRecord rec;
     rec.index = static_cast<int>(archives_.size());
@@ -56,6 +58,17 @@ class ChunkUploadSink final : public BaseBackupSink {
     return Status::Ok();
   }
 
+  void OnProgress(uint64_t /*bytes_done*/, uint64_t bytes_total_estimate) override {
+    bytes_total_ = bytes_total_estimate;
+  }
+
+  // Tells options_.progress where the backup is (bytes: what is stored so far).
+  void Report(FullBackupPhase phase) {
+    phase_ = phase;
+    if (!options_.progress) return;
+    options_.progress({.phase = phase_, .bytes_done = bytes_stored_, .bytes_total = bytes_total_});
+  }
+
   // Waits for every upload; returns the first error, if any.
   Status Finish() {
     pool_.Wait();
@@ -74,6 +87,9 @@ class ChunkUploadSink final : public BaseBackupSink {
 
  private:
   Status SubmitChunk() {
+    if (options_.cancelled && options_.cancelled()) {
+      return Status::Cancelled(fmt::format("the backup of \"{}\" was cancelled", options_.database));
+    }
     int archive_index;
     size_t slot;
     {
@@ -91,12 +107,18 @@ class ChunkUploadSink final : public BaseBackupSink {
     pool_.Submit([this, key = std::move(key), chunk, archive_index, slot] {
       if (!FirstError().ok()) return;  // the backup is failing: skip the remaining work
       auto ref = StoreObject(key, *chunk);
-      std::lock_guard lock(mu_);
-      if (!ref.ok()) {
-        if (first_error_.ok()) first_error_ = ref.status();
-        return;
+      {
+        std::lock_guard lock(mu_);
+        if (!ref.ok()) {
+          if (first_error_.ok()) first_error_ = ref.status();
+          return;
+        }
+        archives_[archive_index].chunks[slot] = std::move(ref).value();
       }
-      archives_[archive_index].chunks[slot] = std::move(ref).value();
+      bytes_stored_ += chunk->size();
+      if (options_.progress) {
+        options_.progress({.phase = phase_, .bytes_done = bytes_stored_, .bytes_total = bytes_total_});
+      }
     });
     return FirstError();
   }
@@ -114,6 +136,9 @@ class ChunkUploadSink final : public BaseBackupSink {
   Status first_error_;                   // guarded by mu_
   std::string buffer_;                   // the chunk being filled; producer thread only
   std::string pg_manifest_;
+  std::atomic<uint64_t> bytes_stored_{0};  // raw bytes of the chunks stored
+  std::atomic<uint64_t> bytes_total_{0};   // the server's estimate
+  std::atomic<FullBackupPhase> phase_{FullBackupPhase::kStarting};
   ThreadPool pool_;  // last: destroyed (joined) first
 };
 
@@ -124,6 +149,16 @@ void RemoveLeftovers(Storage& storage, const std::string& prefix) {
 }
 
 }  // namespace
+
+const char* FullBackupPhaseName(FullBackupPhase phase) {
+  switch (phase) {
+    case FullBackupPhase::kStarting: return "starting (checkpoint)";
+    case FullBackupPhase::kStreaming: return "streaming";
+    case FullBackupPhase::kUploading: return "storing the last chunks";
+    case FullBackupPhase::kManifest: return "writing the manifest";
+  }
+  return "running";
+}
 
 Status WriteCheckedManifest(Repository& repo, const BackupManifest& m, const EncryptionKey* mac_key) {
   const std::string prefix = Repository::DataPrefix(m.database, m.container, m.backup_id);
@@ -151,6 +186,10 @@ Status WriteCheckedManifest(Repository& repo, const BackupManifest& m, const Enc
 Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& options) {
   RETURN_IF_ERROR(Repository::ValidateDatabaseName(options.database));
   if (options.chunk_size < 64 * 1024) return Status::InvalidArgument("chunk size must be at least 64KiB");
+  if (options.progress) options.progress({.phase = FullBackupPhase::kStarting});
+  if (options.cancelled && options.cancelled()) {
+    return Status::Cancelled(fmt::format("the backup of \"{}\" was cancelled before it started", options.database));
+  }
 
   ServerInfo info;
   {
@@ -196,6 +235,7 @@ Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& 
   auto result = RunBaseBackup(options.conninfo,
                               {.label = "smartbackup " + m.backup_id, .fast_checkpoint = options.fast_checkpoint, .tablespace_map = false},
                               sink);
+  if (result.ok()) sink.Report(FullBackupPhase::kUploading);
   Status finished = sink.Finish();  // always wait for the workers before touching the result
   if (!result.ok()) return fail(result.status());
   if (!finished.ok()) return fail(finished);
@@ -211,6 +251,7 @@ Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& 
   m.timeline = result->start_timeline;
   m.start_lsn = result->start_lsn.ToString();
   m.end_lsn = result->end_lsn.ToString();
+  sink.Report(FullBackupPhase::kManifest);
   m.archives = sink.TakeArchives();
   if (!sink.pg_manifest().empty()) {
     auto ref = sink.StoreObject(data_prefix + "backup_manifest", sink.pg_manifest());

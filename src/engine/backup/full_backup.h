@@ -16,6 +16,21 @@
 
 namespace sb {
 
+// Where a full backup is, for progress reports. Names for people: FullBackupPhaseName.
+enum class FullBackupPhase {
+  kStarting,   // connecting, then the server's checkpoint before the first byte
+  kStreaming,  // receiving BASE_BACKUP's archives and storing their chunks
+  kUploading,  // every byte received: waiting for the last chunks to be stored
+  kManifest,   // checking the stored objects and writing the manifest
+};
+const char* FullBackupPhaseName(FullBackupPhase phase);
+
+struct FullBackupProgress {
+  FullBackupPhase phase = FullBackupPhase::kStarting;
+  uint64_t bytes_done = 0;   // raw bytes stored so far
+  uint64_t bytes_total = 0;  // the server's estimate of the data (0: not known yet); bytes_done may pass it (WAL)
+};
+
 struct FullBackupOptions {
   std::string conninfo;
   std::string database;
@@ -27,6 +42,12 @@ struct FullBackupOptions {
   bool fast_checkpoint = true;
   std::string container_reason = "first backup";
   bool new_container = false;  // start a new container (failover, back from minimal)
+  // Optional. Called at each phase change and as chunks are stored, from the calling
+  // thread and from upload workers: it must be thread-safe and quick.
+  std::function<void(const FullBackupProgress&)> progress;
+  // Optional cancel token, checked before the backup starts and at every chunk: once it
+  // returns true the backup stops with kCancelled (no manifest; objects removed).
+  std::function<bool()> cancelled;
 };
 
 Result<BackupManifest> RunFullBackup(Repository& repo, const FullBackupOptions& options);

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -225,6 +227,32 @@ TEST_F(ApiTest, NoAgentIsUnavailableWithHint) {
   r = CallAgent(socket_, kToken, "GET", "/v1/status");
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(r.status().message(), hint);
+}
+
+// A request the agent does not answer within the client's per-request deadline: kUnavailable
+// marked kNoAnswer (its effect is unknown), said in words, never the HTTP library's error name.
+TEST_F(ApiTest, AnUnansweredRequestIsANoAnswerSaidInWords) {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  auto server = StartServer([&](const ApiRequest&) -> ApiResponse {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return release; });
+    return {};
+  });
+  ASSERT_TRUE(server);
+  auto r = CallAgent(socket_, kToken, "GET", "/v1/jobs/7", "", std::chrono::seconds(1));
+  {
+    std::lock_guard lock(mu);
+    release = true;
+  }
+  cv.notify_all();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(r.status().detail(), StatusDetail::kNoAnswer);
+  EXPECT_EQ(r.status().message(), "the agent on " + socket_ +
+                                      " did not answer GET /v1/jobs/7: no answer within 1s, or the connection closed "
+                                      "before the answer");
 }
 
 TEST_F(ApiTest, SecondServerOnSameSocketIsRefused) {
