@@ -69,14 +69,24 @@ Status BackupRunner::OtherAgentFinishedFull(Cluster& c, Repository& repo, const 
   return Status::Ok();
 }
 
-Result<BackupManifest> BackupRunner::RunFull(Cluster& c, const ClusterSettings& s, const FullRequest& request) {
+Result<BackupRunner::Writer> BackupRunner::StartWriting(Cluster& c, const ClusterSettings& s, const char* lock) {
   RETURN_IF_ERROR(NameGuard::Refusal(c));
-  ASSIGN_OR_RETURN(auto repo, ctx_.OpenRepo(s.storage_url));
-  auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/full", c.name), ctx_.AgentLease());
+  Writer w;
+  ASSIGN_OR_RETURN(w.repo, ctx_.OpenRepo(s.storage_url));
+  // One writer per cluster even if two agents believe they are primary.
+  auto lease = HeldLease::Acquire(w.repo->storage(), fmt::format("db/{}/locks/{}", c.name, lock), ctx_.AgentLease());
   if (!lease.ok()) return BackOff(c.name, lease.status());
+  w.lease = std::move(lease).value();
   Status key_error;
-  auto key = LoadWriteKey(s, repo->storage(), &key_error);
+  w.key = LoadWriteKey(s, w.repo->storage(), &key_error);  // under the lease: no wrapped key per back-off
   RETURN_IF_ERROR(key_error);
+  return w;
+}
+
+Result<BackupManifest> BackupRunner::RunFull(Cluster& c, const ClusterSettings& s, const FullRequest& request) {
+  ASSIGN_OR_RETURN(Writer w, StartWriting(c, s, "full"));
+  Repository* repo = w.repo.get();
+  const std::optional<EncryptionKey>& key = w.key;
   if (request.recheck) RETURN_IF_ERROR(OtherAgentFinishedFull(c, *repo, request));
   FullBackupOptions options{.conninfo = c.conninfo,
                             .database = c.name,
@@ -90,7 +100,7 @@ Result<BackupManifest> BackupRunner::RunFull(Cluster& c, const ClusterSettings& 
     options.cancelled = [job] { return job->cancelled(); };
   }
   auto m = RunFullBackup(*repo, options);
-  lease->reset();
+  w.lease.reset();
   if (m.ok()) {
     std::lock_guard lock(c.mu);
     c.pending_break.reset();
@@ -102,14 +112,8 @@ Result<BackupManifest> BackupRunner::RunFull(Cluster& c, const ClusterSettings& 
 }
 
 Result<BackupManifest> BackupRunner::RunLog(Cluster& c, const ClusterSettings& s, const std::string& reason) {
-  RETURN_IF_ERROR(NameGuard::Refusal(c));
-  ASSIGN_OR_RETURN(auto repo, ctx_.OpenRepo(s.storage_url));
-  auto lease = HeldLease::Acquire(repo->storage(), fmt::format("db/{}/locks/log", c.name), ctx_.AgentLease());
-  if (!lease.ok()) return BackOff(c.name, lease.status());
-  Status key_error;
-  auto key = LoadWriteKey(s, repo->storage(), &key_error);
-  RETURN_IF_ERROR(key_error);
-  return RunLogBackup(*repo, {.conninfo = c.conninfo, .database = c.name, .key = key ? &*key : nullptr});
+  ASSIGN_OR_RETURN(Writer w, StartWriting(c, s, "log"));
+  return RunLogBackup(*w.repo, {.conninfo = c.conninfo, .database = c.name, .key = w.key ? &*w.key : nullptr});
 }
 
 }  // namespace sb

@@ -14,6 +14,8 @@
 #include "agent/cluster.h"
 #include "agent/job_manager.h"
 #include "repo/manifest.h"
+#include "repo/repository.h"
+#include "storage/held_lease.h"
 
 namespace sb {
 
@@ -42,6 +44,13 @@ class BackupRunner {
   static Status BackOff(const std::string& db, const Status& lease);
 
  private:
+  // What a writer holds: the repository, the cluster's lease `lock` ("full", "log"), the key.
+  struct Writer {
+    std::unique_ptr<Repository> repo;
+    std::unique_ptr<HeldLease> lease;
+    std::optional<EncryptionKey> key;
+  };
+  Result<Writer> StartWriting(Cluster& c, const ClusterSettings& s, const char* lock);
   Status OtherAgentFinishedFull(Cluster& c, Repository& repo, const FullRequest& request);
   const AgentContext& ctx_;
 };

@@ -380,6 +380,12 @@ Result<int64_t> StateStore::StartJob(const JobRecord& job) {
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
 }
 
+// kNotFound when the UPDATE just run touched no row: there is no job `id`.
+static Status ChangedJob(sqlite3* db, int64_t id) {
+  if (sqlite3_changes(db) != 0) return Status::Ok();
+  return Status::NotFound(fmt::format("state database \"{}\": no job {}", DbName(db), id));
+}
+
 Status StateStore::MarkJobRunning(int64_t id, SystemTime at) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_, "UPDATE jobs SET result = 'running', started_ms = ?2 WHERE id = ?1");
@@ -387,10 +393,7 @@ Status StateStore::MarkJobRunning(int64_t id, SystemTime at) {
   st.Bind(1, id);
   st.Bind(2, ToMs(at));
   RETURN_IF_ERROR(st.Run("starting a job"));
-  if (sqlite3_changes(db_) == 0) {
-    return Status::NotFound(fmt::format("state database \"{}\": no job {}", DbName(db_), id));
-  }
-  return Status::Ok();
+  return ChangedJob(db_, id);
 }
 
 Status StateStore::FinishJob(int64_t id, const std::string& result, const std::string& detail, SystemTime at) {
@@ -402,10 +405,7 @@ Status StateStore::FinishJob(int64_t id, const std::string& result, const std::s
   st.Bind(3, detail);
   st.Bind(4, ToMs(at));
   RETURN_IF_ERROR(st.Run("finishing a job"));
-  if (sqlite3_changes(db_) == 0) {
-    return Status::NotFound(fmt::format("state database \"{}\": no job {}", DbName(db_), id));
-  }
-  return Status::Ok();
+  return ChangedJob(db_, id);
 }
 
 Status StateStore::MarkInterruptedJobs(SystemTime at) {
