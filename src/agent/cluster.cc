@@ -16,6 +16,7 @@ const char* ActivityName(Activity activity) {
   switch (activity) {
     case Activity::kObserve: return "observe";
     case Activity::kCapture: return "capture";
+    case Activity::kArchive: return "archive";
     case Activity::kFullBackup: return "full_backup";
     case Activity::kLogBackup: return "log_backup";
     case Activity::kRetention: return "retention";

@@ -33,7 +33,8 @@ const char* FailingPartName(FailingPart part);
 
 // Who recorded an outcome. A fault is cleared only by the next success of the same activity, so a
 // storage that can be read (observe) but not written (capture) stays reported as failing.
-enum class Activity { kObserve, kCapture, kFullBackup, kLogBackup, kRetention };
+// kArchive: archive mode's capture, PostgreSQL's archive_command as pg_stat_archiver shows it.
+enum class Activity { kObserve, kCapture, kArchive, kFullBackup, kLogBackup, kRetention };
 const char* ActivityName(Activity activity);
 
 struct Fault {

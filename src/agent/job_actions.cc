@@ -11,7 +11,13 @@ void JobActions::JobFailed(Cluster& c, Activity activity, const Status& status, 
     runner_.NoteBackOff(c, status.message());
     return;
   }
-  if (status.code() == StatusCode::kFailedPrecondition && activity == Activity::kLogBackup) return;  // refused
+  if (status.code() == StatusCode::kFailedPrecondition && activity == Activity::kLogBackup &&
+      status.source() != ErrorSource::kStorage) {
+    // Nothing new to seal (the repository was read) or the cluster is refused (said elsewhere): the
+    // log backup itself is not failing, so an earlier failure of it is over.
+    ClearFault(c, activity);
+    return;
+  }
   ctx_.Event(c.name, CategoryOf(status, HealthCategory::kPostgresError), what + " failed: " + status.message());
   NoteFault(c, activity, PartOf(status, FailingPart::kServer), what + " failed: " + status.message(),
             ctx_.clock->Now());

@@ -20,6 +20,7 @@ ClusterObservation Observer::Observe(Cluster& c, const ClusterSettings& s, bool 
     return o;
   }
   NoteServer(c, *info, o);
+  NoteArchiving(c, s, *info, o.now);
   if (!info->in_recovery) slots_.Watch(c, s, **session, *info);
   if (!s.enabled || info->in_recovery) {
     ClearFault(c, Activity::kObserve);
@@ -49,6 +50,21 @@ void Observer::NoteServer(Cluster& c, const ServerInfo& info, ClusterObservation
   }
   c.system_identifier = info.system_identifier;
   c.timeline = info.timeline;
+}
+
+// Archive mode captures WAL through PostgreSQL's archive_command (smartbackup wal-push): when its
+// last run failed (a full or unwritable repository, an unreachable endpoint), capture is failing
+// although the agent itself wrote nothing.
+void Observer::NoteArchiving(Cluster& c, const ClusterSettings& s, const ServerInfo& info, SystemTime now) {
+  if (!s.enabled || s.mode != WalMode::kArchive || info.in_recovery || !info.archiving_failing) {
+    ClearFault(c, Activity::kArchive);
+    return;
+  }
+  NoteFault(c, Activity::kArchive, FailingPart::kCapture,
+            fmt::format("archive_command is failing: PostgreSQL could not archive WAL segment {} (pg_stat_archiver); "
+                        "hint: the PostgreSQL log has smartbackup wal-push's error",
+                        info.last_failed_wal.empty() ? "?" : info.last_failed_wal),
+            now);
 }
 
 void Observer::StorageFailed(Cluster& c, const Status& status, ClusterObservation& o) {

@@ -23,6 +23,7 @@ class Observer {
 
  private:
   void NoteServer(Cluster& c, const ServerInfo& info, ClusterObservation& o);
+  void NoteArchiving(Cluster& c, const ClusterSettings& s, const ServerInfo& info, SystemTime now);
   // Fills o from the repository's catalog; false (with the storage fault noted) when it cannot be read.
   bool ReadCatalog(Cluster& c, const ClusterSettings& s, const ServerInfo& info, ClusterObservation& o);
   void StorageFailed(Cluster& c, const Status& status, ClusterObservation& o);

@@ -408,6 +408,15 @@ Result<ServerInfo> ReadServerInfo(PgConnection& conn) {
     if (seg.ok()) info.timeline = seg->first;
   }
 
+  // Any role may read pg_stat_archiver; a failure to read it only leaves archiving_failing unset.
+  auto archiver = conn.Query(
+      "SELECT last_failed_time IS NOT NULL AND last_failed_time > coalesce(last_archived_time, '-infinity'), "
+      "last_failed_wal FROM pg_catalog.pg_stat_archiver");
+  if (archiver.ok() && archiver->size() == 1 && (*archiver)[0].size() == 2) {
+    info.archiving_failing = (*archiver)[0][0].value_or("f") == "t";
+    info.last_failed_wal = (*archiver)[0][1].value_or("");
+  }
+
   // archive_command is readable only by superusers and pg_read_all_settings.
   // With archive_mode off the server shows "(disabled)" instead of the
   // command; reset_val still holds what is configured.

@@ -72,6 +72,9 @@ struct ServerInfo {
   std::string archive_mode;
   std::string archive_command;
   Lsn current_lsn;  // pg_current_wal_lsn() or pg_last_wal_replay_lsn() on a standby
+  // pg_stat_archiver: the last archive_command run failed (no success since), and on which segment.
+  bool archiving_failing = false;
+  std::string last_failed_wal;
 };
 
 // Reads ServerInfo over a regular connection (needs pg_read_all_settings or

@@ -713,6 +713,29 @@ TEST_F(ClusterControllerTest, ArchiveModeWithSmartbackupWalPushRunsWithoutCaptur
   EXPECT_EQ(CondOf(c_), Condition::kOk);
 }
 
+// Issue 11: in archive mode the agent writes no WAL itself; a failing archive_command (the
+// repository full or unwritable under wal-push) shows as failing capture until PostgreSQL archives
+// again, and backups go on being decided.
+TEST_F(ClusterControllerTest, ArchiveModeWithAFailingArchiveCommandIsFailingCapture) {
+  Set("mode", "archive");
+  server_.primary().archive_mode = "on";
+  server_.primary().archive_command = "/usr/bin/smartbackup wal-push --db main %p";
+  server_.primary().archiving_failing = true;
+  server_.primary().last_failed_wal = "000000010000000000000003";
+  Step();
+  json st = StatusOf();
+  EXPECT_EQ(st["condition"], "failing") << st.dump();
+  EXPECT_EQ(st["failing_part"], "capture") << st.dump();
+  ASSERT_EQ(st["faults"].size(), 1u) << st.dump();
+  EXPECT_EQ(st["faults"][0]["activity"], "archive");
+  EXPECT_TRUE(Has(st["state"].get<std::string>(), "000000010000000000000003")) << st.dump();
+  EXPECT_EQ(actions_.fulls.size(), 1u);
+
+  server_.primary().archiving_failing = false;  // PostgreSQL archived a segment since
+  Step();
+  EXPECT_EQ(StatusOf()["condition"], "ok") << StatusOf().dump();
+}
+
 // Archive mode with smartbackup's archive_command but archive_mode = off: PostgreSQL archives
 // nothing, so no WAL would ever reach the repository and log backups would find none, silently.
 TEST_F(ClusterControllerTest, ArchiveModeWithArchiveModeOffIsRefused) {
