@@ -35,10 +35,7 @@ struct Agent::Impl {
   void BackupLoop() {
     clusters.Refresh();
     const bool master_on = ctx.MasterSwitchOn();
-    for (Cluster* c : clusters.Snapshot()) {
-      capture.Refresh(*c, 3 * ctx.Resolve(c->name).flush_interval);
-      controller.Step(*c, master_on);
-    }
+    for (Cluster* c : clusters.Snapshot()) controller.Step(*c, master_on);
     ctx.Event("", HealthCategory::kBackupLoop, "backup loop");
   }
 

@@ -13,7 +13,10 @@ void WalCapture::Stop(Cluster& c) {
 }
 
 void WalCapture::Ensure(Cluster& c, const ClusterSettings& s) {
-  if (c.stream_running && c.stream_url == s.storage_url) return;
+  if (c.stream_running && c.stream_url == s.storage_url) {
+    EndFaultIfHealthy(c, 3 * s.flush_interval);
+    return;
+  }
   if (c.stream_running) Stop(c);  // the storage changed
   if (c.stream_thread.joinable()) c.stream_thread.join();
   c.stream_running = true;
@@ -101,7 +104,7 @@ void WalCapture::Stopped(Cluster& c, const Status& result) {
   NoteFault(c, Activity::kCapture, PartOf(result, FailingPart::kCapture), message, ctx_.clock->Now());
 }
 
-void WalCapture::Refresh(Cluster& c, std::chrono::milliseconds healthy_after) {
+void WalCapture::EndFaultIfHealthy(Cluster& c, std::chrono::milliseconds healthy_after) {
   bool healthy = false;
   {
     std::lock_guard lock(c.mu);

@@ -7,7 +7,7 @@
 // naming the storage when the storage failed; the fault ends with the next
 // durable write, or once the stream has run for a while without error (an
 // idle cluster writes nothing).
-// Thread-safety: Ensure/Stop/Refresh on the backup loop's thread.
+// Thread-safety: Ensure/Stop on the backup loop's thread.
 #pragma once
 
 #include "agent/agent_context.h"
@@ -20,12 +20,13 @@ class WalCapture {
  public:
   WalCapture(const AgentContext& ctx, BackupRunner& runner) : ctx_(ctx), runner_(runner) {}
 
+  // Starts capture unless it runs (to this storage); a running stream that has been error-free
+  // for three flush intervals ends the capture fault.
   void Ensure(Cluster& c, const ClusterSettings& s);
   void Stop(Cluster& c);
-  // Ends the capture fault of a stream that has run error-free for `healthy_after`.
-  void Refresh(Cluster& c, std::chrono::milliseconds healthy_after);
 
  private:
+  void EndFaultIfHealthy(Cluster& c, std::chrono::milliseconds healthy_after);
   Status Capture(Cluster& c, const ClusterSettings& s);
   void OnChainBreak(Cluster& c, const ChainBreak& b);
   void Stopped(Cluster& c, const Status& result);
