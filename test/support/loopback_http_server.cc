@@ -6,7 +6,7 @@
 
 namespace sb::test {
 
-int ListenOnLoopback(int* port) {
+int BindLoopback(int* port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -15,6 +15,11 @@ int ListenOnLoopback(int* port) {
   bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
   getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+int ListenOnLoopback(int* port) {
+  int fd = BindLoopback(port);
   listen(fd, 16);
   return fd;
 }

@@ -11,7 +11,9 @@
 
 namespace sb::test {
 
-// A listening socket on 127.0.0.1 and a port the kernel picked.
+// A TCP socket bound to 127.0.0.1 on a port the kernel picked (*port), not listening yet.
+int BindLoopback(int* port);
+// The same, listening.
 int ListenOnLoopback(int* port);
 
 // Answers each request with the next scripted status (then 200 "ok"), one

@@ -92,15 +92,8 @@ class ScopedEnv {
 };
 
 int ClosedLoopbackPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  close(fd);  // bound but never listened on, now closed: connections are refused
+  int port = 0;
+  close(test::BindLoopback(&port));  // bound but never listened on, now closed: connections are refused
   return port;
 }
 
