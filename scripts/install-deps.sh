@@ -9,6 +9,8 @@ APT_PACKAGES=(
   libpq-dev libcurl4-openssl-dev libssl-dev libzstd-dev liblz4-dev libsqlite3-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libcpp-httplib-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  prometheus-cpp-dev        # /metrics in Prometheus text format
+  prometheus chromium       # tests: a real Prometheus scrapes the agent; headless Chromium renders its page
   clang libclang-rt-14-dev  # bench/fuzz.sh: clang with libFuzzer and the sanitizer runtimes
   strace                    # CliSafetyTest: generate-key creates its file 0600 from the first syscall
   postgresql-15 postgresql-client-15 postgresql-contrib pgbackrest
