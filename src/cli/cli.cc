@@ -38,6 +38,7 @@
 #include "engine/wal/wal_archive.h"
 #include "engine/wal/log_backup.h"
 #include "engine/wal/wal_catalog.h"
+#include "engine/wal/wal_prefetch.h"
 #include "engine/wal/wal_streamer.h"
 #include "pg/connection.h"
 #include "repo/key_store.h"
@@ -296,12 +297,13 @@ struct RestoreArgs {
   bool latest = false;
   int parallel = 0;
   std::vector<std::string> tablespace_map;
+  int prefetch = RestoreOptions().prefetch_depth;
 };
 
 void RunRestoreVerb(const RestoreArgs& a, const CommonFlags& flags) {
   RestoreOptions options{.database = a.db, .repo_url = a.repo, .key_file = Absolute(a.key_file),
                          .smartbackup_path = SelfPath(), .target_dir = a.target_dir, .backup_id = a.backup_id,
-                         .parallelism = a.parallel};
+                         .parallelism = a.parallel, .prefetch_depth = a.prefetch};
   if (!a.time.empty()) {
     options.target.kind = RecoveryTarget::Kind::kTime;
     options.target.time = Check(ParseRfc3339(a.time));
@@ -580,6 +582,9 @@ void RunWalPushVerb(const WalPushArgs& a, const CommonFlags& flags) {
 struct WalGetArgs {
   std::string name, dest, repo, db, key_file, private_key;
   uint64_t sysid = 0;
+  uint64_t wal_segment_size = 0;  // with sysid: the constant-request lookup (wal_lookup.h)
+  int prefetch = 0;               // segments spooled ahead by a worker (wal_prefetch.h); 0: off
+  std::string spool_dir = PrefetchOptions().spool_dir;
 };
 
 // Exit codes follow what restore_command needs: 1 = not in a repository that
@@ -590,16 +595,47 @@ struct WalGetArgs {
 constexpr int kWalGetAbsent = 1;
 constexpr int kWalGetFailed = 255;
 
+// The hidden verb the prefetch worker runs as (a detached process).
+std::vector<std::string> WalPrefetchArgv(const WalGetArgs& a) {
+  std::vector<std::string> argv = {SelfPath(), "wal-prefetch", "--repo", a.repo, "--db", a.db,
+                                   "--sysid", std::to_string(a.sysid), "--wal-segment-size",
+                                   std::to_string(a.wal_segment_size), "--prefetch", std::to_string(a.prefetch),
+                                   "--spool-dir", Absolute(a.spool_dir)};
+  if (!a.key_file.empty()) argv.insert(argv.end(), {"--key-file", Absolute(a.key_file)});
+  if (!a.private_key.empty()) argv.insert(argv.end(), {"--private-key", Absolute(a.private_key)});
+  return argv;
+}
+
+int RunWalPrefetchVerb(const WalGetArgs& a) {
+  try {
+    KeyFlags key_flags = LoadKeyFlags(a.key_file, a.private_key, "--private-key");
+    auto repo = OpenRepo(a.repo, /*create=*/false);
+    auto keys = ReaderKeysFor(std::move(key_flags), *repo);
+    Check(RunPrefetchWorker(repo->storage(),
+                            {.database = a.db, .system_identifier = a.sysid, .segment_size = a.wal_segment_size,
+                             .keys = keys.get()},
+                            {.spool_dir = a.spool_dir, .depth = a.prefetch}));
+    return 0;
+  } catch (const VerbFailed& f) {
+    std::fprintf(stderr, "smartbackup: error: wal-prefetch: %s\n", f.status.message().c_str());
+    return 1;
+  }
+}
+
 int RunWalGetVerb(const WalGetArgs& a) {
   try {
     KeyFlags key_flags = LoadKeyFlags(a.key_file, a.private_key, "--private-key");
     auto repo = OpenRepo(a.repo, /*create=*/false);
     auto keys = ReaderKeysFor(std::move(key_flags), *repo);
-    auto outcome = Check(WalGet(*repo, {.database = a.db,
-                                        .name = a.name,
-                                        .dest = a.dest,
-                                        .key = keys.get(),
-                                        .system_identifier = a.sysid ? std::optional<uint64_t>(a.sysid) : std::nullopt}));
+    const WalGetOptions options{.database = a.db,
+                                .name = a.name,
+                                .dest = a.dest,
+                                .key = keys.get(),
+                                .system_identifier = a.sysid ? std::optional<uint64_t>(a.sysid) : std::nullopt,
+                                .wal_segment_size = a.wal_segment_size};
+    auto outcome = Check(a.prefetch > 0 ? WalGetPrefetched(*repo, options, {.spool_dir = a.spool_dir, .depth = a.prefetch},
+                                                           WalPrefetchArgv(a))
+                                        : WalGet(*repo, options));
     if (outcome == WalGetOutcome::kRestored) return 0;
     log::Info("wal-get: {} is not in the repository", a.name);
     return kWalGetAbsent;
@@ -813,6 +849,9 @@ int RunCli(int argc, char** argv) {
   r->add_option("--backup-id", restore.backup_id, "restore this backup instead of the newest");
   r->add_option("--key-file", restore.key_file, "key for encrypted backups");
   r->add_option("--private-key", restore.private_key, "RSA private key (PEM) for backups written with --public-key");
+  r->add_option("--prefetch", restore.prefetch,
+                "WAL segments fetched ahead during recovery (default 8; 0: off, one wal-get at a time)")
+      ->check(CLI::Range(0, 64));
   r->add_option("--parallel", restore.parallel, "download/decompress workers")->check(CLI::Range(1, 64));
   r->add_option("--tablespace-map", restore.tablespace_map, "OID=DIR: where tablespace OID goes (one for each tablespace of the backup)")
       ->check(TablespaceMapFlag());
@@ -873,7 +912,24 @@ int RunCli(int argc, char** argv) {
   wg->add_option("--sysid", get.sysid, "system identifier of the cluster being restored");
   wg->add_option("--key-file", get.key_file, "key for encrypted WAL");
   wg->add_option("--private-key", get.private_key, "RSA private key (PEM) for WAL written with --public-key");
+  wg->add_option("--wal-segment-size", get.wal_segment_size,
+                 "the cluster's WAL segment size in bytes (with --sysid: a few storage requests per segment)");
+  wg->add_option("--prefetch", get.prefetch, "segments a background worker fetches ahead (0: off)")
+      ->check(CLI::Range(0, 64));
+  wg->add_option("--spool-dir", get.spool_dir, "where prefetched segments wait (relative to the data directory)");
   AddCommon(wg, flags);
+  WalGetArgs prefetch;
+  auto* wpf = app.add_subcommand("wal-prefetch", "");  // hidden: the worker wal-get --prefetch starts
+  wpf->group("");
+  wpf->add_option("--repo", prefetch.repo)->required();
+  wpf->add_option("--db", prefetch.db)->required();
+  wpf->add_option("--sysid", prefetch.sysid)->required();
+  wpf->add_option("--wal-segment-size", prefetch.wal_segment_size)->required();
+  wpf->add_option("--prefetch", prefetch.prefetch)->check(CLI::Range(1, 64));
+  wpf->add_option("--spool-dir", prefetch.spool_dir)->required();
+  wpf->add_option("--key-file", prefetch.key_file);
+  wpf->add_option("--private-key", prefetch.private_key);
+  AddCommon(wpf, flags);
 
   std::string config_path;
   auto* ag = app.add_subcommand("agent", "run the managed-backup agent (until SIGTERM/SIGINT)");
@@ -981,6 +1037,7 @@ int RunCli(int argc, char** argv) {
     else if (st->parsed()) RunStreamVerb(stream, flags);
     else if (wp->parsed()) RunWalPushVerb(push, flags);
     else if (wg->parsed()) return RunWalGetVerb(get);
+    else if (wpf->parsed()) return RunWalPrefetchVerb(prefetch);
     else if (ag->parsed()) RunAgentVerb(config_path);
     else if (sdb->parsed()) PrintObject(CallAgentJson(set_db.config, "POST", "/v1/db/" + set_db.db + "/config", SetBackupBody(set_db)), flags);
     else if (sib->parsed()) PrintObject(CallAgentJson(set_inst.config, "POST", "/v1/instance-config", SetBackupBody(set_inst)), flags);

@@ -125,6 +125,11 @@ std::string RestoreCommand(const RestoreOptions& o, uint64_t system_identifier) 
                         arg(o.database) + " --sysid " + std::to_string(system_identifier);
   if (!o.key_file.empty()) command += " --key-file " + arg(o.key_file);
   if (!o.private_key_file.empty()) command += " --private-key " + arg(o.private_key_file);
+  // Numbers only: nothing to quote.
+  if (o.wal_segment_size != 0) {
+    command += " --wal-segment-size " + std::to_string(o.wal_segment_size);
+    if (o.prefetch_depth > 0) command += " --prefetch " + std::to_string(o.prefetch_depth);
+  }
   return command;
 }
 

@@ -420,6 +420,7 @@ Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& option
   if (s.ok() && plan.needs_wal) {
     RestoreOptions recovery = options;
     if (plan.replay_to_end) recovery.target = RecoveryTarget{};  // same data, and PostgreSQL accepts it
+    recovery.wal_segment_size = m.wal_segment_size;
     s = WriteRecoveryConfig(options.target_dir, m.system_identifier, m.backup_id, recovery);
   }
   if (s.ok()) s = SyncFilesystem(options.target_dir);

@@ -40,6 +40,12 @@ struct RestoreOptions {
   // oid → absolute directory, apart from target_dir: every tablespace of the
   // backup must be mapped (the location a manifest records is never written).
   std::map<uint32_t, std::string> tablespace_map;
+  // Segments wal-get prefetches ahead during recovery (wal_prefetch.h); 0: off.
+  int prefetch_depth = 8;
+  // Set by the restore from the base backup's manifest: written into
+  // restore_command (with the system identifier, wal-get then needs no
+  // catalog). 0: not written.
+  uint64_t wal_segment_size = 0;
 };
 
 Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& options);

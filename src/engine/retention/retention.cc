@@ -60,6 +60,7 @@
 #include "common/logging.h"
 #include "common/lsn.h"
 #include "common/text.h"
+#include "engine/wal/compaction.h"
 #include "engine/wal/wal_catalog.h"
 #include "repo/key_store.h"
 #include "repo/object_codec.h"
@@ -636,6 +637,10 @@ std::string PlanLive(const Inputs& in, SystemTime now, const RetentionOptions& o
   } else {
     chain_note = "no full backup yet: chain kept whole";
   }
+  // Per-flush WAL parts that compaction merged into an object a readable log
+  // manifest references (compaction.h): listed by this pass, never on the
+  // say-so of an unreferenced object.
+  for (const auto& key : PartsReplacedByCompaction(db, in.backups, in.objects)) del.Object(key);
   PurgeCopyOnlyAndLeftovers(in, now, options, dirs, lease, plan, del, n);
   return chain_note;
 }

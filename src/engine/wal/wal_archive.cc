@@ -14,7 +14,9 @@
 
 #include "common/logging.h"
 #include "common/text.h"
+#include "engine/wal/compaction.h"
 #include "engine/wal/wal_catalog.h"
+#include "engine/wal/wal_lookup.h"
 #include "repo/key_store.h"
 
 namespace sb {
@@ -139,7 +141,9 @@ Result<int> SealLogBackups(Repository& repo, const std::string& db, const Contai
   }
   // Runs of consecutive unsealed parts on one timeline.
   std::vector<std::vector<WalPart>> runs;
-  for (const auto& p : parts) {
+  // An unsealed merged object (an interrupted seal) overlaps the parts it
+  // merged: runs are built from the finer parts (compaction.h).
+  for (const auto& p : WithoutContainingParts(parts)) {
     auto mark = sealed_upto.find(p.timeline);
     if (mark != sealed_upto.end() && p.end <= mark->second) continue;
     if (!runs.empty() && runs.back().back().timeline == p.timeline && runs.back().back().end == p.start) {
@@ -171,16 +175,9 @@ Result<int> SealLogBackups(Repository& repo, const std::string& db, const Contai
     m.wal_segment_size = wal_segment_size;
     m.encryption_key_id = key ? key->key_id() : "";
     ArchiveRecord wal{.index = 0, .name = "wal"};
-    for (const auto& p : run) {
-      ObjectRef ref{.key = p.key, .raw_size = p.end.value - p.start.value, .stored_size = p.stored_size};
-      auto it = known.find(p.key);
-      if (it != known.end()) {
-        ref.sha256 = it->second;
-      } else {
-        ASSIGN_OR_RETURN(std::string stored, repo.storage().Get(p.key));
-        ref.sha256 = Sha256Hex(stored);
-        ref.stored_size = stored.size();
-      }
+    // The run's parts inside one segment become one merged object (compaction.h).
+    ASSIGN_OR_RETURN(auto refs, CompactRun(repo, db, run, wal_segment_size, key, known));
+    for (auto& ref : refs) {
       wal.raw_bytes += ref.raw_size;
       m.size_bytes += ref.raw_size;
       m.stored_bytes += ref.stored_size;
@@ -294,6 +291,30 @@ Result<WalPushResult> WalPush(Repository& repo, const WalPushOptions& options) {
 
 Result<WalGetOutcome> WalGet(Repository& repo, const WalGetOptions& options) {
   RETURN_IF_ERROR(Repository::ValidateDatabaseName(options.database));
+  if (options.system_identifier && options.wal_segment_size != 0) {
+    const uint64_t seg = options.wal_segment_size;
+    if (seg < (1u << 20) || seg > (uint64_t{1} << 30) || (seg & (seg - 1)) != 0) {
+      return Status::InvalidArgument(fmt::format(
+          "invalid WAL segment size {}; hint: a power of two from 1MiB to 1GiB (the cluster's wal_segment_size)", seg));
+    }
+    WalLookup lookup(repo.storage(), {.database = options.database,
+                                      .system_identifier = *options.system_identifier,
+                                      .segment_size = options.wal_segment_size,
+                                      .keys = options.key});
+    if (IsHistoryName(options.name)) {
+      ASSIGN_OR_RETURN(uint32_t tli, HistoryTimeline(options.name));
+      ASSIGN_OR_RETURN(auto content, lookup.History(tli));
+      if (!content) return WalGetOutcome::kAbsent;
+      RETURN_IF_ERROR(WriteFileAtomically(options.dest, *content));
+      return WalGetOutcome::kRestored;
+    }
+    auto parsed = ParseWalSegmentName(options.name, options.wal_segment_size);
+    if (!parsed.ok()) return WalGetOutcome::kAbsent;  // ".partial", ".backup": never stored
+    ASSIGN_OR_RETURN(auto segment, lookup.Segment(parsed->first, parsed->second));
+    if (!segment) return WalGetOutcome::kAbsent;
+    RETURN_IF_ERROR(WriteFileAtomically(options.dest, segment->bytes));
+    return WalGetOutcome::kRestored;
+  }
   ASSIGN_OR_RETURN(WalCatalog catalog, WalCatalog::Load(repo, options.database, options.system_identifier));
   // A manifest or history file that could not be read may be exactly what
   // would have made this file present: answering "absent" would end recovery.

@@ -52,6 +52,11 @@ struct WalGetOptions {
   std::string dest;  // %p
   const KeySource* key = nullptr;
   std::optional<uint64_t> system_identifier;
+  // With system_identifier: the cluster's WAL segment size (restore writes
+  // it into restore_command). Both known: the segment is found in a constant
+  // number of storage requests (wal_lookup.h); otherwise through the whole
+  // catalog (restore_commands written before).
+  uint64_t wal_segment_size = 0;
 };
 
 // What restore_command reports. kAbsent only when the repository was opened

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "common/logging.h"
@@ -32,10 +33,19 @@ class StreamSession {
       return Status::Internal(fmt::format("WAL from the server is not contiguous: expected {}, got {}",
                                           next_.ToString(), start.ToString()));
     }
-    if (buffer_.empty()) buffer_since_ = repo_.clock()->SteadyNow();
-    buffer_.append(data);
-    next_ = Lsn{next_.value + data.size()};
-    if (buffer_.size() >= o_.part_max_bytes) return Flush();
+    // A part never crosses a WAL segment boundary: the flush is cut there,
+    // so every part lies in one segment (wal-get lists one segment's key
+    // prefix; compaction merges per segment).
+    while (!data.empty()) {
+      const uint64_t take = std::min<uint64_t>(data.size(), BytesToSegmentEnd(next_, segment_size_));
+      if (buffer_.empty()) buffer_since_ = repo_.clock()->SteadyNow();
+      buffer_.append(data.substr(0, take));
+      data.remove_prefix(take);
+      next_ = Lsn{next_.value + take};
+      if (buffer_.size() >= o_.part_max_bytes || BytesToSegmentEnd(next_, segment_size_) == segment_size_) {
+        RETURN_IF_ERROR(Flush());
+      }
+    }
     return Status::Ok();
   }
 
@@ -109,6 +119,8 @@ bool IsWalRemoved(const Status& s) {
 }
 
 }  // namespace
+
+uint64_t BytesToSegmentEnd(Lsn at, uint64_t segment_size) { return segment_size - at.value % segment_size; }
 
 std::string DefaultSlotName(const std::string& database) {
   std::string name = "smartbackup_";

@@ -52,6 +52,10 @@ struct WalStreamerOptions {
 // Default slot name for a database: "smartbackup_" + name, lowercased, other characters → '_'.
 std::string DefaultSlotName(const std::string& database);
 
+// Bytes from `at` to the end of its WAL segment (segment_size at a
+// boundary): where the streamer cuts a part, so that none crosses a segment.
+uint64_t BytesToSegmentEnd(Lsn at, uint64_t segment_size);
+
 // Runs until *stop (returns OK after a final flush) or an error.
 Status RunWalStreamer(Repository& repo, const WalStreamerOptions& options);
 
