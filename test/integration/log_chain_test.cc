@@ -926,5 +926,78 @@ TEST_P(LogChainPitr, FiguresRecoveryPointAge) {
   }
 }
 
+// ---- the WAL data path at scale (issue 12) -----------------------------------
+//
+// Stream mode writes a part per flush, never across a segment boundary;
+// sealing merges a segment's parts into one object; purge removes the parts
+// that were merged; restores through wal-get's bounded lookup, with and
+// without prefetch, reach exactly their targets in compacted WAL and in the
+// unsealed (uncompacted) tail.
+TEST_F(LogChainTest, CompactedAndUncompactedWalRestoreExactlyWithAndWithoutPrefetch) {
+  CreateCluster(Mode::kStream);
+  ASSERT_NO_FATAL_FAILURE(StartStream(*cluster_));
+  ASSERT_FALSE(FullBackup(*cluster_).is_null());
+  std::vector<Mark> marks;
+  for (int round = 0; round < 4; ++round) {
+    // Spread over a few flush intervals (1 s): several parts per segment.
+    for (auto& m : WriteMarks(*cluster_, round * 5 + 1, 5, 300)) marks.push_back(m);
+    cluster_->Pgbench("-n -c 2 -t 400");
+  }
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, Mode::kStream));
+  CommandResult seal = RunSmartbackup("backup --type log --pg " + ShellQuote(cluster_->conninfo()) + " --repo " +
+                                      Repo() + " --db main --output json");
+  ASSERT_EQ(seal.exit_code, 0) << seal.err;
+  // The unsealed tail: stays as per-flush parts.
+  for (auto& m : WriteMarks(*cluster_, 21, 5, 300)) marks.push_back(m);
+  ASSERT_NO_FATAL_FAILURE(WaitDurable(*cluster_, marks.back().after_lsn, Mode::kStream));
+  ASSERT_NO_FATAL_FAILURE(StopStream());
+  const std::string source_md5 = TableMd5(*cluster_, "pgbench_accounts", "aid");
+  const uint64_t seg = std::stoull(cluster_->Psql("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'"));
+
+  struct Part {
+    uint64_t start, end;
+  };
+  auto parts = [&] {
+    std::vector<Part> out;
+    for (const auto& e : fs::recursive_directory_iterator(RepoDir() + "/db/main/wal")) {
+      const std::string name = e.path().filename().string();
+      if (!e.is_regular_file() || name.size() != 33 || name[16] != '-') continue;
+      out.push_back({std::stoull(name.substr(0, 16), nullptr, 16), std::stoull(name.substr(17), nullptr, 16)});
+    }
+    return out;
+  };
+  auto contained = [](const std::vector<Part>& ps) {
+    int n = 0;
+    for (const auto& p : ps) {
+      for (const auto& q : ps) n += (&p != &q && q.start <= p.start && p.end <= q.end) ? 1 : 0;
+    }
+    return n;
+  };
+  const auto before = parts();
+  for (const auto& p : before) {
+    EXPECT_EQ(p.start / seg, (p.end - 1) / seg) << "a part crosses a segment boundary: " << std::hex << p.start
+                                                 << "-" << p.end;
+  }
+  const int merged_away = contained(before);
+  EXPECT_GT(merged_away, 0) << "sealing merged no parts";
+  CommandResult purge = RunSmartbackup("purge --repo " + Repo() + " --db main --retention 7d --output json");
+  ASSERT_EQ(purge.exit_code, 0) << purge.err;
+  const auto after = parts();
+  EXPECT_EQ(contained(after), 0);
+  EXPECT_EQ(after.size() + static_cast<size_t>(merged_away), before.size());
+  CommandResult verify = RunSmartbackup("verify --repo " + Repo() + " --db main");
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+  std::cout << "[figures] parts before sealing's compaction was purged: " << before.size() << ", after: "
+            << after.size() << "\n";
+
+  EXPECT_EQ(RestoreAndCount("--lsn " + marks[7].after_lsn + " --prefetch 0", "compacted-lsn"), Expect(8));
+  EXPECT_EQ(RestoreAndCount("--time " + marks[12].after_time, "compacted-time"), Expect(13));
+  EXPECT_EQ(RestoreAndCount("--lsn " + marks[22].after_lsn, "tail-lsn"), Expect(23));
+  std::vector<std::string> md5s;
+  EXPECT_EQ(RestoreAndCount("--latest", "latest", &md5s), Expect(25));
+  ASSERT_EQ(md5s.size(), 2u);
+  EXPECT_EQ(md5s[0], source_md5);
+}
+
 }  // namespace
 }  // namespace sb::test
