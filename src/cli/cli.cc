@@ -27,6 +27,8 @@
 #include "agent/job_wait.h"
 #include "agent/settings.h"
 #include "cli/option_flags.h"
+#include "cli/verb_drill.h"
+#include "cli/verified_at.h"
 #include "common/backoff.h"
 #include "common/encoding.h"
 #include "common/logging.h"
@@ -372,6 +374,7 @@ void RunAvailableBackupsVerb(const ListArgs& a, const CommonFlags& flags) {
       }
     }
   }
+  for (const auto& db : dbs) AddVerifiedAt(*repo, db, rows);  // drills (verified_at.h)
   if (flags.format() == Output::kJson) {
     std::cout << rows.dump(2) << "\n";
     return;
@@ -995,6 +998,9 @@ int RunCli(int argc, char** argv) {
   gk->add_option("--out", key_out, "path of the new key file")->required();
   AddCommon(gk, flags);
 
+  DrillVerbArgs drill;
+  auto* dr = AddDrillVerb(app, drill);
+
   // A mistyped verb is named as such (CLI11 would say "a subcommand is required").
   std::string verbs;
   bool known = false;
@@ -1024,7 +1030,8 @@ int RunCli(int argc, char** argv) {
     if (wg->parsed()) return kWalGetFailed;
     return 2;
   }
-  log::SetLevel(flags.verbose ? log::Level::kInfo : log::Level::kWarn);
+  log::SetLevel(flags.verbose || drill.verbose ? log::Level::kInfo : log::Level::kWarn);
+  if (dr->parsed()) return RunDrillVerb(drill);
 
   try {
     if (b->parsed()) RunBackupVerb(backup, flags);
