@@ -10,6 +10,8 @@
 #include "agent/backup_runner.h"
 #include "agent/cluster_controller.h"
 #include "agent/cluster_registry.h"
+#include "agent/http_listener.h"
+#include "agent/monitor_routes.h"
 #include "agent/job_actions.h"
 #include "agent/peer_monitor.h"
 #include "agent/retention_pass.h"
@@ -30,7 +32,8 @@ struct Agent::Impl {
         peers(ctx),
         controller(ctx, *ServerProbe::Real(), actions, &peers),
         retention(ctx),
-        routes(ctx, clusters, runner, peers) {}
+        routes(ctx, clusters, runner, peers),
+        monitor(ctx, clusters) {}
 
   void BackupLoop() {
     clusters.Refresh();
@@ -61,6 +64,8 @@ struct Agent::Impl {
   ClusterController controller;
   RetentionPass retention;
   ApiRoutes routes;
+  MonitorRoutes monitor;                  // GET /metrics, / and /overview.json
+  std::unique_ptr<HttpListener> listener;  // [agent] http_listen; null when off
 };
 
 Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -79,6 +84,8 @@ Result<std::unique_ptr<Agent>> Agent::Create(AgentConfig config, Clock* clock) {
   RETURN_IF_ERROR(ctx.store->MarkInterruptedJobs(clock->Now()));
   ctx.jobs = std::make_unique<JobManager>(ctx.store.get(), clock,
                                           JobManagerOptions{.max_running = {{JobKind::kFull, config.max_parallel_fulls}}});
+  ctx.stats->SetStarted(clock->Now());
+  ctx.jobs->SetFinishObserver([stats = ctx.stats](const JobInfo& job) { stats->NoteJob(job); });
   ASSIGN_OR_RETURN(ctx.agent_id, LoadOrCreateAgentId(config.state_dir));
   ctx.config = std::move(config);
   auto impl = std::make_unique<Impl>(std::move(ctx));
@@ -90,6 +97,15 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   AgentContext& ctx = impl_->ctx;
   ASSIGN_OR_RETURN(impl_->api, ApiServer::Start(ctx.config.socket, impl_->token,
                                                 [this](const ApiRequest& r) { return impl_->routes.Handle(r); }));
+  if (!ctx.config.http_listen.empty()) {
+    ASSIGN_OR_RETURN(ListenAddress address, ParseListenAddress(ctx.config.http_listen));
+    auto listener = HttpListener::Start(address, [this](const std::string& path) { return impl_->monitor.Handle(path); });
+    if (!listener.ok()) {
+      impl_->api->Stop();
+      return listener.status();
+    }
+    impl_->listener = std::move(listener).value();
+  }
   log::Info("agent started: socket {}, state {}", ctx.config.socket, ctx.config.state_dir);
   SteadyTime next_retention = ctx.clock->SteadyNow();
   while (!stop) {
@@ -102,6 +118,7 @@ Status Agent::Run(const std::atomic<bool>& stop) {
     while (!stop && ctx.clock->SteadyNow() < wake) ctx.clock->SleepFor(std::chrono::milliseconds(100));
   }
   log::Info("agent stopping: flushing WAL capture and waiting for running backups");
+  if (impl_->listener) impl_->listener->Stop();
   impl_->api->Stop();
   impl_->Shutdown();
   return Status::Ok();

@@ -1,5 +1,7 @@
 #include "agent/agent_config.h"
 
+#include "agent/http_listener.h"
+
 #include <fmt/core.h>
 
 #include <cerrno>
@@ -21,7 +23,8 @@ namespace sb {
 namespace {
 
 const char* const kAgentKeys[] = {"state_dir",     "socket",           "discover",
-                                  "discover_root", "max_parallel_fulls", "loop_interval"};
+                                  "discover_root", "max_parallel_fulls", "loop_interval",
+                                  "http_listen"};
 
 std::string Join(const std::vector<std::string>& v) {
   std::string out;
@@ -243,6 +246,13 @@ class Parser {
           return Error(node.source(), fmt::format("[agent] loop_interval must be greater than zero, got \"{}\"", text));
         }
         cfg->loop_interval = *d;
+      } else if (k == "http_listen") {
+        ASSIGN_OR_RETURN(std::string v, String(key, node, "[agent]"));
+        if (!v.empty()) {
+          auto address = ParseListenAddress(v);
+          if (!address.ok()) return Error(node.source(), address.status().message());
+        }
+        cfg->http_listen = v;
       } else {
         std::vector<std::string> names(std::begin(kAgentKeys), std::end(kAgentKeys));
         return Error(key.source(), fmt::format("unknown key \"{}\" in [agent]; hint: one of {}", k, Join(names)));

@@ -25,6 +25,8 @@ struct AgentConfig {
   std::string discover_root = "/etc/postgresql";  // Debian layout: <root>/<version>/<name>/
   int max_parallel_fulls = 10;
   std::chrono::milliseconds loop_interval = std::chrono::seconds(10);  // how often the loops run
+  // The read-only metrics and web-page listener ("127.0.0.1:9187"); empty = off (http_listener.h).
+  std::string http_listen;
   PartialSettings defaults;
   std::vector<ClusterEntry> clusters;
 };

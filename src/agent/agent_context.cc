@@ -13,7 +13,9 @@ void AgentContext::Event(const std::string& cluster, HealthCategory category, co
   } else {
     log::Warn("{}{}", cluster.empty() ? "" : "[" + cluster + "] ", message);
   }
-  (void)store->RecordHealthEvent({.at = clock->Now(), .cluster = cluster, .category = category, .message = message});
+  const SystemTime at = clock->Now();
+  if (stats) stats->NoteEvent(cluster, category, at);
+  (void)store->RecordHealthEvent({.at = at, .cluster = cluster, .category = category, .message = message});
 }
 
 Result<std::unique_ptr<Repository>> AgentContext::OpenRepo(const std::string& url) const {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "agent/agent_config.h"
+#include "agent/agent_stats.h"
 #include "agent/job_manager.h"
 #include "agent/settings.h"
 #include "agent/state_store.h"
@@ -24,6 +25,8 @@ struct AgentContext {
   std::unique_ptr<StateStore> store;
   std::unique_ptr<JobManager> jobs;  // full and log backups (records them in store)
   std::string agent_id;  // <state_dir>/agent.id: the holder of this agent's storage leases
+  // What /metrics counts (events, loop heartbeats, finished jobs); never null.
+  std::shared_ptr<AgentStats> stats = std::make_shared<AgentStats>();
 
   // Logs and records one health event (the loops' heartbeats only at debug level).
   void Event(const std::string& cluster, HealthCategory category, const std::string& message) const;

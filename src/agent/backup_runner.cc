@@ -113,7 +113,9 @@ Result<BackupManifest> BackupRunner::RunFull(Cluster& c, const ClusterSettings& 
 
 Result<BackupManifest> BackupRunner::RunLog(Cluster& c, const ClusterSettings& s, const std::string& reason) {
   ASSIGN_OR_RETURN(Writer w, StartWriting(c, s, "log"));
-  return RunLogBackup(*w.repo, {.conninfo = c.conninfo, .database = c.name, .key = w.key ? &*w.key : nullptr});
+  auto m = RunLogBackup(*w.repo, {.conninfo = c.conninfo, .database = c.name, .key = w.key ? &*w.key : nullptr});
+  if (m.ok()) log::Info("[{}] log backup {} complete: {} to {} ({})", c.name, m->backup_id, m->start_lsn, m->end_lsn, reason);
+  return m;
 }
 
 }  // namespace sb

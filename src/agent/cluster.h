@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "agent/catalog_view.h"
 #include "agent/scheduler.h"
 #include "agent/settings.h"
 #include "common/clock.h"
@@ -86,6 +87,7 @@ struct Cluster {
   std::optional<ChainBreak> pending_break;  // from the streamer or the object check; cleared by a full
   std::optional<RestoreWindow> window;
   std::optional<SystemTime> recovery_point;
+  CatalogView catalog_view;  // the repository as last observed, for /metrics and the web page
 
   // ---- smartbackup's replication slot (SlotWatch; mu) — coexistence rules 7 and 8 ----
   std::string slot_consumer;  // another client on smartbackup's slot now ("" when none)

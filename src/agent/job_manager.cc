@@ -240,6 +240,7 @@ void JobManager::Finish(Entry& e, JobState state) {
       log::Warn("[{}] job {}: {}", e.info.cluster, e.info.id, s.message());
     }
   }
+  if (finish_observer_) finish_observer_(e.info);
   idle_cv_.notify_all();
 }
 
@@ -343,6 +344,11 @@ int JobManager::Running(JobKind kind) {
   std::lock_guard lock(mu_);
   auto it = running_.find(kind);
   return it == running_.end() ? 0 : it->second;
+}
+
+int JobManager::Queued() {
+  std::lock_guard lock(mu_);
+  return static_cast<int>(queue_.size());
 }
 
 Status JobManager::Cancel(int64_t id) {

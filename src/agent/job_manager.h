@@ -141,6 +141,12 @@ class JobManager {
   // The unfinished (queued or running) job of this kind for this cluster.
   std::optional<JobInfo> Active(const std::string& cluster, JobKind kind);
   int Running(JobKind kind);
+  // Jobs waiting for room (max_running), every kind.
+  int Queued();
+
+  // Called (under the manager's lock: it must not call back) with each job that ends, for the
+  // agent's metrics. Set before the first Start.
+  void SetFinishObserver(std::function<void(const JobInfo&)> observer) { finish_observer_ = std::move(observer); }
 
   // A queued job is cancelled at once; a running one is asked to stop (its
   // work checks the token) and ends cancelled if it stops. kNotFound for an
@@ -188,6 +194,7 @@ class JobManager {
   int64_t next_local_id_ = -1;  // ids when the store cannot record
   bool shutting_down_ = false;
   std::vector<std::thread> done_threads_;  // finished jobs' threads, joined outside mu_
+  std::function<void(const JobInfo&)> finish_observer_;
 };
 
 }  // namespace sb

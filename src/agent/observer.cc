@@ -117,7 +117,9 @@ bool Observer::ReadCatalog(Cluster& c, const ClusterSettings& s, const ServerInf
   for (const auto& w : catalog->Windows()) {
     if (!newest_window || w.end_lsn >= newest_window->end_lsn) newest_window = w;
   }
+  CatalogView view = SummarizeCatalog(*catalog, o.now);  // for /metrics and the web page
   std::lock_guard lock(c.mu);
+  c.catalog_view = std::move(view);
   if (c.minimal_seen && info.wal_level != "minimal") {
     o.new_container = true;  // back from wal_level=minimal: a new database for the chain
     o.new_container_kind = NewContainerCause::kBackFromMinimal;

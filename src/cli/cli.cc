@@ -1045,7 +1045,11 @@ int RunCli(int argc, char** argv) {
     else if (wp->parsed()) RunWalPushVerb(push, flags);
     else if (wg->parsed()) return RunWalGetVerb(get);
     else if (wpf->parsed()) return RunWalPrefetchVerb(prefetch);
-    else if (ag->parsed()) RunAgentVerb(config_path);
+    else if (ag->parsed()) {
+      // The agent logs its decisions, backups and purges at info by default (-v: debug too).
+      log::SetLevel(flags.verbose ? log::Level::kDebug : log::Level::kInfo);
+      RunAgentVerb(config_path);
+    }
     else if (sdb->parsed()) PrintObject(CallAgentJson(set_db.config, "POST", "/v1/db/" + set_db.db + "/config", SetBackupBody(set_db)), flags);
     else if (sib->parsed()) PrintObject(CallAgentJson(set_inst.config, "POST", "/v1/instance-config", SetBackupBody(set_inst)), flags);
     else if (ms->parsed()) PrintObject(CallAgentJson(switch_config, "POST", "/v1/master-switch", json{{"on", switch_state == "on"}}), flags);

@@ -19,6 +19,7 @@
 
 #include "storage/azure/azure_storage.h"
 #include "storage/http/endpoint.h"
+#include "storage/instrumented/instrumented_storage.h"
 #include "storage/local/local_storage.h"
 #include "storage/memory/memory_storage.h"
 #include "storage/retry/retry_storage.h"
@@ -163,7 +164,9 @@ Result<std::unique_ptr<Storage>> OpenStorage(const std::string& url) {
     const bool config = driver.status().code() == StatusCode::kInvalidArgument;
     return config ? driver.status() : driver.status().WithSource(ErrorSource::kStorage);
   }
-  return std::unique_ptr<Storage>(std::make_unique<TaggedStorage>(std::move(driver).value()));
+  // Counted per operation for the agent's /metrics (storage/instrumented/storage_stats.h).
+  auto counted = std::make_unique<InstrumentedStorage>(std::move(driver).value());
+  return std::unique_ptr<Storage>(std::make_unique<TaggedStorage>(std::move(counted)));
 }
 
 }  // namespace sb

@@ -9,6 +9,7 @@
 
 #include "common/logging.h"
 #include "common/text.h"
+#include "storage/instrumented/storage_stats.h"
 
 namespace sb::http {
 namespace {
@@ -171,6 +172,7 @@ Result<Response> HttpClient::Execute(const std::function<Request()>& make, std::
     log::Debug("{}: {}; retry {} of {} in {} ms", what,
                r.ok() ? fmt::format("HTTP {}", r->status) : r.status().message(), attempt, options_.max_retries,
                delay.count());
+    NoteCurrentRetry();  // counted under the instrumented storage operation, for /metrics
     clock.SleepFor(delay);
   }
 }

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "common/logging.h"
+#include "storage/instrumented/storage_stats.h"
 
 namespace sb {
 
@@ -46,6 +47,7 @@ T RetryStorage::Retry(const char* op, std::string_view key, F&& call) {
     std::chrono::milliseconds wait = BackoffFor(attempt);
     log::Warn("{}: {} \"{}\" failed (attempt {} of {}), retrying in {}ms: {}", base_->Describe(), op, key, attempt,
               options_.max_attempts, wait.count(), s.message());
+    NoteCurrentRetry();  // counted under the instrumented operation, for /metrics
     clock_->SleepFor(wait);
   }
 }
