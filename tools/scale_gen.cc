@@ -35,6 +35,7 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
+#include <algorithm>
 #include <random>
 #include <string>
 
@@ -215,7 +216,7 @@ int Run(const Options& o) {
   const uint64_t part_bytes = o.wal_bytes_per_min * o.flush_seconds / 60;
   const int64_t flushes = static_cast<int64_t>(o.days * 86400 / o.flush_seconds);
   const int64_t flushes_per_full = 86400 / o.flush_seconds / o.fulls_per_day;
-  std::printf("scale_gen: %s db %s: %.1f days of %llu KiB/min WAL, a part per %d s flush (%llu bytes), a log "
+  std::printf("scale_gen: %s db %s: %g days of %llu KiB/min WAL, a part per %d s flush (%llu bytes), a log "
               "backup per %llu MiB, %d full(s)/day: %lld parts\n",
               target.storage().Describe().c_str(), o.db.c_str(), o.days,
               static_cast<unsigned long long>(o.wal_bytes_per_min >> 10), o.flush_seconds,
@@ -277,12 +278,43 @@ int Run(const Options& o) {
                    static_cast<long long>(flushes), i / el);
     }
   }
+  // The history ends on a segment boundary, sealed, as a streamer stopped
+  // there would leave it: the cluster bench/scale.sh starts (pg_resetwal -l)
+  // continues the same WAL in the same container from the next segment.
+  if (next.value % kSegmentSize != 0) {
+    clock.Advance(std::chrono::seconds(1));
+    const Lsn start = next;
+    next = Lsn{(next.value / kSegmentSize + 1) * kSegmentSize};
+    const std::string key = Repository::WalPartKey(o.db, container->name, 1, start, next);
+    auto enc = EncodeObject(std::string_view(wal).substr(0, std::min<uint64_t>(wal.size(), next.value - start.value)),
+                            key, {.zstd_level = 3});
+    Check(enc.status(), "cannot encode a WAL part");
+    if (enc->raw_size != next.value - start.value) {
+      // The tail is longer than one flush: pad it from the same pattern.
+      std::string tail;
+      while (tail.size() < next.value - start.value) tail += block;
+      tail.resize(next.value - start.value);
+      enc = EncodeObject(tail, key, {.zstd_level = 3});
+      Check(enc.status(), "cannot encode a WAL part");
+    }
+    Check(stage.memory().Put(key, enc->bytes), "cannot stage a WAL part");
+    stage.known()[key] = enc->sha256;
+    stage.bytes() += next.value - start.value;
+    puts.Put(key, std::move(enc->bytes));
+  }
+  if (stage.bytes() > 0) seal();
   Check(puts.Finish(), "storing the history failed");
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("scale_gen: wrote %lld parts, %lld log backups, %lld fulls (WAL up to %s, last %llu bytes unsealed) "
+  std::printf("scale_gen: wrote %lld parts, %lld log backups, %lld fulls (WAL up to %s, all sealed) "
               "in %.1f s\n",
               static_cast<long long>(flushes), static_cast<long long>(logs), static_cast<long long>(fulls),
-              next.ToString().c_str(), static_cast<unsigned long long>(stage.bytes()), elapsed);
+              next.ToString().c_str(), elapsed);
+  // For scripts: the first segment after the history (pg_resetwal -l takes it).
+  const uint64_t seg = next.value / kSegmentSize;
+  std::printf("NEXT_SEGMENT=00000001%08llX%08llX\n", static_cast<unsigned long long>(seg >> 8),
+              static_cast<unsigned long long>(seg & 0xFF));
+  std::printf("PARTS=%lld LOGS=%lld FULLS=%lld GEN_SECONDS=%.1f\n", static_cast<long long>(flushes),
+              static_cast<long long>(logs), static_cast<long long>(fulls), elapsed);
   return 0;
 }
 
