@@ -255,6 +255,7 @@ int Run(const Options& o) {
     stage.Reset();
   };
 
+  auto last_report = t0;
   for (int64_t i = 0; i < flushes; ++i) {
     if (i % flushes_per_full == 0) {
       WriteFull(target, o, *container, clock, next, full_payload);
@@ -272,10 +273,11 @@ int Run(const Options& o) {
     stage.bytes() += part_bytes;
     puts.Put(key, std::move(enc->bytes));
     if (stage.bytes() >= o.log_bytes) seal();
-    if (i % 20000 == 0 && i > 0) {
-      double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::fprintf(stderr, "scale_gen: %lld/%lld parts (%.0f/s)\n", static_cast<long long>(i),
-                   static_cast<long long>(flushes), i / el);
+    if (const auto now = std::chrono::steady_clock::now(); now - last_report >= std::chrono::seconds(30)) {
+      last_report = now;
+      const double el = std::chrono::duration<double>(now - t0).count();
+      std::fprintf(stderr, "scale_gen: %lld/%lld parts stored (%.0f/s)\n", static_cast<long long>(puts.done()),
+                   static_cast<long long>(flushes), puts.done() / el);
     }
   }
   // The history ends on a segment boundary, sealed, as a streamer stopped
