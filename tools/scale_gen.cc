@@ -21,7 +21,8 @@
 //   cost bench/scale.sh measures), which would make building the history
 //   O(n²). Each span is therefore sealed in a scratch in-memory repository
 //   holding only that span's parts (same keys, same clock, same known
-//   hashes), and the manifest it writes is copied out byte for byte.
+//   hashes), and whatever it writes there (the manifest) is copied out byte
+//   for byte; a part it deletes (compaction) is deleted from the target.
 // Part mtimes on the target storage are the wall-clock time of the run (the
 // manifests carry the simulated times).
 //
@@ -37,6 +38,8 @@
 #include <mutex>
 #include <algorithm>
 #include <random>
+#include <set>
+#include <vector>
 #include <string>
 
 #include "common/clock.h"
@@ -121,7 +124,13 @@ class SpanStage {
     repo_ = std::move(repo).value();
     known_.clear();
     bytes_ = 0;
+    initial_.clear();
+    auto listed = ListAll(*memory_, "");
+    Check(listed.status(), "cannot list the scratch repository");
+    for (const auto& obj : *listed) initial_.insert(obj.key);
   }
+  // Keys the scratch repository holds before any part (its descriptor).
+  const std::set<std::string>& initial() const { return initial_; }
   Repository& repo() { return *repo_; }
   MemoryStorage& memory() { return *memory_; }
   KnownPartHashes& known() { return known_; }
@@ -133,6 +142,7 @@ class SpanStage {
   std::unique_ptr<Repository> repo_;
   KnownPartHashes known_;
   uint64_t bytes_ = 0;
+  std::set<std::string> initial_;
 };
 
 uint64_t ParseU64(const char* flag, const std::string& v) {
@@ -240,17 +250,26 @@ int Run(const Options& o) {
   thresholds.max_wal = o.log_bytes;
   Lsn next{2 * kSegmentSize};
   int64_t logs = 0, fulls = 0;
+  std::vector<std::string> removed;  // parts the sealer deleted, deleted from the target once stored
   auto seal = [&] {
     auto n = SealLogBackups(stage.repo(), o.db, *container, kSegmentSize, nullptr, thresholds, /*force=*/true,
                             stage.known());
     Check(n.status(), "cannot seal a log backup");
-    auto keys = stage.repo().ListManifestKeys(o.db, container->name, 'L');
-    Check(keys.status(), "cannot list the scratch manifests");
-    for (const auto& k : *keys) {
-      auto bytes = stage.memory().Get(k);
-      Check(bytes.status(), "cannot read a scratch manifest");
-      puts.Put(k, std::move(bytes).value());
-      ++logs;
+    logs += *n;
+    // Copy out whatever the sealer wrote (the manifest, and any object a
+    // later format adds); propagate a part it removed (compaction).
+    auto listed = ListAll(stage.memory(), "");
+    Check(listed.status(), "cannot list the scratch repository");
+    std::set<std::string> present;
+    for (const auto& obj : *listed) {
+      present.insert(obj.key);
+      if (stage.initial().count(obj.key) || stage.known().count(obj.key)) continue;
+      auto bytes = stage.memory().Get(obj.key);
+      Check(bytes.status(), "cannot read a scratch object");
+      puts.Put(obj.key, std::move(bytes).value());
+    }
+    for (const auto& [key, hash] : stage.known()) {
+      if (!present.count(key)) removed.push_back(key);
     }
     stage.Reset();
   };
@@ -306,6 +325,7 @@ int Run(const Options& o) {
   }
   if (stage.bytes() > 0) seal();
   Check(puts.Finish(), "storing the history failed");
+  for (const auto& key : removed) Check(target.storage().Delete(key), "cannot delete \"" + key + "\"");
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("scale_gen: wrote %lld parts, %lld log backups, %lld fulls (WAL up to %s, all sealed) "
               "in %.1f s\n",
