@@ -17,7 +17,9 @@
 //   reset P               with probability P cut the connection with a TCP RST, either before the
 //                         request is forwarded or half-way through its body
 // Entering "reset" also resets every open connection once (dead pooled connections).
-// Counters go to stderr every 10 s and on SIGTERM/SIGINT.
+// Counters go to stderr every 10 s, on SIGUSR1 (bench/scale.sh reads them
+// before and after a window to count the requests a client made) and on
+// SIGTERM/SIGINT.
 //
 // Threads: one acceptor, two per connection (client->upstream parses and
 // injects, upstream->client pipes). Shared state: the fault mode (mutex) and
@@ -349,12 +351,15 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::thread([set]() {
-    int sig;
-    sigwait(&set, &sig);
-    PrintCounters();
-    std::_Exit(0);
+    int sig = 0;
+    for (;;) {
+      sigwait(&set, &sig);
+      PrintCounters();
+      if (sig != SIGUSR1) std::_Exit(0);
+    }
   }).detach();
   std::thread([]() {
     for (;;) {
