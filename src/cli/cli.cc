@@ -627,18 +627,20 @@ int RunWalPrefetchVerb(const WalGetArgs& a) {
 
 int RunWalGetVerb(const WalGetArgs& a) {
   try {
+    WalGetOptions options{.database = a.db,
+                          .name = a.name,
+                          .dest = a.dest,
+                          .system_identifier = a.sysid ? std::optional<uint64_t>(a.sysid) : std::nullopt,
+                          .wal_segment_size = a.wal_segment_size};
+    // A prefetched segment needs no storage, no key: only the spool's checks.
+    if (a.prefetch > 0 && TakePrefetched(options, {.spool_dir = a.spool_dir, .depth = a.prefetch}, WalPrefetchArgv(a))) {
+      return 0;
+    }
     KeyFlags key_flags = LoadKeyFlags(a.key_file, a.private_key, "--private-key");
     auto repo = OpenRepo(a.repo, /*create=*/false);
     auto keys = ReaderKeysFor(std::move(key_flags), *repo);
-    const WalGetOptions options{.database = a.db,
-                                .name = a.name,
-                                .dest = a.dest,
-                                .key = keys.get(),
-                                .system_identifier = a.sysid ? std::optional<uint64_t>(a.sysid) : std::nullopt,
-                                .wal_segment_size = a.wal_segment_size};
-    auto outcome = Check(a.prefetch > 0 ? WalGetPrefetched(*repo, options, {.spool_dir = a.spool_dir, .depth = a.prefetch},
-                                                           WalPrefetchArgv(a))
-                                        : WalGet(*repo, options));
+    options.key = keys.get();
+    auto outcome = Check(WalGet(*repo, options));
     if (outcome == WalGetOutcome::kRestored) return 0;
     log::Info("wal-get: {} is not in the repository", a.name);
     return kWalGetAbsent;

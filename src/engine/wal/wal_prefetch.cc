@@ -351,16 +351,16 @@ class Worker {
 
 }  // namespace
 
-Result<WalGetOutcome> WalGetPrefetched(Repository& repo, const WalGetOptions& options,
-                                       const PrefetchOptions& prefetch, const std::vector<std::string>& worker_argv) {
+bool TakePrefetched(const WalGetOptions& options, const PrefetchOptions& prefetch,
+                    const std::vector<std::string>& worker_argv) {
   if (!options.system_identifier || options.wal_segment_size == 0 || !IsSegmentName(options.name) ||
       prefetch.depth <= 0) {
-    return WalGet(repo, options);
+    return false;
   }
   auto spool = Spool::Open(prefetch.spool_dir, /*create=*/true);
   if (!spool.ok()) {
     log::Warn("prefetch off: {}", spool.status().message());
-    return WalGet(repo, options);
+    return false;
   }
   auto taken = spool->Take(options.name, options.dest, *options.system_identifier, options.wal_segment_size);
   if (!taken.ok()) log::Warn("prefetch: {}", taken.status().message());
@@ -368,7 +368,12 @@ Result<WalGetOutcome> WalGetPrefetched(Repository& repo, const WalGetOptions& op
   if (!worker_argv.empty() && !spool->WorkerAlive()) {
     if (Status s = SpawnDetached(worker_argv); !s.ok()) log::Warn("prefetch: {}", s.message());
   }
-  if (taken.ok() && *taken) return WalGetOutcome::kRestored;
+  return taken.ok() && *taken;
+}
+
+Result<WalGetOutcome> WalGetPrefetched(Repository& repo, const WalGetOptions& options,
+                                       const PrefetchOptions& prefetch, const std::vector<std::string>& worker_argv) {
+  if (TakePrefetched(options, prefetch, worker_argv)) return WalGetOutcome::kRestored;
   return WalGet(repo, options);
 }
 

@@ -85,6 +85,12 @@ Status RunPrefetchWorker(Storage& storage, const WalSource& source, const Prefet
 // starts a worker (worker_argv; empty: none is started) when none runs.
 // Without a system identifier and segment size, or for a history file, this
 // is WalGet. A spool that cannot be used is logged and bypassed.
+// The spool part of WalGetPrefetched, which needs no repository: true when
+// `options.name` was moved to `options.dest` from the spool (wal-get then
+// opens no storage at all).
+bool TakePrefetched(const WalGetOptions& options, const PrefetchOptions& prefetch,
+                    const std::vector<std::string>& worker_argv);
+
 Result<WalGetOutcome> WalGetPrefetched(Repository& repo, const WalGetOptions& options,
                                        const PrefetchOptions& prefetch, const std::vector<std::string>& worker_argv);
 

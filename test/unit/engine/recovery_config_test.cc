@@ -109,6 +109,23 @@ std::vector<std::string> RecoveryConfigTest::RunParsedRestoreCommand(const Resto
   return argv;
 }
 
+// A restore names the segment size (wal-get's bounded lookup) and the prefetch depth.
+TEST_F(RecoveryConfigTest, SegmentSizeAndPrefetchReachWalGet) {
+  const uint64_t sysid = 7300000000000000002ull;
+  RestoreOptions o = Options();
+  o.repo_url = "file:///srv/repo";
+  o.wal_segment_size = 16ull << 20;
+  EXPECT_EQ(RunParsedRestoreCommand(o, sysid),
+            (std::vector<std::string>{"wal-get", "000000010000000000000002", "pg_wal/RECOVERYXLOG", "--repo",
+                                      o.repo_url, "--db", "main", "--sysid", std::to_string(sysid),
+                                      "--wal-segment-size", "16777216", "--prefetch", "8"}));
+  o.prefetch_depth = 0;
+  EXPECT_EQ(RunParsedRestoreCommand(o, sysid),
+            (std::vector<std::string>{"wal-get", "000000010000000000000002", "pg_wal/RECOVERYXLOG", "--repo",
+                                      o.repo_url, "--db", "main", "--sysid", std::to_string(sysid),
+                                      "--wal-segment-size", "16777216"}));
+}
+
 TEST_F(RecoveryConfigTest, QuotingTrapsReachWalGetVerbatimAndRunNothing) {
   const std::string pwned = dir_ + "/pwned";
   const uint64_t sysid = 7300000000000000001ull;
