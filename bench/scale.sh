@@ -8,9 +8,11 @@
 #     through the library's writers) under the cluster's own system
 #     identifier, and moves the cluster's WAL past that history (pg_resetwal
 #     -l), so the cluster continues the same container;
-#  2. archives real WAL into it (smartbackup wal-push, and pgBackRest
-#     archive-push side by side): a full backup, then REPLAY_MIB of WAL from
-#     pgbench plus a poorly compressible random-text table, archived;
+#  2. archives real WAL into it: a full backup, then REPLAY_MIB of WAL from
+#     pgbench plus a poorly compressible random-text table; archive_command
+#     copies each segment aside and pushes it to pgBackRest; the copies are
+#     stored as wal-push stores them (scale_gen --import-wal), the last one
+#     by a timed real wal-push;
 #  3. measures: wal-get of a sample of history segments (the CLI, as
 #     restore_command runs it), available-backups, a retention pass (purge
 #     --dry-run), the agent's idle loop (time, and on Azurite the storage
@@ -85,8 +87,10 @@ while [ $# -gt 0 ]; do
     *) usage >&2; die "unknown option \"$1\"" ;;
   esac
 done
+# Whole days 1-30, or a fraction of a day for quick runs (e.g. 0.25 on Azurite, whose own
+# per-request cost grows with its blob count).
 for d in $SCALE_DAYS; do
-  [[ "$d" =~ ^[0-9]+$ ]] && [ "$d" -ge 1 ] && [ "$d" -le 30 ] || die "history sizes are whole days 1-30, got \"$d\""
+  [[ "$d" =~ ^([1-9]|[12][0-9]|30|0\.[0-9]+)$ ]] || die "history sizes are days 1-30 or a fraction 0.x, got \"$d\""
 done
 for s in $SCALE_STORAGE; do
   [ "$s" = file ] || [ "$s" = azure ] || die "storages are \"file\" and \"azure\", got \"$s\""
@@ -269,7 +273,7 @@ run_case() {  # run_case STORAGE DAYS
     mkdir_pg "$dir/repo"
     url="file://$dir/repo"
   else
-    url="azure://scale$days"
+    url="azure://scale${days//./p}"
     wrapper_env=("AZURE_STORAGE_CONNECTION_STRING=$(conn_string "$AZ_PORT")")
     agent_env=("AZURE_STORAGE_CONNECTION_STRING=$(conn_string "$PROXY_PORT")")
   fi
@@ -299,7 +303,11 @@ run_case() {  # run_case STORAGE DAYS
 
   # 2. Real WAL, archived by both tools.
   pick_port port
-  local archive_cmd="$SB wal-push %p --repo $url --db $DB"
+  # Segments are copied aside and stored after the run by scale_gen
+  # --import-wal as wal-push stores them (see below), because today's
+  # wal-push lists the whole container to seal: minutes per segment at 7 days.
+  mkdir_pg "$dir/walcopy" "$dir/walnext"
+  local archive_cmd="cp %p $dir/walcopy/%f"
   local pgbr_conf="$dir/pgbackrest.conf"
   if [ "$SKIP_PGBACKREST" = 0 ]; then
     mkdir_pg "$dir/pgbr/repo" "$dir/pgbr/log" "$dir/pgbr/lock" "$dir/pgbr/spool"
@@ -327,6 +335,19 @@ EOF
   psql_at "$port" -c 'SELECT pg_switch_wal()' >/dev/null
   wait_archived "$port"
   R[$c/check]=$(psql_at "$port" -c "$CHECK_SQL")
+  # All but the last segment go in as wal-push would have stored them; the
+  # last one through the real wal-push, timed: the cost of archiving one
+  # segment at this history size.
+  local lastseg
+  lastseg=$(ls "$dir/walcopy" | grep -E '^[0-9A-F]{24}$' | sort | tail -n 1)
+  mv "$dir/walcopy/$lastseg" "$dir/walnext/"
+  timed_pg "$dir/import.out" env ${wrapper_env[@]+"${wrapper_env[@]}"} "$SCALE_GEN" --repo "$url" --db "$DB" \
+    --sysid "$sysid" --jobs "$GEN_JOBS" --import-wal "$dir/walcopy"
+  cat "$dir/import.out" >&2
+  timed_pg "$dir/walpush.out" "$SB" wal-push "$dir/walnext/$lastseg" --repo "$url" --db "$DB"
+  R[$c/walpush_s]=$(secs "$MS"); R[$c/walpush_rss]=$RSS_MB
+  log "$c: wal-push of one segment ($lastseg) ${R[$c/walpush_s]} s"
+  rm -rf "$dir/walcopy" "$dir/walnext"
   # The agent must find only its own archive_command.
   psql_at "$port" -c "ALTER SYSTEM SET archive_command = '$SB wal-push %p --repo $url --db $DB'" \
     -c 'SELECT pg_reload_conf()' >/dev/null
@@ -354,7 +375,8 @@ EOF
   # 3b. available-backups and a retention pass.
   timed_pg "$dir/ab.out" "$SB" available-backups --repo "$url" --db "$DB"
   R[$c/ab_s]=$(secs "$MS"); R[$c/ab_rss]=$RSS_MB; R[$c/ab_rows]=$(($(wc -l <"$dir/ab.out") - 1))
-  timed_pg "$dir/purge.out" "$SB" purge --repo "$url" --db "$DB" --retention-days "$days" --dry-run
+  timed_pg "$dir/purge.out" "$SB" purge --repo "$url" --db "$DB" \
+    --retention "$(awk -v d="$days" 'BEGIN { h = d * 24; printf "%dh", (h == int(h)) ? h : int(h) + 1 }')" --dry-run
   R[$c/purge_s]=$(secs "$MS"); R[$c/purge_rss]=$RSS_MB
   log "$c: available-backups ${R[$c/ab_s]} s (${R[$c/ab_rows]} rows); purge --dry-run ${R[$c/purge_s]} s: $(head -c 200 "$dir/purge.out")"
 
@@ -538,7 +560,7 @@ measure_replay() {  # measure_replay CASE DIR URL SYSID WANT PGBR_CONF
 
 print_case() {
   local c="$1" k line="RESULT case=$1"
-  for k in gen_s parts logs full_s wal_mib walget_p50 walget_p99 walget_rss ab_s ab_rows ab_rss purge_s purge_rss \
+  for k in gen_s parts logs full_s wal_mib walpush_s walget_p50 walget_p99 walget_rss ab_s ab_rows ab_rss purge_s purge_rss \
     agent_loop_s agent_ret_s agent_first_s agent_req agent_rss agent_events restore_s replay_sb_s replay_sb_ok replay_pgbr_s \
     replay_pgbr_ok replay_ratio; do
     line="$line $k=${R[$c/$k]:--}"
@@ -557,11 +579,11 @@ echo
 echo "Scale bench, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, smartbackup $SMARTBACKUP ($(git -C "$SRC_DIR" rev-parse --short HEAD 2>/dev/null || echo '?'))"
 echo "History: 2 MiB/min of WAL, a part per 5 s flush (174762 B), a log backup per 5 MiB, a full per day (scale_gen)."
 echo "Replay: ${REPLAY_MIB} MiB of real WAL; pgBackRest $( [ "$SKIP_PGBACKREST" = 0 ] && pgbackrest version | awk '{print $2}') archive-get archive-async=y process-max=$PGBR_PROCESS_MAX (its repository on local disk)."
-printf '%-10s %7s %6s %9s %9s %8s %8s %8s %8s %8s %9s %9s %9s %6s %7s %s\n' case parts logs \
+printf '%-10s %7s %6s %7s %9s %9s %8s %8s %8s %8s %8s %9s %9s %9s %6s %7s %s\n' case parts logs push \
   "wget p50" "wget p99" "avail s" "purge s" "agent s" "agret s" "req/loop" "restore s" "replay s" "pgbr s" ratio "RSS MB" load
 for c in "${CASES[@]}"; do
   rss=$(printf '%s\n' "${R[$c/walget_rss]:-0}" "${R[$c/ab_rss]:-0}" "${R[$c/purge_rss]:-0}" "${R[$c/agent_rss]:-0}" | sort -n | tail -1)
-  printf '%-10s %7s %6s %9s %9s %8s %8s %8s %8s %8s %9s %9s %9s %6s %7s %s\n' "$c" "${R[$c/parts]}" "${R[$c/logs]}" \
+  printf '%-10s %7s %6s %7s %9s %9s %8s %8s %8s %8s %8s %9s %9s %9s %6s %7s %s\n' "$c" "${R[$c/parts]}" "${R[$c/logs]}" "${R[$c/walpush_s]:--}" \
     "${R[$c/walget_p50]}ms" "${R[$c/walget_p99]}ms" "${R[$c/ab_s]}" "${R[$c/purge_s]}" "${R[$c/agent_loop_s]}" "${R[$c/agent_ret_s]}" \
     "${R[$c/agent_req]}" "${R[$c/restore_s]:--}" "${R[$c/replay_sb_s]:--}" "${R[$c/replay_pgbr_s]:--}" \
     "${R[$c/replay_ratio]:--}" "$rss" "${R[$c/load]}"

@@ -5,6 +5,7 @@
 //   scale_gen --repo URL --db NAME --days N [--wal-kib-per-min 2048]
 //             [--flush-seconds 5] [--log-mib 5] [--fulls-per-day 1]
 //             [--sysid 7000000000000000001] [--jobs 16] [--seed 1]
+//   scale_gen --repo URL --db NAME --sysid N --import-wal DIR
 //
 // What it writes is what stream mode writes (wal_streamer.cc) for that
 // workload: a WAL part per flush (Repository::WalPartKey, EncodeObject,
@@ -29,6 +30,10 @@
 // Thread-safety: single-threaded driver; puts to the target go through a
 // ThreadPool (the target storage is thread-safe).
 #include <fmt/core.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include <atomic>
 #include <chrono>
@@ -66,6 +71,7 @@ struct Options {
   uint64_t sysid = 7000000000000000001ull;
   int jobs = 16;
   uint64_t seed = 1;
+  std::string import_wal;  // --import-wal DIR: store these real segments instead of generating
 };
 
 constexpr uint64_t kSegmentSize = 16ull << 20;
@@ -169,6 +175,7 @@ Options ParseArgs(int argc, char** argv) {
     else if (a == "--sysid") o.sysid = ParseU64("--sysid", v);
     else if (a == "--jobs") o.jobs = static_cast<int>(ParseU64("--jobs", v));
     else if (a == "--seed") o.seed = ParseU64("--seed", v);
+    else if (a == "--import-wal") o.import_wal = v;
     else Die("unknown option " + a + " (see the header of tools/scale_gen.cc)");
   }
   if (o.repo_url.empty()) Die("--repo URL is required");
@@ -207,6 +214,94 @@ void WriteFull(Repository& target, const Options& o, const ContainerInfo& c, Man
   m.stored_bytes = enc->bytes.size();
   m.finish_time = clock.Now();
   Check(WriteCheckedManifest(target, m, nullptr), "cannot write a full backup manifest");
+}
+
+// Seals the staged span in the scratch repository, copies out whatever the
+// sealer wrote (the manifest, and any object a later format adds), and
+// notes the parts it removed (compaction). Returns the log backups written.
+int SealSpan(SpanStage& stage, PutQueue& puts, const Options& o, const ContainerInfo& container,
+             const LogThresholds& thresholds, std::vector<std::string>& removed) {
+  auto n = SealLogBackups(stage.repo(), o.db, container, kSegmentSize, nullptr, thresholds, /*force=*/true,
+                          stage.known());
+  Check(n.status(), "cannot seal a log backup");
+  auto listed = ListAll(stage.memory(), "");
+  Check(listed.status(), "cannot list the scratch repository");
+  std::set<std::string> present;
+  for (const auto& obj : *listed) {
+    present.insert(obj.key);
+    if (stage.initial().count(obj.key) || stage.known().count(obj.key)) continue;
+    auto bytes = stage.memory().Get(obj.key);
+    Check(bytes.status(), "cannot read a scratch object");
+    puts.Put(obj.key, std::move(bytes).value());
+  }
+  for (const auto& [key, hash] : stage.known()) {
+    if (!present.count(key)) removed.push_back(key);
+  }
+  stage.Reset();
+  return *n;
+}
+
+// Stages one part: into the scratch repository (for the sealer) and to the target.
+void StagePart(SpanStage& stage, PutQueue& puts, const std::string& key, std::string_view plain) {
+  auto enc = EncodeObject(plain, key, {.zstd_level = 3});
+  Check(enc.status(), "cannot encode a WAL part");
+  Check(stage.memory().Put(key, enc->bytes), "cannot stage a WAL part");
+  stage.known()[key] = enc->sha256;
+  stage.bytes() += plain.size();
+  puts.Put(key, std::move(enc->bytes));
+}
+
+// --import-wal DIR: real WAL segments (archived by PostgreSQL into DIR),
+// stored as wal-push stores them (a part per segment, a log backup sealed
+// per push once 5 MiB are unsealed), after the history. Each wal-push would
+// list the whole container to seal (the cost bench/scale.sh times once on
+// its own); the import seals in the scratch repository instead.
+int ImportWal(const Options& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ManualClock clock(Clock::Real()->Now());
+  auto storage = OpenStorage(o.repo_url);
+  Check(storage.status(), "cannot open " + o.repo_url);
+  auto opened = Repository::Open(std::move(storage).value(), /*create=*/false, &clock);
+  Check(opened.status(), "cannot open the repository");
+  Repository& target = **opened;
+  auto container = target.EnsureContainer(o.db, o.sysid, 1, "first backup");
+  Check(container.status(), "cannot find the container");
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(o.import_wal)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() == 24 && name.find_first_not_of("0123456789ABCDEF") == std::string::npos) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  PutQueue puts(target.storage(), o.jobs);
+  SpanStage stage(&clock);
+  LogThresholds thresholds;
+  thresholds.max_wal = o.log_bytes;
+  std::vector<std::string> removed;
+  int64_t logs = 0;
+  for (const auto& name : names) {
+    const std::string path = o.import_wal + "/" + name;
+    std::ifstream in(path, std::ios::binary);
+    std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) Die("cannot read " + path);
+    auto header = ParseWalSegmentHeader(data, path);
+    Check(header.status(), "not a WAL segment");
+    if (header->system_identifier != o.sysid) Die(path + " belongs to another system identifier than --sysid");
+    auto parsed = ParseWalSegmentName(name, header->segment_size);
+    Check(parsed.status(), "not a WAL segment name");
+    const auto [tli, start] = *parsed;
+    if (tli != 1 || header->segment_size != kSegmentSize) Die(path + ": only timeline 1, 16 MiB segments");
+    clock.Set(Clock::Real()->Now());
+    StagePart(stage, puts, Repository::WalPartKey(o.db, container->name, tli, start, Lsn{start.value + kSegmentSize}),
+              data);
+    if (stage.bytes() >= o.log_bytes) logs += SealSpan(stage, puts, o, *container, thresholds, removed);
+  }
+  if (stage.bytes() > 0) logs += SealSpan(stage, puts, o, *container, thresholds, removed);
+  Check(puts.Finish(), "storing the WAL failed");
+  for (const auto& key : removed) Check(target.storage().Delete(key), "cannot delete \"" + key + "\"");
+  std::printf("scale_gen: imported %zu WAL segments from %s, %lld log backups, in %.1f s\n", names.size(),
+              o.import_wal.c_str(), static_cast<long long>(logs),
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return 0;
 }
 
 int Run(const Options& o) {
@@ -251,28 +346,7 @@ int Run(const Options& o) {
   Lsn next{2 * kSegmentSize};
   int64_t logs = 0, fulls = 0;
   std::vector<std::string> removed;  // parts the sealer deleted, deleted from the target once stored
-  auto seal = [&] {
-    auto n = SealLogBackups(stage.repo(), o.db, *container, kSegmentSize, nullptr, thresholds, /*force=*/true,
-                            stage.known());
-    Check(n.status(), "cannot seal a log backup");
-    logs += *n;
-    // Copy out whatever the sealer wrote (the manifest, and any object a
-    // later format adds); propagate a part it removed (compaction).
-    auto listed = ListAll(stage.memory(), "");
-    Check(listed.status(), "cannot list the scratch repository");
-    std::set<std::string> present;
-    for (const auto& obj : *listed) {
-      present.insert(obj.key);
-      if (stage.initial().count(obj.key) || stage.known().count(obj.key)) continue;
-      auto bytes = stage.memory().Get(obj.key);
-      Check(bytes.status(), "cannot read a scratch object");
-      puts.Put(obj.key, std::move(bytes).value());
-    }
-    for (const auto& [key, hash] : stage.known()) {
-      if (!present.count(key)) removed.push_back(key);
-    }
-    stage.Reset();
-  };
+  auto seal = [&] { logs += SealSpan(stage, puts, o, *container, thresholds, removed); };
 
   auto last_report = t0;
   for (int64_t i = 0; i < flushes; ++i) {
@@ -283,14 +357,7 @@ int Run(const Options& o) {
     clock.Advance(std::chrono::seconds(o.flush_seconds));
     const Lsn start = next;
     next = Lsn{next.value + part_bytes};
-    const std::string key = Repository::WalPartKey(o.db, container->name, 1, start, next);
-    auto enc = EncodeObject(wal, key, {.zstd_level = 3});
-    Check(enc.status(), "cannot encode a WAL part");
-    // The scratch copy only needs the right size and mtime for the listing.
-    Check(stage.memory().Put(key, enc->bytes), "cannot stage a WAL part");
-    stage.known()[key] = enc->sha256;
-    stage.bytes() += part_bytes;
-    puts.Put(key, std::move(enc->bytes));
+    StagePart(stage, puts, Repository::WalPartKey(o.db, container->name, 1, start, next), wal);
     if (stage.bytes() >= o.log_bytes) seal();
     if (const auto now = std::chrono::steady_clock::now(); now - last_report >= std::chrono::seconds(30)) {
       last_report = now;
@@ -306,22 +373,10 @@ int Run(const Options& o) {
     clock.Advance(std::chrono::seconds(1));
     const Lsn start = next;
     next = Lsn{(next.value / kSegmentSize + 1) * kSegmentSize};
-    const std::string key = Repository::WalPartKey(o.db, container->name, 1, start, next);
-    auto enc = EncodeObject(std::string_view(wal).substr(0, std::min<uint64_t>(wal.size(), next.value - start.value)),
-                            key, {.zstd_level = 3});
-    Check(enc.status(), "cannot encode a WAL part");
-    if (enc->raw_size != next.value - start.value) {
-      // The tail is longer than one flush: pad it from the same pattern.
-      std::string tail;
-      while (tail.size() < next.value - start.value) tail += block;
-      tail.resize(next.value - start.value);
-      enc = EncodeObject(tail, key, {.zstd_level = 3});
-      Check(enc.status(), "cannot encode a WAL part");
-    }
-    Check(stage.memory().Put(key, enc->bytes), "cannot stage a WAL part");
-    stage.known()[key] = enc->sha256;
-    stage.bytes() += next.value - start.value;
-    puts.Put(key, std::move(enc->bytes));
+    std::string tail;
+    while (tail.size() < next.value - start.value) tail += block;
+    tail.resize(next.value - start.value);
+    StagePart(stage, puts, Repository::WalPartKey(o.db, container->name, 1, start, next), tail);
   }
   if (stage.bytes() > 0) seal();
   Check(puts.Finish(), "storing the history failed");
@@ -345,5 +400,6 @@ int Run(const Options& o) {
 
 int main(int argc, char** argv) {
   sb::log::SetLevel(sb::log::Level::kWarn);
-  return sb::Run(sb::ParseArgs(argc, argv));
+  const sb::Options o = sb::ParseArgs(argc, argv);
+  return o.import_wal.empty() ? sb::Run(o) : sb::ImportWal(o);
 }
