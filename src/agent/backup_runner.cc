@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include "agent/catalog_summary.h"
 #include "agent/name_guard.h"
 #include "common/logging.h"
 #include "engine/backup/full_backup.h"
@@ -101,6 +102,7 @@ Result<BackupManifest> BackupRunner::RunFull(Cluster& c, const ClusterSettings& 
   }
   auto m = RunFullBackup(*repo, options);
   w.lease.reset();
+  if (m.ok()) RefreshCatalog(c, *repo);  // status is fresh at once, not at the next pass
   if (m.ok()) {
     std::lock_guard lock(c.mu);
     c.pending_break.reset();
@@ -113,7 +115,10 @@ Result<BackupManifest> BackupRunner::RunFull(Cluster& c, const ClusterSettings& 
 
 Result<BackupManifest> BackupRunner::RunLog(Cluster& c, const ClusterSettings& s, const std::string& reason) {
   ASSIGN_OR_RETURN(Writer w, StartWriting(c, s, "log"));
-  return RunLogBackup(*w.repo, {.conninfo = c.conninfo, .database = c.name, .key = w.key ? &*w.key : nullptr});
+  auto m = RunLogBackup(*w.repo, {.conninfo = c.conninfo, .database = c.name, .key = w.key ? &*w.key : nullptr});
+  w.lease.reset();
+  if (m.ok()) RefreshCatalog(c, *w.repo);  // status is fresh at once, not at the next pass
+  return m;
 }
 
 }  // namespace sb

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -40,6 +41,9 @@ struct RestoreOptions {
   // oid → absolute directory, apart from target_dir: every tablespace of the
   // backup must be mapped (the location a manifest records is never written).
   std::map<uint32_t, std::string> tablespace_map;
+  // Optional: raw bytes of the backup restored so far and its size, called from the calling
+  // thread after each object is unpacked (for a progress display; must be quick).
+  std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& options);
