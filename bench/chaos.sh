@@ -438,7 +438,7 @@ healthy_since() {
 
 log "waiting for the first full backup and capture"
 T0=$(now)
-until healthy_since "$T0" && sbc available-backups --repo "$REPO_URL" --db "$DB" --output json 2>/dev/null | jq -e 'any(.[]; .type == "full")' >/dev/null; do
+until healthy_since "$T0" && sbc available-backups --repo "$REPO_URL" --db "$DB" --output json 2>/dev/null | jq -e 'any(.[].backups[]; .type == "full")' >/dev/null; do
   [ "$(fsub "$(now)" "$T0" | cut -d. -f1)" -lt 180 ] || { tail -n 30 "$T/agent.log" >&2; die "no full backup and healthy capture within 180 s (state: $ST_STATE)"; }
   agent_gone && { tail -n 30 "$T/agent.log" >&2; die "the agent exited at start"; }
   sleep 0.5
@@ -620,10 +620,10 @@ if ! sbc verify --repo "$REPO_URL" --db "$DB" >"$T/verify.out" 2>&1; then
 fi
 sbc available-backups --repo "$REPO_URL" --db "$DB" --output json >"$T/backups.json" 2>"$T/backups.err" \
   || bad "available-backups failed: $(tail -n1 "$T/backups.err")"
-NFULL=$(jq '[.[] | select(.type == "full")] | length' "$T/backups.json")
-NBREAK=$(jq '[.[] | select(.type == "broken_chain")] | length' "$T/backups.json")
+NFULL=$(jq '[.[].backups[] | select(.type == "full")] | length' "$T/backups.json")
+NBREAK=$(jq '[.[].backups[] | select(.type == "broken_chain")] | length' "$T/backups.json")
 log "$NFULL full backups listed, $NBREAK broken_chain rows"
-[ "$NBREAK" = 0 ] || jq -c '.[] | select(.type == "broken_chain")' "$T/backups.json" | sed 's/^/  broken_chain: /' >&2
+[ "$NBREAK" = 0 ] || jq -c '.[].backups[] | select(.type == "broken_chain")' "$T/backups.json" | sed 's/^/  broken_chain: /' >&2
 
 # restore_into NAME ARGS...: restores, starts on a free port (no archiving), waits for promotion.
 pick_port RPORT

@@ -24,16 +24,20 @@ chmod 700 "$WORK"
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 AGENT_PID=""
-# The agent runs in a session of its own (setsid), so that stopping it reaches
-# the agent itself and not only the runuser wrapper that started it; it is
-# gone when no process of that session is left.
+AGENT_STUCK=0
+# The agent is started through `setsid setpriv`, which execs: $AGENT_PID is the
+# agent process itself (runuser would stay as its parent, and a signal to the
+# wrapper would not reach the agent). Stopping signals that process, waits for
+# it (it flushes WAL capture first) and checks it is gone; one that is not is
+# killed and the demo fails.
 stop_agent() {
   [ -n "$AGENT_PID" ] || return 0
-  kill -TERM -- "-$AGENT_PID" 2>/dev/null || true
-  for _ in $(seq 1 300); do pgrep -s "$AGENT_PID" >/dev/null || break; sleep 0.2; done
-  if pgrep -s "$AGENT_PID" >/dev/null; then
-    echo "demo: the agent did not stop within 60 s; killing it" >&2
+  kill -TERM "$AGENT_PID" 2>/dev/null || true
+  for _ in $(seq 1 300); do kill -0 "$AGENT_PID" 2>/dev/null || break; sleep 0.2; done
+  if kill -0 "$AGENT_PID" 2>/dev/null || pgrep -s "$AGENT_PID" >/dev/null; then
+    echo "demo: error: the agent (pid $AGENT_PID) did not stop within 60 s of SIGTERM; killing it" >&2
     kill -KILL -- "-$AGENT_PID" 2>/dev/null || true
+    AGENT_STUCK=1
   fi
   wait "$AGENT_PID" 2>/dev/null || true
   AGENT_PID=""
@@ -92,7 +96,8 @@ chown postgres "$WORK/agent.toml"
 
 step "starting the agent (smartbackup agent --config $WORK/agent.toml)"
 if [ "$(id -u)" -eq 0 ]; then
-  setsid runuser -u postgres -- "$SB" agent --config "$WORK/agent.toml" -v 2>"$WORK/agent.log" &
+  setsid setpriv --reuid=postgres --regid=postgres --init-groups "$SB" agent --config "$WORK/agent.toml" -v \
+    2>"$WORK/agent.log" </dev/null &
 else
   setsid "$SB" agent --config "$WORK/agent.toml" -v 2>"$WORK/agent.log" &
 fi
@@ -124,20 +129,23 @@ as_pg "$SB" status --config "$WORK/agent.toml"
 step "smartbackup health"
 as_pg "$SB" health --config "$WORK/agent.toml" | head -14
 
-step "smartbackup available-backups --db demo"
-as_pg "$SB" available-backups --repo "$REPO" --db demo
+step "smartbackup check demo --config (capture proven end to end: a marker WAL record reaches the repository)"
+as_pg "$SB" check demo --config "$WORK/agent.toml" || echo "demo: check reported a problem (exit $?)" >&2
+
+step "smartbackup available-backups demo --config (storage URL and keys from the agent's settings)"
+as_pg "$SB" available-backups demo --config "$WORK/agent.toml"
 
 step "stopping the agent (it flushes WAL capture)"
 stop_agent
-if pgrep -f -- "agent --config $WORK/agent.toml" >/dev/null; then
+if [ "$AGENT_STUCK" -ne 0 ] || pgrep -f -- "agent --config $WORK/agent.toml" >/dev/null; then
   echo "demo: error: the agent is still running after it was stopped" >&2
   exit 1
 fi
 echo "the agent has stopped (no process of it is left)"
 grep -E "info \[demo\]" "$WORK/agent.log" | head -12 || true
 
-step "smartbackup restore --time $TARGET_TIME"
-as_pg "$SB" restore --repo "$REPO" --db demo --time "$TARGET_TIME" --target-dir "$WORK/restored"
+step "smartbackup restore demo --config … --time $TARGET_TIME"
+as_pg "$SB" restore demo --config "$WORK/agent.toml" --time "$TARGET_TIME" --target-dir "$WORK/restored"
 RPORT=$(free_port)
 echo "port = $RPORT" >>"$WORK/restored/postgresql.auto.conf"
 as_pg "$PGBIN/pg_ctl" -D "$WORK/restored" -l "$WORK/restored.log" -w start >/dev/null

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include "agent/catalog_summary.h"
 #include "agent/name_guard.h"
 #include "common/logging.h"
 #include "engine/backup/full_backup.h"
@@ -101,6 +102,7 @@ Result<BackupManifest> BackupRunner::RunFull(Cluster& c, const ClusterSettings& 
   }
   auto m = RunFullBackup(*repo, options);
   w.lease.reset();
+  if (m.ok()) RefreshCatalog(c, *repo);  // status is fresh at once, not at the next pass
   if (m.ok()) {
     std::lock_guard lock(c.mu);
     c.pending_break.reset();
@@ -115,6 +117,8 @@ Result<BackupManifest> BackupRunner::RunLog(Cluster& c, const ClusterSettings& s
   ASSIGN_OR_RETURN(Writer w, StartWriting(c, s, "log"));
   auto m = RunLogBackup(*w.repo, {.conninfo = c.conninfo, .database = c.name, .key = w.key ? &*w.key : nullptr});
   if (m.ok()) log::Info("[{}] log backup {} complete: {} to {} ({})", c.name, m->backup_id, m->start_lsn, m->end_lsn, reason);
+  w.lease.reset();
+  if (m.ok()) RefreshCatalog(c, *w.repo);  // status is fresh at once, not at the next pass
   return m;
 }
 

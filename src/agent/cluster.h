@@ -85,9 +85,12 @@ struct Cluster {
   bool minimal_seen = false;
   std::set<uint64_t> earlier_sysids;  // seen under this name before (a re-created cluster is a new database)
   std::optional<ChainBreak> pending_break;  // from the streamer or the object check; cleared by a full
-  std::optional<RestoreWindow> window;
+  std::optional<RestoreWindow> window;    // the newest of `windows`
   std::optional<SystemTime> recovery_point;
   CatalogView catalog_view;  // the repository as last observed, for /metrics and the web page
+  std::vector<RestoreWindow> windows;     // every restore window, oldest first (catalog_summary.h)
+  std::optional<SystemTime> newest_full;  // newest full backup / log backup in the repository
+  std::optional<SystemTime> newest_log;
 
   // ---- smartbackup's replication slot (SlotWatch; mu) — coexistence rules 7 and 8 ----
   std::string slot_consumer;  // another client on smartbackup's slot now ("" when none)

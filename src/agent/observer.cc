@@ -1,5 +1,7 @@
 #include "agent/observer.h"
 
+#include "agent/catalog_summary.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -113,10 +115,6 @@ bool Observer::ReadCatalog(Cluster& c, const ClusterSettings& s, const ServerInf
     }
   }
   o.durable_wal_end = catalog->TimelineEnd(info.timeline);
-  std::optional<RestoreWindow> newest_window;
-  for (const auto& w : catalog->Windows()) {
-    if (!newest_window || w.end_lsn >= newest_window->end_lsn) newest_window = w;
-  }
   CatalogView view = SummarizeCatalog(*catalog, o.now);  // for /metrics and the web page
   std::lock_guard lock(c.mu);
   c.catalog_view = std::move(view);
@@ -134,8 +132,7 @@ bool Observer::ReadCatalog(Cluster& c, const ClusterSettings& s, const ServerInf
   }
   o.full_running = !c.running_full.empty();
   o.log_running = !c.running_log.empty();
-  c.window = newest_window;
-  if (newest_window) c.recovery_point = newest_window->end_time;
+  PublishCatalogLocked(c, *catalog);
   return true;
 }
 

@@ -110,8 +110,8 @@ json StatusJson(Cluster& c, Clock& clock) {
             {"streaming", c.stream_running.load()},
             {"system_identifier", std::to_string(c.system_identifier)},
             {"timeline", c.timeline},
-            {"last_full", time_or_null(o.last_full_finish)},
-            {"last_log", time_or_null(o.last_log_finish)},
+            {"last_full", time_or_null(c.newest_full ? c.newest_full : o.last_full_finish)},
+            {"last_log", time_or_null(c.newest_log ? c.newest_log : o.last_log_finish)},
             {"chain_broken", o.chain_broken},
             {"running", json::array()},
             {"faults", json::array()},
@@ -148,6 +148,15 @@ json StatusJson(Cluster& c, Clock& clock) {
                            {"end", FormatRfc3339(c.window->end_time)},
                            {"start_lsn", c.window->start_lsn.ToString()},
                            {"end_lsn", c.window->end_lsn.ToString()}};
+  }
+  // Every window, oldest first: a target time in an older one is restorable too.
+  j["restore_windows"] = json::array();
+  for (const auto& w : c.windows) {
+    j["restore_windows"].push_back({{"base_backup_id", w.base_backup_id},
+                                    {"start", FormatRfc3339(w.start_time)},
+                                    {"end", FormatRfc3339(w.end_time)},
+                                    {"start_lsn", w.start_lsn.ToString()},
+                                    {"end_lsn", w.end_lsn.ToString()}});
   }
   return j;
 }

@@ -26,7 +26,11 @@
 #include "agent/api.h"
 #include "agent/job_wait.h"
 #include "agent/settings.h"
+#include "cli/backup_listing_view.h"
 #include "cli/option_flags.h"
+#include "cli/progress.h"
+#include "cli/repo_target.h"
+#include "cli/verb_check.h"
 #include "cli/verb_drill.h"
 #include "cli/verified_at.h"
 #include "common/backoff.h"
@@ -72,6 +76,10 @@ struct VerbFailed {
 void Check(const Status& s) {
   if (!s.ok()) throw VerbFailed{s};
 }
+// A command line that cannot run as given: exit 2 with the verb's --help hint, like a parse error.
+[[noreturn]] void Usage(std::string message) {
+  throw VerbFailed{Status::InvalidArgument(std::move(message)).WithDetail(StatusDetail::kUsage)};
+}
 template <typename T>
 T Check(Result<T> r) {
   if (!r.ok()) throw VerbFailed{r.status()};
@@ -97,7 +105,7 @@ struct KeyFlags {
 };
 KeyFlags LoadKeyFlags(const std::string& key_file, const std::string& pem, const char* pem_flag) {
   if (!key_file.empty() && !pem.empty()) {
-    Check(Status::InvalidArgument(fmt::format("--key-file and {} exclude each other: give one", pem_flag)));
+    Usage(fmt::format("--key-file and {} exclude each other: give one", pem_flag));
   }
   return {LoadKey(key_file), pem};
 }
@@ -201,17 +209,46 @@ CLI::Validator TablespaceMapFlag() {
       "OID=DIR", "tablespace map entry");
 }
 
-// --since of health: an RFC 3339 time (a word such as "yesterday" used to be
-// dropped for the default 30 minutes without a word).
-CLI::Validator Rfc3339Flag() {
+// --since of health: a duration back from now (30m, 2h, 1d) or an RFC 3339 time (a word such as
+// "yesterday" used to be dropped for the default 30 minutes without a word).
+CLI::Validator SinceFlag() {
   return CLI::Validator(
       [](std::string& v) {
-        auto t = ParseRfc3339(v);
-        return t.ok() ? std::string()
-                      : fmt::format("\"{}\" is not an RFC 3339 time such as 2026-11-30T08:00:00Z", v);
+        return ParseDuration(v).ok() || ParseRfc3339(v).ok()
+                   ? std::string()
+                   : fmt::format("\"{}\" is neither a duration (30m, 2h, 1d) nor an RFC 3339 time such as "
+                                 "2026-11-30T08:00:00Z",
+                                 v);
       },
-      "TS", "RFC 3339 time");
+      "DURATION|TIME", "duration or RFC 3339 time");
 }
+// The RFC 3339 time the agent's API takes for --since.
+std::string SinceTime(const std::string& since) {
+  auto d = ParseDuration(since);
+  if (!d.ok()) return since;
+  return FormatRfc3339(Clock::Real()->Now() - *d);
+}
+
+// Progress of a long verb on stderr (cli/progress.h): redrawn on a terminal, one summary line
+// otherwise. A verb that fails leaves the meter unfinished: its error line says enough.
+struct VerbProgress {
+  ProgressMeter meter;
+  bool finished = false;
+  explicit VerbProgress(const std::string& label)
+      : meter(Clock::Real(), {.label = label,
+                              .terminal = ::isatty(STDERR_FILENO) == 1,
+                              .write = [](const std::string& text) {
+                                std::fputs(text.c_str(), stderr);
+                                std::fflush(stderr);
+                              }}) {}
+  void Done(bool success = true) {
+    finished = true;
+    meter.Finish(success);
+  }
+  ~VerbProgress() {
+    if (!finished) meter.Finish(false);
+  }
+};
 
 // ---- verbs ------------------------------------------------------------------
 
@@ -266,13 +303,19 @@ void RunBackupVerb(const BackupArgs& a, const CommonFlags& flags) {
   WriterKey key = WriterKeyFor(std::move(key_flags), *repo);
   if (a.type == "log") return RunLogBackupVerb(a, flags, key.get());
   auto started = std::chrono::steady_clock::now();
+  VerbProgress progress("backup");
   auto m = Check(RunFullBackup(*repo, {.conninfo = a.pg,
                                        .database = a.db,
                                        .copy_only = a.copy_only,
                                        .key = key.get(),
                                        .zstd_level = a.compress_level,
                                        .parallelism = a.parallel,
-                                       .chunk_size = Check(ParseByteSize(a.chunk_size))}));
+                                       .chunk_size = Check(ParseByteSize(a.chunk_size)),
+                                       .progress = [&progress](const FullBackupProgress& p) {
+                                         progress.meter.Update(FullBackupPhaseName(p.phase), p.bytes_done,
+                                                               p.bytes_total);
+                                       }}));
+  progress.Done();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (flags.format() == Output::kJson) {
     json j = BackupJson(m, "available");
@@ -295,7 +338,8 @@ std::string SelfPath() {
 }
 
 struct RestoreArgs {
-  std::string repo, db, target_dir, backup_id, key_file, private_key, time, lsn;
+  RepoTargetFlags target;
+  std::string target_dir, backup_id, time, lsn;
   bool latest = false;
   int parallel = 0;
   std::vector<std::string> tablespace_map;
@@ -303,7 +347,8 @@ struct RestoreArgs {
 };
 
 void RunRestoreVerb(const RestoreArgs& a, const CommonFlags& flags) {
-  RestoreOptions options{.database = a.db, .repo_url = a.repo, .key_file = Absolute(a.key_file),
+  const RepoTarget target = Check(ResolveRepoTarget(a.target));
+  RestoreOptions options{.database = target.database, .repo_url = target.storage_url, .key_file = Absolute(target.key_file),
                          .smartbackup_path = SelfPath(), .target_dir = a.target_dir, .backup_id = a.backup_id,
                          .parallelism = a.parallel, .prefetch_depth = a.prefetch};
   if (!a.time.empty()) {
@@ -317,13 +362,16 @@ void RunRestoreVerb(const RestoreArgs& a, const CommonFlags& flags) {
     auto [oid, dir] = Check(ParseTablespaceMapEntry(entry));
     options.tablespace_map[oid] = dir;
   }
-  KeyFlags key_flags = LoadKeyFlags(a.key_file, a.private_key, "--private-key");
-  auto repo = OpenRepo(a.repo, /*create=*/false);
+  KeyFlags key_flags = LoadKeyFlags(target.key_file, target.private_key, "--private-key");
+  auto repo = OpenRepo(target.storage_url, /*create=*/false);
   auto keys = ReaderKeysFor(std::move(key_flags), *repo);
   options.key = keys.get();
-  options.private_key_file = Absolute(a.private_key);
+  options.private_key_file = Absolute(target.private_key);
   auto started = std::chrono::steady_clock::now();
+  VerbProgress progress("restore");
+  options.progress = [&progress](uint64_t done, uint64_t total) { progress.meter.Update("", done, total); };
   auto m = Check(RunRestore(*repo, options));
+  progress.Done();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (flags.format() == Output::kJson) {
     json j = BackupJson(m, "available");
@@ -337,61 +385,36 @@ void RunRestoreVerb(const RestoreArgs& a, const CommonFlags& flags) {
 }
 
 struct ListArgs {
-  std::string repo, db;
+  RepoTargetFlags target{.database_required = false};
+  bool all = false;
 };
 
+// Cost: per database, the listing WalCatalog::Load makes (manifests, containers, WAL parts);
+// a log backup's objects are checked against the parts listed, with no request of their own.
 void RunAvailableBackupsVerb(const ListArgs& a, const CommonFlags& flags) {
-  auto repo = OpenRepo(a.repo, /*create=*/false);
+  const RepoTarget target = Check(ResolveRepoTarget(a.target));
+  auto repo = OpenRepo(target.storage_url, /*create=*/false);
   std::vector<std::string> dbs;
-  if (!a.db.empty()) {
-    Check(Repository::ValidateDatabaseName(a.db));
-    dbs.push_back(a.db);
+  if (!target.database.empty()) {
+    Check(Repository::ValidateDatabaseName(target.database));
+    dbs.push_back(target.database);
   } else {
     dbs = Check(repo->ListDatabases());
   }
-  json rows = json::array();
+  json out = json::array();
+  std::string text;
   for (const auto& db : dbs) {
-    auto listing = Check(repo->ListBackups(db));
-    for (const auto& s : listing.unreadable) log::Warn("{}", s.message());
-    for (const auto& m : listing.backups) rows.push_back(BackupJson(m, "available"));
-    auto catalog = WalCatalog::Load(*repo, db, std::nullopt);
-    if (catalog.ok()) {
-      for (const auto& gap : catalog->Gaps()) {
-        rows.push_back({{"database", db},
-                        {"system_identifier", std::to_string(catalog->system_identifier())},
-                        {"container", gap.container},
-                        {"backup_id", nullptr},
-                        {"type", "broken_chain"},
-                        {"timeline", gap.timeline},
-                        {"start_lsn", gap.start.ToString()},
-                        {"end_lsn", gap.end.ToString()},
-                        {"start_time", FormatRfc3339(gap.detected_after)},
-                        {"finish_time", FormatRfc3339(gap.detected_after)},
-                        {"expiration_time", nullptr},
-                        {"size_bytes", 0},
-                        {"stored_bytes", 0},
-                        {"status", "broken_chain"}});
-      }
-    }
+    auto catalog = Check(WalCatalog::Load(*repo, db, std::nullopt));
+    DatabaseListing listing = BuildListing(db, catalog, a.all);
+    AddVerifiedAt(*repo, listing);  // restore drills (verified_at.h)
+    out.push_back(ListingJson(listing));
+    text += ListingText(listing);
   }
-  for (const auto& db : dbs) AddVerifiedAt(*repo, db, rows);  // drills (verified_at.h)
   if (flags.format() == Output::kJson) {
-    std::cout << rows.dump(2) << "\n";
-    return;
+    std::cout << out.dump(2) << "\n";
+  } else {
+    std::cout << (dbs.empty() ? "(no backups)\n" : text);
   }
-  std::cout << fmt::format("{:<10} {:<26} {:<10} {:>3} {:<12} {:<12} {:<20} {:>10} {:>10} {}\n", "database",
-                           "backup_id", "type", "tl", "start_lsn", "end_lsn", "finish_time", "size", "stored",
-                           "status");
-  for (const auto& r : rows) {
-    std::cout << fmt::format("{:<10} {:<26} {:<10} {:>3} {:<12} {:<12} {:<20} {:>10} {:>10} {}\n",
-                             r["database"].get<std::string>(),
-                             r["backup_id"].is_null() ? "-" : r["backup_id"].get<std::string>(),
-                             r["type"].get<std::string>(), r["timeline"].get<int>(),
-                             r["start_lsn"].get<std::string>(), r["end_lsn"].get<std::string>(),
-                             r["finish_time"].get<std::string>(), FormatByteSize(r["size_bytes"].get<uint64_t>()),
-                             FormatByteSize(r["stored_bytes"].get<uint64_t>()), r["status"].get<std::string>());
-  }
-  if (rows.empty()) std::cout << "(no backups)\n";
 }
 
 struct PurgeArgs {
@@ -405,12 +428,12 @@ struct PurgeArgs {
 void RunPurgeVerb(const PurgeArgs& a, const CommonFlags& flags) {
   const bool days = a.settings.count("retention_days") > 0;
   if (days == !a.retention.empty()) {
-    Check(Status::InvalidArgument("give one of --retention-days N or --retention DURATION (e.g. 7d, 36h)"));
+    Usage("give one of --retention-days N or --retention DURATION (e.g. 7d, 36h)");
   }
   const std::chrono::milliseconds keep =
       days ? std::chrono::milliseconds(std::chrono::hours(24) * Check(SettingsFrom(a.settings)).retention_days)
            : Check(ParseDuration(a.retention));
-  if (keep.count() <= 0) Check(Status::InvalidArgument("--retention must be positive, e.g. 7d"));
+  if (keep.count() <= 0) Usage("--retention must be positive, e.g. 7d");
   Check(Repository::ValidateDatabaseName(a.db));
   auto repo = OpenRepo(a.repo, /*create=*/false);
   auto plan = Check(PlanRetention(*repo, a.db, repo->clock()->Now(), {.retention = keep}));
@@ -431,18 +454,22 @@ void RunPurgeVerb(const PurgeArgs& a, const CommonFlags& flags) {
 }
 
 struct VerifyArgs {
-  std::string repo, db, key_file, private_key;
+  RepoTargetFlags target{.database_required = false};
   int parallel = 0;
 };
 
 // Returns the exit code: 0 when everything checks out, 1 otherwise.
 int RunVerifyVerb(const VerifyArgs& a, const CommonFlags& flags) {
-  KeyFlags key_flags = LoadKeyFlags(a.key_file, a.private_key, "--private-key");
-  auto repo = OpenRepo(a.repo, /*create=*/false);
+  const RepoTarget target = Check(ResolveRepoTarget(a.target));
+  KeyFlags key_flags = LoadKeyFlags(target.key_file, target.private_key, "--private-key");
+  auto repo = OpenRepo(target.storage_url, /*create=*/false);
   auto keys = ReaderKeysFor(std::move(key_flags), *repo);
   VerifyOptions options{.key = keys.get(), .parallelism = a.parallel};
-  if (!a.db.empty()) options.database = a.db;
+  if (!target.database.empty()) options.database = target.database;
+  VerbProgress progress("verify");
+  options.progress = [&progress](uint64_t done, uint64_t total) { progress.meter.Update("", done, total); };
   auto report = Check(RunVerify(*repo, options));
+  progress.Done(report.ok());
   if (flags.format() == Output::kJson) {
     json problems = json::array();
     for (const auto& p : report.problems) {
@@ -655,7 +682,7 @@ int RunWalGetVerb(const WalGetArgs& a) {
 
 json CallAgentJson(const std::string& config, const std::string& method, const std::string& path,
                    const json& body = nullptr) {
-  if (config.empty()) Check(Status::InvalidArgument("--config is required to find the agent"));
+  if (config.empty()) Usage("--config is required to find the agent");
   auto endpoint = Check(EndpointFromConfig(config));
   auto token = Check(ReadToken(endpoint.token_path));
   auto response = Check(CallAgent(endpoint.socket, token, method, path, body.is_null() ? "" : body.dump()));
@@ -670,7 +697,7 @@ json CallAgentJson(const std::string& config, const std::string& method, const s
 // line every 30 s (or when the phase changes) otherwise, nothing with --quiet.
 void RunBackupOnDemandVerb(const std::string& config, const std::string& db, const std::string& type,
                            const CommonFlags& flags) {
-  if (config.empty()) Check(Status::InvalidArgument("--config is required to find the agent"));
+  if (config.empty()) Usage("--config is required to find the agent");
   auto endpoint = Check(EndpointFromConfig(config));
   auto token = Check(ReadToken(endpoint.token_path));
   auto api = SocketAgentApi(endpoint.socket, token, std::chrono::seconds(10));
@@ -730,11 +757,20 @@ void PrintStatus(const json& j, const CommonFlags& flags) {
     std::cout << fmt::format("{} ({}, {}, {}): {}\n", c["database"].get<std::string>(),
                              c["enabled"].get<bool>() ? "enabled" : "disabled", c["role"].get<std::string>(),
                              c["mode"].get<std::string>(), c["state"].get<std::string>());
-    std::cout << fmt::format("  last full: {}  last log: {}  streaming: {}\n", c["last_full"].dump(),
-                             c["last_log"].dump(), c["streaming"].get<bool>() ? "yes" : "no");
-    if (c.contains("restore_window")) {
+    // Times as they are, unquoted; "none" only when the repository holds no such backup.
+    auto time = [](const json& t) { return t.is_string() ? t.get<std::string>() : std::string("none"); };
+    std::cout << fmt::format("  last full: {}  last log: {}  streaming: {}\n", time(c["last_full"]),
+                             time(c["last_log"]), c["streaming"].get<bool>() ? "yes" : "no");
+    if (c.contains("restore_windows") && !c["restore_windows"].empty()) {
+      for (const auto& w : c["restore_windows"]) {
+        std::cout << fmt::format("  restore window: {} .. {} (full {})\n", w["start"].get<std::string>(),
+                                 w["end"].get<std::string>(), w["base_backup_id"].get<std::string>());
+      }
+    } else if (c.contains("restore_window")) {
       std::cout << fmt::format("  restore window: {} .. {}\n", c["restore_window"]["start"].get<std::string>(),
                                c["restore_window"]["end"].get<std::string>());
+    } else {
+      std::cout << "  restore window: none\n";
     }
     if (c.contains("recovery_point_age_seconds")) {
       std::cout << fmt::format("  recovery point age: {}s\n", c["recovery_point_age_seconds"].dump());
@@ -843,17 +879,29 @@ int RunCli(int argc, char** argv) {
 
   RestoreArgs restore;
   auto* r = app.add_subcommand("restore", "restore a backup into a data directory ready for pg_ctl start");
-  r->add_option("--repo", restore.repo, "repository URL")->required();
-  r->add_option("--db", restore.db, "database name in the repository")->required();
+  AddRepoTargetFlags(r, &restore.target);
   r->add_option("--target-dir", restore.target_dir, "empty or new directory (absolute path)")->required();
   auto* latest = r->add_flag("--latest", restore.latest, "restore to the latest point (default)");
-  auto* t = r->add_option("--time", restore.time, "recovery target time (RFC 3339)");
-  auto* l = r->add_option("--lsn", restore.lsn, "recovery target LSN");
+  auto* t = r->add_option("--time", restore.time, "recovery target time (RFC 3339)")
+                ->check(CLI::Validator(
+                    [](std::string& v) {
+                      return ParseRfc3339(v).ok()
+                                 ? std::string()
+                                 : fmt::format("\"{}\" is not an RFC 3339 time such as 2026-11-30T08:00:00Z", v);
+                    },
+                    "TIME", "RFC 3339 time"));
+  auto* l = r->add_option("--lsn", restore.lsn, "recovery target LSN")
+                ->check(CLI::Validator(
+                    [](std::string& v) {
+                      return Lsn::Parse(v).ok() ? std::string()
+                                                : fmt::format("\"{}\" is not an LSN such as 0/3000028", v);
+                    },
+                    "LSN", "LSN"));
   latest->excludes(t)->excludes(l);
   t->excludes(l);
   r->add_option("--backup-id", restore.backup_id, "restore this backup instead of the newest");
-  r->add_option("--key-file", restore.key_file, "key for encrypted backups");
-  r->add_option("--private-key", restore.private_key, "RSA private key (PEM) for backups written with --public-key");
+  r->add_option("--key-file", restore.target.key_file, "key for encrypted backups (with --config: the agent's key_file)");
+  r->add_option("--private-key", restore.target.private_key, "RSA private key (PEM) for backups written with --public-key");
   r->add_option("--prefetch", restore.prefetch,
                 "WAL segments fetched ahead during recovery (default 8; 0: off, one wal-get at a time)")
       ->check(CLI::Range(0, 64));
@@ -864,8 +912,8 @@ int RunCli(int argc, char** argv) {
 
   ListArgs list;
   auto* ab = app.add_subcommand("available-backups", "list the backups in a repository");
-  ab->add_option("--repo", list.repo, "repository URL")->required();
-  ab->add_option("--db", list.db, "only this database");
+  AddRepoTargetFlags(ab, &list.target);
+  ab->add_flag("--all", list.all, "every log backup too (default: the WAL coverage of each restore window)");
   AddCommon(ab, flags);
 
   PurgeArgs purge;
@@ -879,10 +927,9 @@ int RunCli(int argc, char** argv) {
 
   VerifyArgs verify;
   auto* v = app.add_subcommand("verify", "re-read every object and check it");
-  v->add_option("--repo", verify.repo, "repository URL")->required();
-  v->add_option("--db", verify.db, "only this database");
-  v->add_option("--key-file", verify.key_file, "also authenticate encrypted objects");
-  v->add_option("--private-key", verify.private_key, "RSA private key (PEM) for backups written with --public-key");
+  AddRepoTargetFlags(v, &verify.target);
+  v->add_option("--key-file", verify.target.key_file, "also authenticate encrypted objects");
+  v->add_option("--private-key", verify.target.private_key, "RSA private key (PEM) for backups written with --public-key");
   v->add_option("--parallel", verify.parallel, "reader workers")->check(CLI::Range(1, 64));
   AddCommon(v, flags);
 
@@ -981,8 +1028,9 @@ int RunCli(int argc, char** argv) {
   std::string health_config, health_since;
   auto* hl = app.add_subcommand("health", "error counts, loops and per-cluster state");
   hl->add_option("--config", health_config, "the agent's configuration file")->required();
-  hl->add_option("--since", health_since, "count events since this time (default: 30 minutes ago)")
-      ->check(Rfc3339Flag());
+  hl->add_option("--since", health_since,
+                 "count events since this long ago (30m, 2h, 1d) or this RFC 3339 time (default: 30m)")
+      ->check(SinceFlag());
   AddCommon(hl, flags);
 
   std::string status_config;
@@ -994,6 +1042,10 @@ int RunCli(int argc, char** argv) {
   auto* op = app.add_subcommand("options", "the managed settings: values, defaults, flags (the README's table)");
   op->add_flag("--markdown", options_markdown, "print the markdown table of README.md");
   AddCommon(op, flags);
+
+  CheckArgs check_args;
+  auto* ck = AddCheckVerb(app, &check_args);
+  AddCommon(ck, flags);
 
   std::string key_out;
   auto* gk = app.add_subcommand("generate-key", "write a new random 256-bit key file (mode 0600)");
@@ -1042,6 +1094,7 @@ int RunCli(int argc, char** argv) {
     else if (v->parsed()) return RunVerifyVerb(verify, flags);
     else if (pg->parsed()) RunPurgeVerb(purge, flags);
     else if (gk->parsed()) RunGenerateKeyVerb(key_out);
+    else if (ck->parsed()) return Check(RunCheckVerb(check_args, flags.format() == Output::kJson));
     else if (op->parsed()) PrintOptions(options_markdown, flags.format() == Output::kJson);
     else if (st->parsed()) RunStreamVerb(stream, flags);
     else if (wp->parsed()) RunWalPushVerb(push, flags);
@@ -1058,9 +1111,15 @@ int RunCli(int argc, char** argv) {
     else if (od->parsed()) RunBackupOnDemandVerb(od_config, od_db, od_type, flags);
     else if (dc->parsed()) PrintObject(CallAgentJson(dc_config, "GET", "/v1/db/" + dc_db + "/config"), flags);
     else if (ic->parsed()) PrintObject(CallAgentJson(ic_config, "GET", "/v1/instance-config"), flags);
-    else if (hl->parsed()) PrintStatus(CallAgentJson(health_config, "GET", "/v1/health" + (health_since.empty() ? std::string() : "?since=" + health_since)), flags);
+    else if (hl->parsed()) PrintStatus(CallAgentJson(health_config, "GET", "/v1/health" + (health_since.empty() ? std::string() : "?since=" + SinceTime(health_since))), flags);
     else if (stv->parsed()) PrintStatus(CallAgentJson(status_config, "GET", "/v1/status"), flags);
   } catch (const VerbFailed& f) {
+    if (f.status.detail() == StatusDetail::kUsage) {
+      // The same exit code and hint as a usage error CLI11 finds while parsing.
+      std::fprintf(stderr, "smartbackup: error: %s; hint: see smartbackup %s --help\n", f.status.message().c_str(),
+                   app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name().c_str());
+      return 2;
+    }
     std::fprintf(stderr, "smartbackup: error: %s\n", f.status.message().c_str());
     return 1;
   }

@@ -7,19 +7,18 @@
 
 namespace sb {
 
-void AddVerifiedAt(Repository& repo, const std::string& db, nlohmann::json& rows) {
+void AddVerifiedAt(Repository& repo, DatabaseListing& listing) {
   std::map<std::string, SystemTime> verified;
-  if (auto listing = ListDrillRecords(repo, db); listing.ok()) {
-    for (const auto& s : listing->unreadable) log::Warn("{}", s.message());
-    verified = VerifiedAtByBackup(listing->records);
+  if (auto records = ListDrillRecords(repo, listing.database); records.ok()) {
+    for (const auto& s : records->unreadable) log::Warn("{}", s.message());
+    verified = VerifiedAtByBackup(records->records);
   } else {
-    log::Warn("cannot read the drill records of \"{}\": {}", db, listing.status().message());
+    log::Warn("cannot read the drill records of \"{}\": {}", listing.database, records.status().message());
   }
-  for (auto& row : rows) {
-    if (!row.is_object() || !row.contains("database") || row["database"] != db) continue;
-    const auto& id = row.value("backup_id", nlohmann::json());
-    auto it = id.is_string() ? verified.find(id.get<std::string>()) : verified.end();
-    row["verified_at"] = it == verified.end() ? nlohmann::json(nullptr) : nlohmann::json(FormatRfc3339(it->second));
+  for (auto& row : listing.rows) {
+    if (!row.backup_id) continue;
+    auto it = verified.find(*row.backup_id);
+    if (it != verified.end()) row.verified_at = it->second;
   }
 }
 

@@ -4,15 +4,15 @@
 // Thread-safety: stateless.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli/backup_listing_view.h"
 #include "repo/repository.h"
 
 namespace sb {
 
-// Sets "verified_at" (RFC 3339, or null) on each row of `rows` (objects with "database" and
-// "backup_id") that belongs to `db`. Unreadable records are skipped; a listing error leaves nulls.
-void AddVerifiedAt(Repository& repo, const std::string& db, nlohmann::json& rows);
+// Sets `verified_at` on each backup row of `listing` that a drill proved. Unreadable records
+// are skipped; a listing error leaves them unset (null).
+void AddVerifiedAt(Repository& repo, DatabaseListing& listing);
 
 }  // namespace sb

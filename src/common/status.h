@@ -35,6 +35,7 @@ enum class StatusDetail {
   kNoAnswer,          // a request was sent but no answer came: whether it took effect is unknown
   kSlotInUse,         // a replication slot another process streams from
   kWalRemoved,        // WAL asked for is no longer on the server (a chain break)
+  kUsage,             // a command line that cannot run as given (the CLI exits 2)
 };
 
 // Which outside party an error came from, so that health counts it where it

@@ -223,7 +223,7 @@ TEST_F(AgentTest, RetentionPurgesOldBackupsAndKeepsTheWindowRestorable) {
   auto list = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
   ASSERT_EQ(list.exit_code, 0) << list.err;
   std::string oldest_full_finish;
-  for (const auto& row : json::parse(list.out)) {
+  for (const auto& row : json::parse(list.out)[0]["backups"]) {
     if (row["type"] == "full" && oldest_full_finish.empty()) oldest_full_finish = row["finish_time"];
   }
   ASSERT_FALSE(oldest_full_finish.empty());
@@ -381,9 +381,15 @@ TEST_F(AgentTest, KilledMidBackupLeavesNoPartialBackupAndResumes) {
   agent->Signal(SIGKILL);
   ASSERT_TRUE(agent->Wait(10s).has_value());
   // Nothing partial is listed, and what is listed verifies.
-  auto list = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
+  // Backups listed (not the per-window WAL rows): every full and log backup with --all.
+  auto backups = [](const CommandResult& l) {
+    size_t n = 0;
+    for (const auto& r : json::parse(l.out)[0]["backups"]) n += r["backup_id"].is_string();
+    return n;
+  };
+  auto list = RunSmartbackup("available-backups --all --repo " + Repo() + " --db main --output json");
   ASSERT_EQ(list.exit_code, 0) << list.err;
-  size_t listed_before = json::parse(list.out).size();
+  size_t listed_before = backups(list);
   auto verify = RunSmartbackup("verify --repo " + Repo());
   // An empty repository proves nothing, and verify says so (exit 1).
   EXPECT_EQ(verify.exit_code, listed_before > 0 ? 0 : 1) << verify.out << verify.err;
@@ -391,8 +397,8 @@ TEST_F(AgentTest, KilledMidBackupLeavesNoPartialBackupAndResumes) {
   // Restarted, the agent picks up where it was: the full backup it owed is taken.
   agent = start();
   ASSERT_TRUE(WaitFor([&] {
-    auto l = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
-    return l.exit_code == 0 && json::parse(l.out).size() > listed_before;
+    auto l = RunSmartbackup("available-backups --all --repo " + Repo() + " --db main --output json");
+    return l.exit_code == 0 && backups(l) > listed_before;
   }, 120s)) << agent->Log();
   agent->Signal(SIGTERM);
   EXPECT_EQ(agent->Wait(60s), std::optional<int>(0)) << agent->Log();
@@ -425,6 +431,18 @@ TEST_F(AgentTest, BackupOnDemandWaitsForItsJobAndSaysSoWhenTheAgentDies) {
   EXPECT_EQ(j["type"], "full");
   EXPECT_FALSE(j["backup_id"].get<std::string>().empty());
   EXPECT_EQ(Count(BackupType::kFull), 2);
+  // Status is fresh right after: the job publishes what it took (this cluster is not enabled, so no
+  // observe pass would ever read its catalogue), every window shown, times unquoted in text.
+  {
+    auto r = RunSmartbackup("status --output json --config " + config_path_);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json& c = json::parse(r.out)["clusters"][0];
+    EXPECT_EQ(c["last_full"], j["finish_time"]) << r.out;
+    EXPECT_EQ(c["restore_windows"].size(), 2u) << r.out;
+    auto t = RunSmartbackup("status --config " + config_path_);
+    EXPECT_NE(t.out.find("last full: " + j["finish_time"].get<std::string>()), std::string::npos) << t.out;
+    EXPECT_EQ(t.out.find("\"20"), std::string::npos) << "no quoted times: " << t.out;
+  }
 
   auto cli = BackgroundProcess::StartAsPostgres(
       {SMARTBACKUP_BINARY, "backup-on-demand", "main", "--type", "full", "--config", config_path_},

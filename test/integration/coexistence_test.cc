@@ -139,9 +139,9 @@ class CoexistenceTest : public ::testing::Test {
   json AvailableBackups() {
     StopAgent();
     GiveRepoToPostgres();
-    auto l = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
+    auto l = RunSmartbackup("available-backups --all --repo " + Repo() + " --db main --output json");
     EXPECT_EQ(l.exit_code, 0) << l.err;
-    return l.exit_code == 0 ? json::parse(l.out) : json::array();
+    return l.exit_code == 0 ? json::parse(l.out)[0]["backups"] : json::array();
   }
   static int RowsOfType(const json& rows, const std::string& type) {
     int n = 0;

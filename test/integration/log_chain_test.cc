@@ -297,9 +297,9 @@ class LogChainBase : public ::testing::Test {
   }
 
   json AvailableBackups() {
-    CommandResult l = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
+    CommandResult l = RunSmartbackup("available-backups --all --repo " + Repo() + " --db main --output json");
     EXPECT_EQ(l.exit_code, 0) << l.err;
-    return l.exit_code == 0 ? json::parse(l.out) : json::array();
+    return l.exit_code == 0 ? json::parse(l.out)[0]["backups"] : json::array();
   }
 
   static std::vector<json> RowsOfType(const json& rows, const std::string& type) {

@@ -73,7 +73,7 @@ TEST_F(RepoTrustTest, CopiedManifestIsNotListedAndEditedManifestIsRefusedWithThe
   auto listed = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
   int fulls = 0;
-  for (const auto& row : json::parse(listed.out)) {
+  for (const auto& row : json::parse(listed.out)[0]["backups"]) {
     if (row["type"] == "full") {
       ++fulls;
       EXPECT_EQ(row["backup_id"], id);

@@ -98,6 +98,7 @@ Status RestoreArchives(Repository& repo, const BackupManifest& m, const RestoreO
   // its inode lock and cost more system time than they save.
   ThreadPool writer(1, 2);
   Status status;
+  uint64_t restored = 0;
   for (const auto& archive : m.archives) {
     const auto& dest = dests.at(archive.tablespace_oid);
     TarExtractor tar(dest.dir, archive.name,
@@ -126,6 +127,8 @@ Status RestoreArchives(Repository& repo, const BackupManifest& m, const RestoreO
       }
       std::vector<FileWrite> writes;
       status = tar.Feed(**data, &writes);
+      restored += (*data)->size();
+      if (options.progress) options.progress(restored, m.size_bytes);
       if (status.ok()) status = write_errors->Get();
       if (!status.ok() || writes.empty()) continue;
       // The task owns the decoded object the writes point into.

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -46,6 +47,9 @@ struct RestoreOptions {
   // restore_command (with the system identifier, wal-get then needs no
   // catalog). 0: not written.
   uint64_t wal_segment_size = 0;
+  // Optional: raw bytes of the backup restored so far and its size, called from the calling
+  // thread after each object is unpacked (for a progress display; must be quick).
+  std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 Result<BackupManifest> RunRestore(Repository& repo, const RestoreOptions& options);

@@ -20,6 +20,7 @@ Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options) {
   VerifyReport report;
   std::mutex mu;
   int workers = WorkerCount(options.parallelism);
+  uint64_t total_bytes = 0;
   for (const auto& db : databases) {
     ++report.databases;
     ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(db));
@@ -31,6 +32,7 @@ Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options) {
                                           "available-backups",
                                           db, repo.storage().Describe()));
     }
+    for (const auto& m : listing.backups) total_bytes += m.stored_bytes;
     for (const auto& m : listing.backups) {
       ++report.backups_checked;
       // Without a key only checksums against the manifest are checked. With
@@ -73,6 +75,7 @@ Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options) {
           std::lock_guard lock(mu);
           ++report.objects_checked;
           if (stored.ok()) report.bytes_checked += stored->size();
+          if (options.progress) options.progress(report.bytes_checked, total_bytes);
           if (!p.kind.empty()) report.problems.push_back(std::move(p));
         });
       }

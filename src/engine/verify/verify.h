@@ -8,6 +8,7 @@
 // Thread-safety: reentrant.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +40,9 @@ struct VerifyOptions {
   std::optional<std::string> database;  // all when unset
   const KeySource* key = nullptr;
   int parallelism = 0;
+  // Optional: stored bytes checked so far and the stored size of the backups listed so far
+  // (each database's are added when it is listed), called from reader workers one at a time.
+  std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options);

@@ -265,6 +265,21 @@ TEST_F(ClusterControllerTest, WalSinceTheFullAtFullMaxWalStartsAFull) {
   EXPECT_EQ(actions_.fulls[0].decision.reason, "≥ " + FormatByteSize(kGiB) + " of WAL since the last full backup");
 }
 
+// Status shows every restore window (a target time in an older one is restorable too) and the
+// newest full and log backups even when no log backup followed the newest full.
+TEST_F(ClusterControllerTest, StatusShowsEveryWindowAndTheNewestBackups) {
+  PutFull(kStart - 2h, 0x1000028, 0x1000100);
+  PutPart(0x1000000, 0x1800000);
+  PutLog(kStart - 90min, 0x1000000, 0x1800000);
+  PutFull(kStart - 1h);
+  Step();
+  const json st = StatusOf();
+  EXPECT_EQ(st["restore_windows"].size(), 2u) << st.dump();
+  EXPECT_EQ(st["last_full"], FormatRfc3339(kStart - 1h)) << st.dump();
+  EXPECT_EQ(st["last_log"], FormatRfc3339(kStart - 90min)) << st.dump();
+  EXPECT_EQ(st["restore_window"]["start_lsn"], st["restore_windows"][1]["start_lsn"]) << "the newest";
+}
+
 TEST_F(ClusterControllerTest, LogBackupAfterTheFirstFull) {
   PutFull(kStart - 1h);
   Step();
