@@ -36,6 +36,12 @@ void AgentStats::NoteJob(const JobInfo& job) {
   d.last_seconds = seconds;
 }
 
+void AgentStats::NoteDrill(const DrillFigures& drill) {
+  std::lock_guard lock(mu_);
+  ++snap_.drills[{drill.database, drill.passed}];
+  snap_.last_drill[drill.database] = drill;
+}
+
 AgentStatsSnapshot AgentStats::Snapshot() const {
   std::lock_guard lock(mu_);
   return snap_;

@@ -32,6 +32,16 @@ struct JobDurations {
   std::optional<double> last_seconds;  // the latest job's duration
 };
 
+// One restore drill's figures, as the agent's drill job reports them (AgentStats::NoteDrill).
+struct DrillFigures {
+  std::string database;
+  bool passed = false;
+  SystemTime at{};               // when the drill ended
+  double restore_seconds = 0;    // base backup restored into the scratch directory
+  double replay_seconds = 0;     // WAL replayed up to the proven point
+  uint64_t bytes = 0;            // bytes restored
+};
+
 struct AgentStatsSnapshot {
   SystemTime started{};
   std::map<std::pair<std::string, HealthCategory>, uint64_t> events;  // (database, category) → count
@@ -39,6 +49,8 @@ struct AgentStatsSnapshot {
   uint64_t backup_loops = 0, retention_loops = 0;
   std::map<std::tuple<std::string, JobKind, JobState>, uint64_t> jobs;  // (database, kind, final state)
   std::map<std::pair<std::string, JobKind>, JobDurations> durations;    // succeeded jobs
+  std::map<std::pair<std::string, bool>, uint64_t> drills;               // (database, passed) → count
+  std::map<std::string, DrillFigures> last_drill;                        // by database
 };
 
 class AgentStats {
@@ -50,6 +62,8 @@ class AgentStats {
   void NoteEvent(const std::string& database, HealthCategory category, SystemTime at);
   // A job that ended (succeeded, failed, cancelled); its duration counts when it succeeded.
   void NoteJob(const JobInfo& job);
+  // A restore drill ended (the hook the agent's drill job calls with its figures).
+  void NoteDrill(const DrillFigures& drill);
   AgentStatsSnapshot Snapshot() const;
 
  private:

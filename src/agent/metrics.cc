@@ -96,6 +96,26 @@ void AgentFamilies(Families& fam, const MetricsSources& s) {
   }
   for (const ClusterFigures& c : s.clusters) breaks_by_db.try_emplace(c.database, 0);
   for (const auto& [db, n] : breaks_by_db) breaks.Add({{"database", db}}).Increment(static_cast<double>(n));
+
+  auto& drills = fam.Counter("smartbackup_drills_total", "Restore drills that ended since the agent started, by result");
+  for (const auto& [key, n] : s.agent.drills) {
+    drills.Add({{"database", key.first}, {"result", key.second ? "passed" : "failed"}}).Increment(static_cast<double>(n));
+  }
+  auto& drill_at = fam.Gauge("smartbackup_last_drill_timestamp_seconds", "When the newest restore drill ended (Unix time)");
+  auto& drill_ok = fam.Gauge("smartbackup_last_drill_passed", "1 when the newest restore drill proved its target");
+  auto& drill_restore = fam.Gauge("smartbackup_last_drill_restore_duration_seconds",
+                                  "The newest drill's restore of the base backup");
+  auto& drill_replay = fam.Gauge("smartbackup_last_drill_replay_duration_seconds",
+                                 "The newest drill's WAL replay up to the proven point");
+  auto& drill_bytes = fam.Gauge("smartbackup_last_drill_restored_bytes", "Bytes the newest drill restored");
+  for (const auto& [db, d] : s.agent.last_drill) {
+    const prometheus::Labels l{{"database", db}};
+    drill_at.Add(l).Set(Seconds(d.at));
+    drill_ok.Add(l).Set(d.passed ? 1 : 0);
+    drill_restore.Add(l).Set(d.restore_seconds);
+    drill_replay.Add(l).Set(d.replay_seconds);
+    drill_bytes.Add(l).Set(static_cast<double>(d.bytes));
+  }
 }
 
 // The newest backup of a type among the catalog's marks (full: full or copy-only bases of type kFull).

@@ -74,7 +74,7 @@ function timeline(c, now) {
   for (const b of tl.bases) times.push(t(b.start));
   for (const w of tl.windows) times.push(t(w.start));
   for (const r of tl.wal_runs) times.push(t(r.first));
-  for (const j of c.jobs) if (j.started) times.push(t(j.started));
+  for (const j of c.jobs) if (j.kind === "drill" && j.started) times.push(t(j.started));
   let lo = Math.min(...times.filter(isFinite)), hi = now;
   if (hi - lo < 60000) lo = hi - 60000;
   const pad = (hi - lo) * 0.02; lo -= pad; hi += pad;

@@ -154,7 +154,7 @@ log_frequency = "15m"
 TEST(AgentConfigTest, UnknownKeys) {
   EXPECT_EQ(ParseError("[agent]\nstate_dir = \"/x\"\nsockett = \"/y\"\n"),
             "config file \"/etc/smartbackup/agent.toml\" line 3: unknown key \"sockett\" in [agent]; hint: one of "
-            "state_dir, socket, discover, discover_root, max_parallel_fulls, loop_interval");
+            "state_dir, socket, discover, discover_root, max_parallel_fulls, loop_interval, http_listen");
   std::string m = ParseError("[defaults]\nenabled = true\nretention = 7\n");
   EXPECT_EQ(m.rfind("config file \"/etc/smartbackup/agent.toml\" line 3: unknown key \"retention\" in [defaults]; "
                     "hint: one of enabled, storage_url, retention_days",

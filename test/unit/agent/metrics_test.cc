@@ -80,6 +80,9 @@ MetricsSources FakeState() {
   JobInfo failed{.kind = JobKind::kLog, .cluster = "main", .state = JobState::kFailed,
                  .started = kNow - 1min, .finished = kNow - 50s};
   stats.NoteJob(failed);
+  stats.NoteDrill({.database = "main", .passed = false, .at = kNow - 3h});
+  stats.NoteDrill({.database = "main", .passed = true, .at = kNow - 1h, .restore_seconds = 12.5,
+                   .replay_seconds = 3, .bytes = 5000});
   s.agent = stats.Snapshot();
 
   StorageStats storage;
@@ -142,6 +145,17 @@ TEST(MetricsTest, AgentCountersHeartbeatsAndJobs) {
   EXPECT_EQ(Value(text, "smartbackup_job_duration_seconds_sum{database=\"main\",kind=\"full\"}"), 90);
   EXPECT_TRUE(HasLine(text, "# TYPE smartbackup_job_duration_seconds histogram"));
   EXPECT_TRUE(HasLine(text, "# TYPE smartbackup_jobs_total counter"));
+}
+
+TEST(MetricsTest, DrillFiguresFromTheDrillHook) {
+  const std::string text = RenderMetrics(FakeState());
+  EXPECT_EQ(Value(text, "smartbackup_drills_total{database=\"main\",result=\"passed\"}"), 1);
+  EXPECT_EQ(Value(text, "smartbackup_drills_total{database=\"main\",result=\"failed\"}"), 1);
+  EXPECT_EQ(Value(text, "smartbackup_last_drill_timestamp_seconds{database=\"main\"}"), Unix(kNow - 1h));
+  EXPECT_EQ(Value(text, "smartbackup_last_drill_passed{database=\"main\"}"), 1);
+  EXPECT_EQ(Value(text, "smartbackup_last_drill_restore_duration_seconds{database=\"main\"}"), 12.5);
+  EXPECT_EQ(Value(text, "smartbackup_last_drill_replay_duration_seconds{database=\"main\"}"), 3);
+  EXPECT_EQ(Value(text, "smartbackup_last_drill_restored_bytes{database=\"main\"}"), 5000);
 }
 
 TEST(MetricsTest, StorageCountersByOperation) {
