@@ -279,6 +279,7 @@ run_case() {  # run_case STORAGE DAYS
   fi
   make_wrapper "$dir/bin" ${wrapper_env[@]+"${wrapper_env[@]}"}
   local SB="$dir/bin/smartbackup"
+  # shellcheck disable=SC2206  # SB_WALGET_ENV is a list of NAME=VALUE words
   local walget_env=(${wrapper_env[@]+"${wrapper_env[@]}"} $SB_WALGET_ENV)
 
   # 1. The cluster, then its history, then its WAL moved past the history.
@@ -339,7 +340,7 @@ EOF
   # last one through the real wal-push, timed: the cost of archiving one
   # segment at this history size.
   local lastseg
-  lastseg=$(ls "$dir/walcopy" | grep -E '^[0-9A-F]{24}$' | sort | tail -n 1)
+  lastseg=$(find "$dir/walcopy" -maxdepth 1 -regextype posix-extended -regex '.*/[0-9A-F]{24}' -printf '%f\n' | sort | tail -n 1)
   mv "$dir/walcopy/$lastseg" "$dir/walnext/"
   timed_pg "$dir/import.out" env ${wrapper_env[@]+"${wrapper_env[@]}"} "$SCALE_GEN" --repo "$url" --db "$DB" \
     --sysid "$sysid" --jobs "$GEN_JOBS" --import-wal "$dir/walcopy"
@@ -420,7 +421,7 @@ EOF
 
 # REPLAY_MIB of WAL: pgbench writes plus a random-text table (md5 text compresses about 2:1).
 make_wal() {  # make_wal CASE PORT DIR
-  local c="$1" port="$2" dir="$3" start now done_mib
+  local c="$1" port="$2" dir="$3" start done_mib
   start=$(psql_at "$port" -c 'SELECT pg_current_wal_lsn()')
   psql_at "$port" -c 'CREATE TABLE rnd (id bigserial PRIMARY KEY, t text)' >/dev/null
   as_pg "$PGBIN/pgbench" -h "$SOCK" -p "$port" -U postgres -i -s 5 -q postgres >"$dir/pgbench-init.log" 2>&1
@@ -525,6 +526,7 @@ measure_replay() {  # measure_replay CASE DIR URL SYSID WANT PGBR_CONF
   local SB="$dir/bin/smartbackup"
   local walget_env=()
   [ "${url%%://*}" = azure ] && walget_env+=("AZURE_STORAGE_CONNECTION_STRING=$(conn_string "$AZ_PORT")")
+  # shellcheck disable=SC2206  # a list of NAME=VALUE words
   walget_env+=($SB_WALGET_ENV)
   # shellcheck disable=SC2086  # SB_RESTORE_ARGS is a list of words
   timed_pg "$dir/restore.out" "$SB" restore --repo "$url" --db "$DB" --target-dir "$dir/rs-sb" $SB_RESTORE_ARGS
