@@ -174,11 +174,11 @@ std::string ListingText(const DatabaseListing& l) {
   }
   if (l.windows.empty()) out += "  no restore window\n";
   if (l.wal) out += fmt::format("  wal {} .. {}\n", l.wal->first.ToString(), l.wal->second.ToString());
-  out += fmt::format("  {:<13} {:<26} {:>3} {:<12} {:<12} {:<20} {:<20} {:>10} {:>10} {:<8} {}\n", "type", "backup_id",
+  out += fmt::format("  {:<13} {:<26} {:>3} {:<12} {:<12} {:<24} {:<24} {:>10} {:>10} {:<10} {}\n", "type", "backup_id",
                      "tl", "start_lsn", "end_lsn", "start_time", "finish_time", "size", "stored", "verified",
                      "status");
   for (const auto& r : l.rows) {
-    out += fmt::format("  {:<13} {:<26} {:>3} {:<12} {:<12} {:<20} {:<20} {:>10} {:>10} {:<8} {}\n", r.type,
+    out += fmt::format("  {:<13} {:<26} {:>3} {:<12} {:<12} {:<24} {:<24} {:>10} {:>10} {:<10} {}\n", r.type,
                        r.backup_id.value_or("-"),
                        r.timeline, r.start_lsn, r.end_lsn, FormatRfc3339(r.start_time), FormatRfc3339(r.finish_time),
                        r.size_bytes ? FormatByteSize(*r.size_bytes) : "-",

@@ -68,8 +68,8 @@ class Checker {
     archive_mode_ = target_.from_config ? target_.settings.mode == WalMode::kArchive
                                         : info_.archive_command.find("wal-push") != std::string::npos;
     Add("connection", Level::kOk,
-        fmt::format("PostgreSQL {} ({}), system identifier {}, timeline {}, wal_level {}",
-                    info_.server_version_num, info_.in_recovery ? "standby" : "primary", info_.system_identifier,
+        fmt::format("PostgreSQL {}.{} ({}), system identifier {}, timeline {}, wal_level {}",
+                    info_.server_version_num / 10000, info_.server_version_num % 100, info_.in_recovery ? "standby" : "primary", info_.system_identifier,
                     info_.timeline, info_.wal_level));
     if (info_.wal_level == "minimal") {
       Add("wal_level", Level::kCritical, "wal_level is minimal: no backup can be taken; hint: set wal_level = replica "

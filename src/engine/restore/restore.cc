@@ -98,7 +98,10 @@ Status RestoreArchives(Repository& repo, const BackupManifest& m, const RestoreO
   // its inode lock and cost more system time than they save.
   ThreadPool writer(1, 2);
   Status status;
-  uint64_t restored = 0;
+  uint64_t restored = 0, total = 0;  // raw bytes of the archives' objects
+  for (const auto& archive : m.archives) {
+    for (const auto& chunk : archive.chunks) total += chunk.raw_size;
+  }
   for (const auto& archive : m.archives) {
     const auto& dest = dests.at(archive.tablespace_oid);
     TarExtractor tar(dest.dir, archive.name,
@@ -128,7 +131,7 @@ Status RestoreArchives(Repository& repo, const BackupManifest& m, const RestoreO
       std::vector<FileWrite> writes;
       status = tar.Feed(**data, &writes);
       restored += (*data)->size();
-      if (options.progress) options.progress(restored, m.size_bytes);
+      if (options.progress) options.progress(restored, total);
       if (status.ok()) status = write_errors->Get();
       if (!status.ok() || writes.empty()) continue;
       // The task owns the decoded object the writes point into.
