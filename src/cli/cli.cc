@@ -27,6 +27,7 @@
 #include "agent/job_wait.h"
 #include "agent/settings.h"
 #include "cli/option_flags.h"
+#include "cli/verb_reindex.h"
 #include "common/backoff.h"
 #include "common/encoding.h"
 #include "common/logging.h"
@@ -347,10 +348,11 @@ void RunAvailableBackupsVerb(const ListArgs& a, const CommonFlags& flags) {
   }
   json rows = json::array();
   for (const auto& db : dbs) {
-    auto listing = Check(repo->ListBackups(db));
+    CatalogCache cache;  // the catalog below reuses what the listing read
+    auto listing = Check(repo->ListBackups(db, &cache.index));
     for (const auto& s : listing.unreadable) log::Warn("{}", s.message());
     for (const auto& m : listing.backups) rows.push_back(BackupJson(m, "available"));
-    auto catalog = WalCatalog::Load(*repo, db, std::nullopt);
+    auto catalog = WalCatalog::Load(*repo, db, std::nullopt, &cache);
     if (catalog.ok()) {
       for (const auto& gap : catalog->Gaps()) {
         rows.push_back({{"database", db},
@@ -833,6 +835,10 @@ int RunCli(int argc, char** argv) {
   pg->add_flag("--dry-run", purge.dry_run, "only print what would be deleted");
   AddCommon(pg, flags);
 
+  ReindexArgs reindex;  // verb_reindex.cc
+  auto* ri = AddReindexVerb(app, reindex);
+  AddCommon(ri, flags);
+
   VerifyArgs verify;
   auto* v = app.add_subcommand("verify", "re-read every object and check it");
   v->add_option("--repo", verify.repo, "repository URL")->required();
@@ -975,6 +981,7 @@ int RunCli(int argc, char** argv) {
     else if (r->parsed()) RunRestoreVerb(restore, flags);
     else if (ab->parsed()) RunAvailableBackupsVerb(list, flags);
     else if (v->parsed()) return RunVerifyVerb(verify, flags);
+    else if (ri->parsed()) return RunReindexVerb({reindex.repo, reindex.db, flags.format() == Output::kJson});
     else if (pg->parsed()) RunPurgeVerb(purge, flags);
     else if (gk->parsed()) RunGenerateKeyVerb(key_out);
     else if (op->parsed()) PrintOptions(options_markdown, flags.format() == Output::kJson);
