@@ -82,7 +82,7 @@ bool Observer::ReadCatalog(Cluster& c, const ClusterSettings& s, const ServerInf
     StorageFailed(c, repo.status(), o);
     return false;
   }
-  auto catalog = WalCatalog::Load(**repo, c.name, info.system_identifier);
+  auto catalog = WalCatalog::Load(**repo, c.name, info.system_identifier, &catalogs_[c.name + "\n" + s.storage_url]);
   if (!catalog.ok()) {
     StorageFailed(c, catalog.status(), o);
     return false;

@@ -8,10 +8,15 @@
 // Thread-safety: the backup loop's thread only.
 #pragma once
 
+#include <map>
+#include <string>
+
 #include "agent/agent_context.h"
 #include "agent/cluster.h"
 #include "agent/server_probe.h"
 #include "agent/slot_watch.h"
+
+#include "engine/wal/wal_catalog.h"
 
 namespace sb {
 
@@ -31,6 +36,9 @@ class Observer {
   const AgentContext& ctx_;
   ServerProbe& probe_;
   SlotWatch& slots_;
+  // Per cluster and storage URL: what the last look read, so that a loop in
+  // which nothing changed makes a handful of listings and reads no manifest.
+  std::map<std::string, CatalogCache> catalogs_;
 };
 
 }  // namespace sb

@@ -26,24 +26,47 @@ void RetentionPass::Run(Cluster& c) {
   };
   auto repo = ctx_.OpenRepo(s.storage_url);
   if (!repo.ok()) return failed(repo.status(), "");
-  auto plan = PlanRetention(**repo, c.name, ctx_.clock->Now(),
-                            {.retention = s.retention_unit * s.retention_days,
-                             .cluster_live = !c.dropped,
-                             .system_identifier = sysid});
-  if (!plan.ok()) return failed(plan.status(), "retention: ");
-  if (!plan->manifests_to_delete.empty() || !plan->objects_to_delete.empty()) {
-    Status applied = ApplyRetention(**repo, *plan);
-    if (!applied.ok()) return failed(applied, "retention: ");
-    log::Info("[{}] retention: {}", c.name, plan->summary);
+  Memory& memory = memory_[c.name + "\n" + s.storage_url];
+  const auto retention = s.retention_unit * s.retention_days;
+  // Whether a purge can be due: the backups past the retention period, from
+  // the catalog kept in memory (a refresh reads only what changed).
+  auto listing = (*repo)->ListBackups(c.name, &memory.catalog.index);
+  if (!listing.ok()) return failed(listing.status(), "retention: ");
+  const SystemTime now = ctx_.clock->Now();
+  size_t past = 0;
+  for (const auto& b : listing->backups) past += b.finish_time + retention <= now;
+  const SteadyTime steady = ctx_.clock->SteadyNow();
+  const bool due = !memory.purged || past != memory.past_retention || steady - memory.last_purge >= std::chrono::hours(1);
+  if (due) {
+    auto plan = PlanRetention(**repo, c.name, now,
+                              {.retention = retention, .cluster_live = !c.dropped, .system_identifier = sysid});
+    if (!plan.ok()) return failed(plan.status(), "retention: ");
+    if (!plan->manifests_to_delete.empty() || !plan->objects_to_delete.empty()) {
+      Status applied = ApplyRetention(**repo, *plan);
+      if (!applied.ok()) return failed(applied, "retention: ");
+      log::Info("[{}] retention: {}", c.name, plan->summary);
+      past -= std::min(past, plan->manifests_to_delete.size());
+    }
+    memory.purged = true;
+    memory.last_purge = steady;
+    memory.past_retention = past;
   }
   ClearFault(c, Activity::kRetention);
-  CheckChainObjects(c, **repo);
+  CheckChainObjects(c, **repo, memory);
 }
 
-void RetentionPass::CheckChainObjects(Cluster& c, Repository& repo) {
+void RetentionPass::CheckChainObjects(Cluster& c, Repository& repo, Memory& memory) {
   if (c.dropped) return;
-  auto catalog = WalCatalog::Load(repo, c.name, std::nullopt);
+  auto catalog = WalCatalog::Load(repo, c.name, std::nullopt, &memory.catalog);
   if (!catalog.ok() || catalog->bases().empty()) return;
+  // Objects are checked (one request each) when the backups changed, else every 15 minutes.
+  std::string seen = fmt::format("{}/{}", catalog->bases().size(), catalog->log_backups().size());
+  if (!catalog->bases().empty()) seen += "/" + catalog->bases().back().backup_id;
+  if (!catalog->log_backups().empty()) seen += "/" + catalog->log_backups().back().backup_id;
+  const SteadyTime steady = ctx_.clock->SteadyNow();
+  if (seen == memory.seen && steady - memory.last_check < std::chrono::minutes(15)) return;
+  memory.seen = seen;
+  memory.last_check = steady;
   const BackupManifest* last_full = nullptr;
   for (const auto& b : catalog->bases()) {
     if (b.type == BackupType::kFull) last_full = &b;

@@ -447,14 +447,47 @@ Result<std::vector<JobRecord>> StateStore::RecentJobs(const std::string& cluster
 }
 
 Status StateStore::RecordHealthEvent(const HealthEvent& e) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Stmt st(db_, "INSERT INTO health_events (at_ms, cluster, category, message) VALUES (?1, ?2, ?3, ?4)");
+    RETURN_IF_ERROR(st.Prepared("recording a health event"));
+    st.Bind(1, ToMs(e.at));
+    st.Bind(2, e.cluster);
+    st.Bind(3, std::string(HealthCategoryName(e.category)));
+    st.Bind(4, e.message);
+    RETURN_IF_ERROR(st.Run("recording a health event"));
+    if (++inserts_ < retention_.prune_every) return Status::Ok();
+    inserts_ = 0;
+  }
+  return Prune(e.at, retention_);
+}
+
+Status StateStore::Prune(SystemTime now, const StateRetention& r) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt st(db_, "INSERT INTO health_events (at_ms, cluster, category, message) VALUES (?1, ?2, ?3, ?4)");
-  RETURN_IF_ERROR(st.Prepared("recording a health event"));
-  st.Bind(1, ToMs(e.at));
-  st.Bind(2, e.cluster);
-  st.Bind(3, std::string(HealthCategoryName(e.category)));
-  st.Bind(4, e.message);
-  return st.Run("recording a health event");
+  const std::string loops = fmt::format("'{}', '{}'", HealthCategoryName(HealthCategory::kBackupLoop),
+                                        HealthCategoryName(HealthCategory::kRetentionLoop));
+  struct Step {
+    std::string sql;
+    int64_t arg;
+  };
+  const Step steps[] = {
+      {"DELETE FROM health_events WHERE at_ms < ?1", ToMs(now - r.events)},
+      {"DELETE FROM health_events WHERE at_ms < ?1 AND category IN (" + loops + ")", ToMs(now - r.heartbeats)},
+      {"DELETE FROM health_events WHERE id <= (SELECT id FROM health_events ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+       r.max_events},
+      {"DELETE FROM jobs WHERE result NOT IN ('running', 'queued') AND coalesce(finished_ms, started_ms) < ?1",
+       ToMs(now - r.jobs)},
+      {"DELETE FROM jobs WHERE result NOT IN ('running', 'queued') AND id <= (SELECT id FROM jobs WHERE result NOT "
+       "IN ('running', 'queued') ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+       r.max_jobs},
+  };
+  for (const auto& step : steps) {
+    Stmt st(db_, step.sql.c_str());
+    RETURN_IF_ERROR(st.Prepared("pruning the state store"));
+    st.Bind(1, step.arg);
+    RETURN_IF_ERROR(st.Run("pruning the state store"));
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<HealthEvent>> StateStore::HealthEvents(SystemTime since, SystemTime until) {

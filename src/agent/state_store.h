@@ -62,6 +62,17 @@ struct HealthEvent {
   std::string message;
 };
 
+// How long the state store keeps history (Prune). Loop heartbeats (one per
+// loop, every 10 s) only serve the "stuck" check of the last 30 minutes.
+struct StateRetention {
+  std::chrono::milliseconds events = std::chrono::hours(24 * 30);     // health events
+  std::chrono::milliseconds heartbeats = std::chrono::hours(24 * 2);  // backup_loop / retention_loop events
+  std::chrono::milliseconds jobs = std::chrono::hours(24 * 30);       // finished jobs
+  int64_t max_events = 200000;                                       // newest kept beyond that
+  int64_t max_jobs = 20000;                                          // finished jobs, newest kept
+  int64_t prune_every = 500;  // RecordHealthEvent prunes after this many inserts (at the event's time)
+};
+
 class StateStore {
  public:
   static Result<std::unique_ptr<StateStore>> Open(const std::string& path);
@@ -93,10 +104,18 @@ class StateStore {
   // Events with since <= at <= until, oldest first.
   Result<std::vector<HealthEvent>> HealthEvents(SystemTime since, SystemTime until);
 
+  // Deletes history past `retention` as of `now`: old health events and
+  // heartbeats, old finished jobs, and the oldest rows beyond the caps.
+  // Running and queued jobs are never pruned.
+  Status Prune(SystemTime now, const StateRetention& retention = {});
+  void SetRetention(const StateRetention& retention) { retention_ = retention; }
+
  private:
   StateStore() = default;
   std::mutex mu_;
   sqlite3* db_ = nullptr;
+  StateRetention retention_;
+  int64_t inserts_ = 0;  // since the last automatic prune
 };
 
 }  // namespace sb

@@ -33,6 +33,7 @@
 #include "cli/verb_check.h"
 #include "cli/verb_drill.h"
 #include "cli/verified_at.h"
+#include "cli/verb_reindex.h"
 #include "common/backoff.h"
 #include "common/encoding.h"
 #include "common/logging.h"
@@ -404,7 +405,8 @@ void RunAvailableBackupsVerb(const ListArgs& a, const CommonFlags& flags) {
   json out = json::array();
   std::string text;
   for (const auto& db : dbs) {
-    auto catalog = Check(WalCatalog::Load(*repo, db, std::nullopt));
+    CatalogCache cache;
+    auto catalog = Check(WalCatalog::Load(*repo, db, std::nullopt, &cache));
     DatabaseListing listing = BuildListing(db, catalog, a.all);
     AddVerifiedAt(*repo, listing);  // restore drills (verified_at.h)
     out.push_back(ListingJson(listing));
@@ -925,6 +927,10 @@ int RunCli(int argc, char** argv) {
   pg->add_flag("--dry-run", purge.dry_run, "only print what would be deleted");
   AddCommon(pg, flags);
 
+  ReindexArgs reindex;  // verb_reindex.cc
+  auto* ri = AddReindexVerb(app, reindex);
+  AddCommon(ri, flags);
+
   VerifyArgs verify;
   auto* v = app.add_subcommand("verify", "re-read every object and check it");
   AddRepoTargetFlags(v, &verify.target);
@@ -1092,6 +1098,7 @@ int RunCli(int argc, char** argv) {
     else if (r->parsed()) RunRestoreVerb(restore, flags);
     else if (ab->parsed()) RunAvailableBackupsVerb(list, flags);
     else if (v->parsed()) return RunVerifyVerb(verify, flags);
+    else if (ri->parsed()) return RunReindexVerb({reindex.repo, reindex.db, flags.format() == Output::kJson});
     else if (pg->parsed()) RunPurgeVerb(purge, flags);
     else if (gk->parsed()) RunGenerateKeyVerb(key_out);
     else if (ck->parsed()) return Check(RunCheckVerb(check_args, flags.format() == Output::kJson));

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/logging.h"
 #include "common/text.h"
 #include "repo/json_fields.h"
 #include "repo/object_codec.h"
@@ -47,6 +48,14 @@ Status CheckDescriptor(const std::string& text, const std::string& where) {
 
 // The descriptor's "repository_id"; a repository made before ids existed is
 // named by a digest of its descriptor (written once, so just as stable).
+int VersionOfDescriptor(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_object() && j.contains("version") && j["version"].is_number_integer()) {
+    return static_cast<int>(j["version"].get<int64_t>());
+  }
+  return 1;
+}
+
 std::string IdOfDescriptor(const std::string& text) {
   json j = json::parse(text, nullptr, false);
   if (j.is_object() && j.contains("repository_id") && j["repository_id"].is_string()) {
@@ -90,6 +99,8 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<Storage> st
   }
   std::unique_ptr<Repository> repo(new Repository(std::move(storage), clock));
   repo->id_ = IdOfDescriptor(descriptor);
+  repo->format_version_ = VersionOfDescriptor(descriptor);
+  repo->descriptor_ = descriptor;
   return repo;
 }
 
@@ -333,7 +344,90 @@ Result<ContainerInfo> Repository::EnsureContainer(const std::string& db, uint64_
   }
 }
 
-Result<BackupListing> Repository::ListBackups(const std::string& db) {
+Status Repository::UpgradeToVersion2() {
+  if (format_version_ >= 2) return Status::Ok();
+  json j = json::parse(descriptor_, nullptr, false);
+  if (!j.is_object()) return Status::Internal("repository descriptor unreadable");
+  j["version"] = 2;
+  if (!j.contains("repository_id")) j["repository_id"] = id_;  // keep the name it was known by
+  const std::string text = j.dump(1) + "\n";
+  RETURN_IF_ERROR(storage_->Put(kDescriptorKey, text).WithContext("cannot upgrade the repository descriptor"));
+  descriptor_ = text;
+  format_version_ = 2;
+  return Status::Ok();
+}
+
+namespace {
+
+// Manifests that fail their checks are listed as unreadable; other errors end the listing.
+bool IsUnreadable(const Status& s) {
+  return s.code() == StatusCode::kCorruption || s.code() == StatusCode::kFailedPrecondition ||
+         s.code() == StatusCode::kPermissionDenied;
+}
+
+Result<BackupListing> Finish(BackupListing listing) {
+  if (listing.backups.empty()) {
+    for (const auto& s : listing.unreadable) {
+      if (s.code() == StatusCode::kPermissionDenied) return s;
+    }
+  }
+  std::sort(listing.backups.begin(), listing.backups.end(), [](const auto& a, const auto& b) {
+    return a.start_time != b.start_time ? a.start_time < b.start_time : a.backup_id < b.backup_id;
+  });
+  return listing;
+}
+
+}  // namespace
+
+Result<BackupListing> Repository::ListBackups(const std::string& db, IndexCache* cache) {
+  RETURN_IF_ERROR(ValidateDatabaseName(db));
+  if (format_version_ < 2) return ListBackupsFromStorage(db);
+  ASSIGN_OR_RETURN(IndexView view, backup_index::Read(*storage_, db, cache));
+  // A bad object, or no index at all (a database no version 2 writer has
+  // written yet): list every manifest, as in version 1.
+  if (!view.usable || (view.objects.empty() && view.markers.empty())) return ListBackupsFromStorage(db);
+  BackupListing listing;
+  auto add = [&](Result<BackupManifest> m) -> Status {
+    if (m.ok()) {
+      listing.backups.push_back(std::move(m).value());
+    } else if (IsUnreadable(m.status())) {
+      listing.unreadable.push_back(m.status());
+    } else if (!m.status().IsNotFound()) {  // not found: a marker of a write in flight, or deleted meanwhile
+      return m.status();
+    }
+    return Status::Ok();
+  };
+  std::map<std::string, std::pair<std::string, BackupManifest>> parsed;
+  for (const auto& [key, text] : view.entries) {
+    const std::string sha = Sha256Hex(text);
+    if (cache) {
+      auto it = cache->parsed.find(key);
+      if (it != cache->parsed.end() && it->second.first == sha) {
+        listing.backups.push_back(it->second.second);
+        parsed.emplace(key, it->second);
+        continue;
+      }
+    }
+    auto m = ParseManifest(text, key);
+    if (m.ok()) {
+      parsed.emplace(key, std::make_pair(sha, *m));
+      listing.backups.push_back(std::move(m).value());
+    } else {
+      // A bad entry says nothing about the manifest: read it from its own key.
+      RETURN_IF_ERROR(add(ReadManifest(key)));
+    }
+  }
+  if (cache) cache->parsed = std::move(parsed);
+  std::set<std::string> extra(view.conflicting.begin(), view.conflicting.end());
+  for (const auto& marker : view.markers) {
+    std::string key = backup_index::ManifestKeyOfMarker(db, marker.key);
+    if (!view.entries.count(key) && !view.deleted.count(key)) extra.insert(std::move(key));
+  }
+  for (const auto& key : extra) RETURN_IF_ERROR(add(ReadManifest(key)));
+  return Finish(std::move(listing));
+}
+
+Result<BackupListing> Repository::ListBackupsFromStorage(const std::string& db) {
   RETURN_IF_ERROR(ValidateDatabaseName(db));
   ASSIGN_OR_RETURN(auto objects, ListAll(*storage_, fmt::format("db/{}/backups/", db)));
   BackupListing listing;
@@ -351,15 +445,7 @@ Result<BackupListing> Repository::ListBackups(const std::string& db) {
       return m.status();
     }
   }
-  if (listing.backups.empty()) {
-    for (const auto& s : listing.unreadable) {
-      if (s.code() == StatusCode::kPermissionDenied) return s;
-    }
-  }
-  std::sort(listing.backups.begin(), listing.backups.end(), [](const auto& a, const auto& b) {
-    return a.start_time != b.start_time ? a.start_time < b.start_time : a.backup_id < b.backup_id;
-  });
-  return listing;
+  return Finish(std::move(listing));
 }
 
 Result<std::vector<std::string>> Repository::ListManifestKeys(const std::string& db, const std::string& container,
@@ -379,6 +465,10 @@ Result<std::vector<std::string>> Repository::ListManifestKeys(const std::string&
 
 Result<BackupManifest> Repository::ReadManifest(const std::string& key) {
   ASSIGN_OR_RETURN(std::string text, storage_->Get(key));
+  return ParseManifest(text, key);
+}
+
+Result<BackupManifest> Repository::ParseManifest(const std::string& text, const std::string& key) {
   ASSIGN_OR_RETURN(BackupManifest m, BackupManifest::FromJson(text, key, read_keys_));
   // The key is what listing, retention and restore go by; the content is
   // what they act on. A manifest copied under another name would make the
@@ -399,8 +489,21 @@ Status Repository::WriteManifest(const BackupManifest& m, const EncryptionKey* m
                                         "such key was given to authenticate it",
                                         key, m.encryption_key_id));
   }
-  return storage_->Put(key, m.ToJson(mac_key), {.if_absent = true})
-      .WithContext("cannot write backup manifest \"" + key + "\"");
+  const std::string text = m.ToJson(mac_key);
+  if (format_version_ >= 2) {
+    // The marker first: from the moment the manifest exists, readers of the
+    // index find it (doc/repository.md, "Index").
+    RETURN_IF_ERROR(storage_->Put(backup_index::MarkerKey(m.database, m.container, m.backup_id), "")
+                        .WithContext("cannot write the index marker of backup manifest \"" + key + "\""));
+  }
+  RETURN_IF_ERROR(storage_->Put(key, text, {.if_absent = true})
+                      .WithContext("cannot write backup manifest \"" + key + "\""));
+  if (format_version_ >= 2) {
+    // The backup exists now; the marker keeps it findable if indexing fails.
+    Status s = backup_index::AfterManifestWritten(*storage_, m.database, key, text, clock_);
+    if (!s.ok()) log::Warn("backup {} is not indexed yet ({}); readers find it by its marker", m.backup_id, s.message());
+  }
+  return Status::Ok();
 }
 
 }  // namespace sb

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/lsn.h"
+#include "repo/backup_index.h"
 #include "repo/manifest.h"
 #include "repo/object_codec.h"
 #include "storage/storage.h"
@@ -44,7 +45,9 @@ struct BackupListing {
 
 class Repository {
  public:
-  static constexpr int kFormatVersion = 1;
+  // 2: the index of doc/repository.md ("Index"). Version 1 repositories are
+  // read by listing every manifest until `reindex` upgrades them.
+  static constexpr int kFormatVersion = 2;
 
   // Opens the repository at `storage`. With create, writes the descriptor if
   // it is missing; without, a missing descriptor is kNotFound.
@@ -58,6 +61,11 @@ class Repository {
   // text (a file:// path on two hosts is two repositories unless it is one
   // shared mount). Agents compare it across nodes (availability groups).
   const std::string& id() const { return id_; }
+  // The descriptor's format version: 1 (no index) or 2.
+  int format_version() const { return format_version_; }
+  // Rewrites a version 1 descriptor as version 2 (same id and creation
+  // time): the index must be complete first (reindex does both).
+  Status UpgradeToVersion2();
 
   static Status ValidateDatabaseName(const std::string& db);
   // The grammar of names read back from storage (doc/repository.md,
@@ -98,7 +106,12 @@ class Repository {
   // under another key) go to `unreadable`; if none is readable and one
   // failed for want of its key, that error is returned instead, so a wrong
   // key is reported as such rather than as "no backups".
-  Result<BackupListing> ListBackups(const std::string& db);
+  // Version 2: from the index (doc/repository.md, "Index"), falling back to
+  // ListBackupsFromStorage when an index object is bad; `cache` (may be null)
+  // keeps index objects and parsed manifests between calls of one reader.
+  Result<BackupListing> ListBackups(const std::string& db, IndexCache* cache = nullptr);
+  // Lists and reads every manifest from its own key (version 1; verify, reindex).
+  Result<BackupListing> ListBackupsFromStorage(const std::string& db);
   // The manifest keys of one container whose backup id has type letter
   // `type_letter` ('F', 'C', 'L'; 0 = all), oldest id first. Keys only: no
   // manifest is read (cheap however many backups the container holds).
@@ -108,6 +121,8 @@ class Repository {
   // it was read from (a copy under another name is kCorruption), and with
   // keys set, that it is encrypted and its MAC holds.
   Result<BackupManifest> ReadManifest(const std::string& key);
+  // The checks of ReadManifest on a text already read (an index entry).
+  Result<BackupManifest> ParseManifest(const std::string& text, const std::string& key);
   // Put-if-absent: a backup's manifest is written exactly once, last. An
   // encrypted manifest (encryption_key_id set) needs mac_key, the key with
   // that id, to authenticate it; kInternal without.
@@ -125,6 +140,8 @@ class Repository {
   std::unique_ptr<Storage> storage_;
   Clock* clock_;
   std::string id_;
+  std::string descriptor_;
+  int format_version_ = 1;
   const KeySource* read_keys_ = nullptr;
 };
 

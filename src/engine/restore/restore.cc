@@ -289,6 +289,21 @@ Result<RestorePlan> PlanRestore(Repository& repo, const std::string& database, c
   for (const auto& m : catalog.bases()) {
     if (m.backup_id == best->base_backup_id) plan.base = m;
   }
+  // The catalog may come from the index: the backup restored is read from
+  // its own manifest, which must still exist and check (doc/repository.md).
+  {
+    auto real = repo.ReadManifest(Repository::ManifestKey(database, plan.base.container, plan.base.backup_id));
+    if (!real.ok()) {
+      if (real.status().IsNotFound()) {
+        return Status::NotFound(fmt::format(
+            "backup {} of database \"{}\" is listed by the index but its manifest is gone; hint: run smartbackup "
+            "reindex --repo {} --db {}",
+            plan.base.backup_id, database, repo.storage().Describe(), database));
+      }
+      return real.status();
+    }
+    plan.base = std::move(real).value();
+  }
   plan.needs_wal = target.kind != RecoveryTarget::Kind::kLatest || best->end_lsn > best->start_lsn ||
                    best->end_timeline != best->start_timeline;
   plan.target_note = fmt::format("{}; window {} .. {} (timeline {})", target.ToString(), best->start_lsn.ToString(),

@@ -263,6 +263,7 @@ using ClusterKey = std::optional<uint64_t>;
 struct Repo {
   std::map<ClusterKey, Inputs> clusters;
   std::set<std::string> listed;
+  IndexRewrite index;  // format version 2: what the index is rewritten from
 };
 
 // A manifest is trusted only where it lies: its content must name the key it
@@ -306,6 +307,20 @@ Result<Repo> ReadRepo(Repository& repo, const std::string& db) {
     }
   }
   ASSIGN_OR_RETURN(auto objects, ListAll(repo.storage(), fmt::format("db/{}/", db)));
+  // Version 2: a listed manifest's text is taken from the index when an entry
+  // holds it (checked like the manifest itself), so a pass reads only
+  // unindexed manifests. The index is not backups: never planned, rewritten
+  // by ApplyRetention.
+  IndexView view;
+  if (repo.format_version() >= 2) {
+    ASSIGN_OR_RETURN(view, backup_index::Read(repo.storage(), db, nullptr));
+    r.index.enabled = view.usable;
+    for (const auto& [key, level] : view.objects) {
+      r.index.objects.push_back(key);
+      r.index.level = std::max(r.index.level, level);
+    }
+  }
+  const std::string index_root = backup_index::Prefix(db);
   const std::string locks_root = fmt::format("db/{}/locks/", db);
   const std::string backups_root = fmt::format("db/{}/backups/", db);
   std::map<std::string, uint64_t> sizes;
@@ -313,10 +328,27 @@ Result<Repo> ReadRepo(Repository& repo, const std::string& db) {
     r.listed.insert(o.key);
     sizes[o.key] = o.size;
     if (StartsWith(o.key, locks_root)) continue;  // leases are not backups
+    if (StartsWith(o.key, index_root)) {
+      if (!backup_index::ManifestKeyOfMarker(db, o.key).empty()) r.index.markers.push_back(o);
+      continue;
+    }
     Inputs& in = cluster_of(sysids, ContainerOfKey(db, o.key));
     if (StartsWith(o.key, backups_root) && EndsWith(o.key, ".json")) {
       in.manifest_keys.insert(o.key);
-      auto m = repo.ReadManifest(o.key);
+      auto entry = view.entries.find(o.key);
+      std::string text;
+      if (entry != view.entries.end()) {
+        text = entry->second;
+      } else {
+        auto got = repo.storage().Get(o.key);
+        if (got.ok()) {
+          text = std::move(got).value();
+        } else if (!got.status().IsNotFound()) {  // not found: deleted since the listing
+          return got.status();
+        }
+      }
+      auto m = text.empty() ? Result<BackupManifest>(Status::NotFound(o.key)) : repo.ParseManifest(text, o.key);
+      if (m.ok()) r.index.live[o.key] = text;
       if (m.ok()) {
         if (ManifestMatchesKey(db, o.key, *m, sysids)) {
           in.backups.push_back(std::move(m).value());
@@ -677,6 +709,7 @@ Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, Sys
         FormatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(local_now - now)), FormatRfc3339(now)));
   }
   ASSIGN_OR_RETURN(Repo r, ReadRepo(repo, db));
+  r.index.db = db;
   RetentionPlan plan;
   plan.storage_now = now;
   Deletions del(r.listed);
@@ -718,10 +751,14 @@ Result<RetentionPlan> PlanRetention(Repository& repo, const std::string& db, Sys
   if (n.leftovers_kept_for_lease) plan.summary += "; leftovers kept: a full backup holds the lease";
   plan.manifests_to_delete = std::move(del.manifests());
   plan.objects_to_delete = del.TakeObjects();
+  plan.index = std::move(r.index);
   return plan;
 }
 
 Status ApplyRetention(Repository& repo, const RetentionPlan& plan) {
+  // The index first (version 2): tombstones hide the backups about to go, so
+  // an interruption never leaves the index listing a deleted backup.
+  RETURN_IF_ERROR(RewriteIndex(repo, plan).WithContext("retention: cannot rewrite the index"));
   // Manifests first: a backup stops existing before its data goes, so an
   // interruption leaves at worst leftovers, never a manifest without data.
   for (const auto& key : plan.manifests_to_delete) {
@@ -732,6 +769,33 @@ Status ApplyRetention(Repository& repo, const RetentionPlan& plan) {
     Status s = repo.storage().Delete(key);
     if (!s.ok()) return s.WithContext(fmt::format("retention: cannot delete object \"{}\"", key));
   }
+  return Status::Ok();
+}
+
+Status RewriteIndex(Repository& repo, const RetentionPlan& plan) {
+  const IndexRewrite& ix = plan.index;
+  if (!ix.enabled || ix.db.empty()) return Status::Ok();
+  const auto grace = std::chrono::hours(6);
+  std::vector<std::string> stale_markers;
+  for (const auto& m : ix.markers) {
+    const std::string key = backup_index::ManifestKeyOfMarker(ix.db, m.key);
+    if (ix.live.count(key) || plan.storage_now - m.mtime > grace) stale_markers.push_back(m.key);
+  }
+  // Nothing deleted and nothing to fold in: the index stays as it is.
+  if (plan.manifests_to_delete.empty() && stale_markers.empty()) return Status::Ok();
+  IndexObject rewritten{.level = std::max(ix.level, 1)};
+  std::set<std::string> deleted(plan.manifests_to_delete.begin(), plan.manifests_to_delete.end());
+  for (const auto& [key, text] : ix.live) {
+    if (!deleted.count(key)) rewritten.entries[key] = text;
+  }
+  for (const auto& key : deleted) rewritten.deleted[key] = plan.storage_now;
+  // The new object is durable before any object it replaces goes. Nothing
+  // left: no object (readers of an empty index list the few manifests).
+  if (!rewritten.entries.empty()) {
+    RETURN_IF_ERROR(backup_index::Put(repo.storage(), ix.db, rewritten, repo.clock()).status());
+  }
+  for (const auto& key : ix.objects) RETURN_IF_ERROR(repo.storage().Delete(key));
+  for (const auto& key : stale_markers) RETURN_IF_ERROR(repo.storage().Delete(key));
   return Status::Ok();
 }
 

@@ -50,6 +50,18 @@ struct RetentionOptions {
   std::chrono::milliseconds max_clock_ahead = std::chrono::minutes(5);
 };
 
+// Format version 2: what ApplyRetention rewrites the index from once it has
+// deleted manifests (doc/repository.md, "Index"): every index object and
+// marker this pass listed, and the text of every readable manifest it listed.
+struct IndexRewrite {
+  bool enabled = false;  // a version 2 repository whose index read well
+  std::string db;
+  int level = 0;
+  std::vector<std::string> objects;             // index objects read (replaced by the rewrite)
+  std::vector<ObjectInfo> markers;              // pending markers listed
+  std::map<std::string, std::string> live;      // manifest key → text, as listed and checked
+};
+
 struct RetentionPlan {
   std::vector<std::string> manifests_to_delete;  // backup manifest keys (deleted first)
   std::vector<std::string> objects_to_delete;    // data objects and WAL parts (after their manifests)
@@ -57,6 +69,7 @@ struct RetentionPlan {
   std::string anchor_backup_id;                  // the full backup the window starts from
   std::string summary;                           // one line for logs and health
   SystemTime storage_now{};                      // the storage's time the ages were measured against
+  IndexRewrite index;
 };
 
 // `local_now` is the local clock's time: it is only compared with the
@@ -73,5 +86,10 @@ std::string ClockProbeKey(const std::string& db);
 // Deletes manifests first (so a backup stops existing before its data goes),
 // then the objects.
 Status ApplyRetention(Repository& repo, const RetentionPlan& plan);
+// The first step of ApplyRetention (version 2): one index object with every
+// remaining manifest and tombstones for the deleted ones replaces the index
+// objects the pass read; markers whose manifest it holds (or older than 6
+// hours without one) go.
+Status RewriteIndex(Repository& repo, const RetentionPlan& plan);
 
 }  // namespace sb

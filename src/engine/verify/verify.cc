@@ -23,7 +23,8 @@ Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& options) {
   uint64_t total_bytes = 0;
   for (const auto& db : databases) {
     ++report.databases;
-    ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(db));
+    // From their own keys, never the index: verify checks what is stored.
+    ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackupsFromStorage(db));
     for (const auto& s : listing.unreadable) {
       report.problems.push_back({.database = db, .kind = "manifest", .detail = s.message()});
     }

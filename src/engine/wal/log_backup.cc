@@ -28,11 +28,12 @@ Result<BackupManifest> RunLogBackup(Repository& repo, const LogBackupOptions& o)
     }
   }
   int sealed = 0;
+  std::vector<BackupManifest> written;
   ASSIGN_OR_RETURN(auto containers, repo.ListContainers(o.database));
   for (const auto& c : containers) {
     if (c.system_identifier != info.system_identifier) continue;
     ASSIGN_OR_RETURN(int n, SealLogBackups(repo, o.database, c, info.wal_segment_size, o.key,
-                                           {}, /*force=*/true));
+                                           {}, /*force=*/true, {}, &written));
     sealed += n;
   }
   if (sealed == 0) {
@@ -41,12 +42,12 @@ Result<BackupManifest> RunLogBackup(Repository& repo, const LogBackupOptions& o)
         "(smartbackup stream, or archive_command = smartbackup wal-push)",
         o.database));
   }
-  ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(o.database));
+  // The manifests just written: no listing of the repository.
   const BackupManifest* newest = nullptr;
-  for (const auto& m : listing.backups) {
-    if (m.type == BackupType::kLog && (!newest || m.finish_time >= newest->finish_time)) newest = &m;
+  for (const auto& m : written) {
+    if (!newest || m.finish_time >= newest->finish_time) newest = &m;
   }
-  if (!newest) return Status::Internal("log backup written but not listed");
+  if (!newest) return Status::Internal("log backup written but not returned");
   return *newest;
 }
 

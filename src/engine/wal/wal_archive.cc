@@ -15,6 +15,7 @@
 #include "common/logging.h"
 #include "common/text.h"
 #include "engine/wal/compaction.h"
+#include "engine/wal/seal_scan.h"
 #include "engine/wal/wal_catalog.h"
 #include "engine/wal/wal_lookup.h"
 #include "repo/key_store.h"
@@ -110,35 +111,12 @@ Result<WalSegmentHeader> ParseWalSegmentHeader(std::string_view seg, const std::
 
 Result<int> SealLogBackups(Repository& repo, const std::string& db, const ContainerInfo& container,
                            uint64_t wal_segment_size, const EncryptionKey* key, const LogThresholds& thresholds,
-                           bool force, const KnownPartHashes& known) {
-  ASSIGN_OR_RETURN(auto parts, repo.ListWalParts(db, container.name));
-  // What is sealed already, per timeline: up to the furthest end of its log
-  // backups. Log backups seal runs in LSN order, so the newest manifests
-  // tell it; reading them newest first (at least a few, for sealers that
-  // raced) and stopping once every timeline with parts is seen keeps this
-  // cheap however many log backups the container holds.
-  std::set<uint32_t> timelines;
-  for (const auto& p : parts) timelines.insert(p.timeline);
-  std::map<uint32_t, Lsn> sealed_upto;
-  ASSIGN_OR_RETURN(auto log_keys, repo.ListManifestKeys(db, container.name, 'L'));
-  constexpr size_t kAtLeast = 8;
-  size_t read = 0;
-  for (auto it = log_keys.rbegin(); it != log_keys.rend(); ++it) {
-    if (read >= kAtLeast && std::all_of(timelines.begin(), timelines.end(),
-                                        [&](uint32_t t) { return sealed_upto.count(t) > 0; })) {
-      break;
-    }
-    auto m = repo.ReadManifest(*it);
-    if (!m.ok()) {
-      // An unreadable manifest seals nothing (verify reports it); anything else is an error.
-      if (m.status().code() == StatusCode::kCorruption || m.status().code() == StatusCode::kFailedPrecondition) continue;
-      return m.status();
-    }
-    ++read;
-    ASSIGN_OR_RETURN(Lsn end, Lsn::Parse(m->end_lsn));
-    Lsn& upto = sealed_upto[m->timeline];
-    if (upto < end) upto = end;  // a log backup's parts all lie on its timeline, below its end
-  }
+                           bool force, const KnownPartHashes& known, std::vector<BackupManifest>* sealed) {
+  // What is sealed already, per timeline (up to the furthest end of its log
+  // backups), and the parts after it: a bounded scan (seal_scan.h).
+  ASSIGN_OR_RETURN(SealScan scan, ScanForSealing(repo, db, container));
+  const auto& parts = scan.parts;
+  const auto& sealed_upto = scan.sealed_upto;
   // Runs of consecutive unsealed parts on one timeline.
   std::vector<std::vector<WalPart>> runs;
   // An unsealed merged object (an interrupted seal) overlaps the parts it
@@ -185,6 +163,7 @@ Result<int> SealLogBackups(Repository& repo, const std::string& db, const Contai
     }
     m.archives.push_back(std::move(wal));
     RETURN_IF_ERROR(repo.WriteManifest(m, key));
+    if (sealed) sealed->push_back(m);
     log::Info("log backup {} sealed: timeline {} {}..{}", m.backup_id, m.timeline, m.start_lsn, m.end_lsn);
     ++written;
   }

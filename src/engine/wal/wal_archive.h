@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/lsn.h"
 #include "repo/object_codec.h"
@@ -76,7 +77,8 @@ using KnownPartHashes = std::map<std::string, std::string>;
 // names and authenticates (MAC) the log manifests.
 Result<int> SealLogBackups(Repository& repo, const std::string& db, const ContainerInfo& container,
                            uint64_t wal_segment_size, const EncryptionKey* key, const LogThresholds& thresholds,
-                           bool force, const KnownPartHashes& known = {});
+                           bool force, const KnownPartHashes& known = {},
+                           std::vector<BackupManifest>* sealed = nullptr);  // appended: the manifests written
 
 // True when an archive_command is smartbackup's own wal-push (archive mode);
 // anything else means log shipping or another tool owns the WAL.

@@ -28,10 +28,99 @@ std::optional<TimelineSwitch> ParseTimelineHistory(const std::string& content) {
   return last;
 }
 
-Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std::optional<uint64_t> sysid) {
+Result<std::vector<WalPart>> ListWalTail(Repository& repo, const std::string& db, const std::string& container,
+                                         uint32_t timeline, Lsn from) {
+  constexpr int kBlockBits = 24;    // 16 MiB of start LSNs per listing: the first 10 of 16 hex digits
+  constexpr int kMaxLists = 4096;   // a bound, never reached in practice
+  const std::string root = fmt::format("db/{}/wal/{}/{:08X}/", db, container, timeline);
+  std::map<std::string, WalPart> found;
+  uint64_t furthest = 0;  // highest start block seen
+  int lists = 0;
+  auto list = [&](const std::string& prefix) -> Result<uint64_t> {  // the highest end among the parts listed
+    ++lists;
+    ASSIGN_OR_RETURN(auto objects, ListAll(repo.storage(), root + prefix));
+    uint64_t end = 0;
+    for (const auto& o : objects) {
+      auto p = Repository::ParseWalPartKey(o.key);
+      if (!p || p->container != container || p->timeline != timeline) continue;
+      p->stored_size = o.size;
+      p->mtime = o.mtime;
+      end = std::max(end, p->end.value);
+      furthest = std::max(furthest, p->start.value >> kBlockBits);
+      found[p->key] = std::move(*p);
+    }
+    return end;
+  };
+  uint64_t block = from.value >> kBlockBits;
+  while (lists < kMaxLists) {
+    // The contiguous run: the next block while the parts found reach into it.
+    for (; lists < kMaxLists; ++block) {
+      ASSIGN_OR_RETURN(uint64_t end, list(fmt::format("{:010X}", block)));
+      if (end < (block + 1) << kBlockBits) break;
+    }
+    // WAL after a hole: two 256 MiB groups of starts from where the run stopped.
+    const uint64_t before = furthest;
+    for (uint64_t group : {block >> 4, (block >> 4) + 1}) {
+      ASSIGN_OR_RETURN(uint64_t end, list(fmt::format("{:09X}", group)));
+      (void)end;
+    }
+    if (furthest <= block || furthest == before) break;
+    block = furthest;
+  }
+  std::vector<WalPart> out;
+  for (auto& [key, p] : found) out.push_back(std::move(p));
+  return out;
+}
+
+namespace {
+
+// Version 2: the parts of one container from its log backups' entries plus
+// the tail listings after them.
+Status AddPartsIncrementally(Repository& repo, const std::string& db, const ContainerInfo& container,
+                             const std::vector<BackupManifest>& logs, const std::vector<BackupManifest>& bases,
+                             std::map<std::string, WalPart>& parts) {
+  std::map<uint32_t, WalPart> newest_sealed;  // per timeline: the sealed part with the highest end
+  for (const auto& l : logs) {
+    if (l.container != container.name) continue;
+    for (const ObjectRef* ref : l.AllObjects()) {
+      auto p = Repository::ParseWalPartKey(ref->key);
+      if (!p || p->container != container.name) continue;
+      p->stored_size = ref->stored_size;
+      p->mtime = l.start_time;  // no later than this; the tail listing gives the newest ones exactly
+      auto& n = newest_sealed[p->timeline];
+      if (n.key.empty() || p->end > n.end) n = *p;
+      parts.emplace(p->key, std::move(*p));
+    }
+  }
+  if (newest_sealed.empty()) {  // no log backup yet: all of its WAL is tail
+    ASSIGN_OR_RETURN(auto all, repo.ListWalParts(db, container.name));
+    for (auto& p : all) parts[p.key] = std::move(p);
+    return Status::Ok();
+  }
+  std::vector<std::pair<uint32_t, Lsn>> anchors;
+  for (const auto& [tli, p] : newest_sealed) anchors.emplace_back(tli, p.start);
+  for (const auto& b : bases) {
+    if (b.container != container.name) continue;
+    auto n = newest_sealed.find(b.timeline);
+    if (n != newest_sealed.end() && b.StartLsn() <= n->second.end) continue;
+    // WAL after a break: a part covering the full backup's start may begin one block earlier.
+    const uint64_t start = b.StartLsn().value;
+    anchors.emplace_back(b.timeline, Lsn{start >= (1u << 24) ? start - (1u << 24) : 0});
+  }
+  for (const auto& [tli, from] : anchors) {
+    ASSIGN_OR_RETURN(auto tail, ListWalTail(repo, db, container.name, tli, from));
+    for (auto& p : tail) parts[p.key] = std::move(p);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std::optional<uint64_t> sysid,
+                                    CatalogCache* cache) {
   WalCatalog c;
   ASSIGN_OR_RETURN(auto containers, repo.ListContainers(db));
-  ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(db));
+  ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(db, cache ? &cache->index : nullptr));
   for (const auto& s : listing.unreadable) log::Warn("{}", s.message());
   c.skipped_ = listing.unreadable;
   if (sysid) {
@@ -50,15 +139,29 @@ Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std
       c.bases_.push_back(std::move(m));
     }
   }
+  const bool incremental = repo.format_version() >= 2;
+  std::map<std::string, WalPart> by_key;
   for (const auto& container : containers) {
     if (container.system_identifier != c.sysid_) continue;
-    ASSIGN_OR_RETURN(auto parts, repo.ListWalParts(db, container.name));
-    for (auto& p : parts) c.parts_.push_back(std::move(p));
-    auto history = repo.storage().Get(Repository::HistoryKey(db, container.name, container.timeline));
+    if (incremental) {
+      RETURN_IF_ERROR(AddPartsIncrementally(repo, db, container, c.logs_, c.bases_, by_key));
+    } else {
+      ASSIGN_OR_RETURN(auto parts, repo.ListWalParts(db, container.name));
+      for (auto& p : parts) c.parts_.push_back(std::move(p));
+    }
+    const std::string hkey = Repository::HistoryKey(db, container.name, container.timeline);
+    if (cache && cache->histories.count(hkey)) {
+      const std::string& plain = cache->histories[hkey];
+      if (auto sw = ParseTimelineHistory(plain)) c.switches_[container.timeline] = *sw;
+      c.histories_[container.timeline] = plain;
+      continue;
+    }
+    auto history = repo.storage().Get(hkey);
     if (history.ok()) {
-      auto plain = DecodeObject(*history, Repository::HistoryKey(db, container.name, container.timeline), nullptr);
+      auto plain = DecodeObject(*history, hkey, nullptr);
       if (plain.ok()) {
         if (auto sw = ParseTimelineHistory(*plain)) c.switches_[container.timeline] = *sw;
+        if (cache) cache->histories[hkey] = *plain;
         c.histories_[container.timeline] = std::move(plain).value();
       } else {
         c.skipped_.push_back(plain.status());
@@ -67,6 +170,7 @@ Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std
       return history.status();
     }
   }
+  for (auto& [key, p] : by_key) c.parts_.push_back(std::move(p));
   std::sort(c.parts_.begin(), c.parts_.end(), [](const WalPart& a, const WalPart& b) {
     return a.timeline != b.timeline ? a.timeline < b.timeline : a.start < b.start;
   });

@@ -39,10 +39,25 @@ struct RestoreWindow {
   SystemTime end_time;          // when that WAL became durable
 };
 
+// What a long-lived reader (the agent, per cluster) keeps between loads so
+// that a load reads only what changed (doc/repository.md, "Index"): index
+// objects and parsed manifests, and the timeline history files (immutable).
+// Not thread-safe: one per reader.
+struct CatalogCache {
+  IndexCache index;
+  std::map<std::string, std::string> histories;  // history key → decoded content
+};
+
 class WalCatalog {
  public:
   // sysid unset: the system identifier of the newest backup or container.
-  static Result<WalCatalog> Load(Repository& repo, const std::string& db, std::optional<uint64_t> sysid);
+  // Version 2 repositories: backups from the index, sealed WAL parts from the
+  // log backups' entries, the unsealed tail by listing only the LSN blocks
+  // after the newest sealed part (and after each full backup beyond it).
+  // With `cache`, a load in which nothing changed reads no manifest and
+  // makes a handful of listings. Version 1: lists and reads everything.
+  static Result<WalCatalog> Load(Repository& repo, const std::string& db, std::optional<uint64_t> sysid,
+                                 CatalogCache* cache = nullptr);
 
   uint64_t system_identifier() const { return sysid_; }
   const std::vector<BackupManifest>& bases() const { return bases_; }  // full + copy-only, oldest first
@@ -81,6 +96,14 @@ class WalCatalog {
   std::map<uint32_t, std::string> histories_;
   std::vector<Status> skipped_;
 };
+
+// The WAL parts of (container, timeline) found by listing 16 MiB blocks of
+// start LSNs, from the block holding `from` on, while the parts found reach
+// into the next block, then the two 256 MiB groups from where that run
+// stopped (WAL after a hole), again from the furthest part found: a listing
+// of what is after `from`, not of the container's whole history.
+Result<std::vector<WalPart>> ListWalTail(Repository& repo, const std::string& db, const std::string& container,
+                                         uint32_t timeline, Lsn from);
 
 // Parses a PostgreSQL timeline history file's last line for `timeline`.
 std::optional<TimelineSwitch> ParseTimelineHistory(const std::string& content);

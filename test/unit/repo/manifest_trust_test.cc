@@ -26,6 +26,10 @@
 #include "repo/repository.h"
 #include "storage/memory/memory_storage.h"
 
+// These tests edit manifests in place after they were written: they list with
+// ListBackupsFromStorage (what verify reads), since the index of format 2
+// keeps the text each manifest was written with (restore re-reads the real
+// manifest, which these checks refuse).
 namespace sb {
 namespace {
 
@@ -107,7 +111,7 @@ TEST_F(ManifestTrustTest, PlainManifestIsRefusedWithAKey) {
   ASSERT_TRUE(repo_->WriteManifest(planted, nullptr).ok());
 
   // Without a key both are backups (an unencrypted repository is legitimate).
-  auto open = repo_->ListBackups("main");
+  auto open = repo_->ListBackupsFromStorage("main");
   ASSERT_TRUE(open.ok()) << open.status().message();
   EXPECT_EQ(open->backups.size(), 2u);
 
@@ -117,7 +121,7 @@ TEST_F(ManifestTrustTest, PlainManifestIsRefusedWithAKey) {
   EXPECT_EQ(plain.status().code(), StatusCode::kCorruption);
   EXPECT_EQ(plain.status().detail(), StatusDetail::kNotEncrypted) << plain.status().message();
 
-  auto listing = repo_->ListBackups("main");
+  auto listing = repo_->ListBackupsFromStorage("main");
   ASSERT_TRUE(listing.ok()) << listing.status().message();
   ASSERT_EQ(listing->backups.size(), 1u);
   EXPECT_EQ(listing->backups[0].backup_id, encrypted.backup_id) << "the plain newer one must not be chosen";
@@ -175,7 +179,7 @@ TEST_F(ManifestTrustTest, EditedManifestWithRecomputedChecksumIsRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
   EXPECT_EQ(r.status().detail(), StatusDetail::kNotAuthenticated) << r.status().message();
-  auto listing = repo_->ListBackups("main");
+  auto listing = repo_->ListBackupsFromStorage("main");
   ASSERT_TRUE(listing.ok());
   EXPECT_TRUE(listing->backups.empty());
   EXPECT_EQ(listing->unreadable.size(), 1u);
@@ -198,7 +202,7 @@ TEST_F(ManifestTrustTest, EditedManifestWithRecomputedChecksumIsRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), StatusCode::kPermissionDenied) << r.status().message();
   // ... and a listing of nothing but such manifests says so instead of "no backups".
-  auto wrong = repo_->ListBackups("main");
+  auto wrong = repo_->ListBackupsFromStorage("main");
   ASSERT_FALSE(wrong.ok());
   EXPECT_EQ(wrong.status().code(), StatusCode::kPermissionDenied);
 }
@@ -231,7 +235,7 @@ TEST_F(ManifestTrustTest, ManifestCopiedUnderAnotherIdIsNotListed) {
   ASSERT_FALSE(copy.ok());
   EXPECT_EQ(copy.status().code(), StatusCode::kCorruption) << copy.status().message();
 
-  auto listing = repo_->ListBackups("main");
+  auto listing = repo_->ListBackupsFromStorage("main");
   ASSERT_TRUE(listing.ok()) << listing.status().message();
   ASSERT_EQ(listing->backups.size(), 2u);
   EXPECT_EQ(listing->backups[0].backup_id, older.backup_id);
@@ -511,7 +515,7 @@ TEST_F(PublicKeyManifestTest, RoundTripWithMac) {
   ASSERT_TRUE((*repo)->WriteManifest(second, &*data_key).ok());
   std::string forged = EditWithChecksum(*text, [](json& j) { j["encryption"]["key_id"] = "00112233445566ff"; });
   ASSERT_TRUE((*repo)->storage().Put(key_name, forged).ok());
-  auto listing = (*repo)->ListBackups("main");
+  auto listing = (*repo)->ListBackupsFromStorage("main");
   ASSERT_TRUE(listing.ok()) << listing.status().message();
   ASSERT_EQ(listing->backups.size(), 1u);
   EXPECT_EQ(listing->backups[0].backup_id, second.backup_id);
