@@ -10,6 +10,7 @@
 #include "agent/backup_runner.h"
 #include "agent/cluster_controller.h"
 #include "agent/cluster_registry.h"
+#include "agent/drill_runner.h"
 #include "agent/job_actions.h"
 #include "agent/peer_monitor.h"
 #include "agent/retention_pass.h"
@@ -46,7 +47,11 @@ struct Agent::Impl {
   }
 
   void Shutdown() {
-    for (Cluster* c : clusters.Snapshot()) actions.Shutdown(*c);
+    for (Cluster* c : clusters.Snapshot()) {
+      actions.Shutdown(*c);
+      // A drill proves nothing once asked to stop: cancelled, it cleans up and writes no record.
+      if (auto drill = ctx.jobs->Active(c->name, JobKind::kDrill)) (void)ctx.jobs->Cancel(drill->id);
+    }
     ctx.jobs->Shutdown();  // waits for running backups; queued ones are cancelled
   }
 
@@ -91,6 +96,11 @@ Status Agent::Run(const std::atomic<bool>& stop) {
   ASSIGN_OR_RETURN(impl_->api, ApiServer::Start(ctx.config.socket, impl_->token,
                                                 [this](const ApiRequest& r) { return impl_->routes.Handle(r); }));
   log::Info("agent started: socket {}, state {}", ctx.config.socket, ctx.config.state_dir);
+  {  // Drills a killed agent left behind: their servers stopped, their directories removed.
+    std::vector<std::string> scratch = {DrillRunner::ScratchDir(ctx, ctx.Resolve(""))};
+    for (const auto& entry : ctx.config.clusters) scratch.push_back(DrillRunner::ScratchDir(ctx, ctx.Resolve(entry.name)));
+    DrillRunner(ctx).CleanOrphans(scratch);
+  }
   SteadyTime next_retention = ctx.clock->SteadyNow();
   while (!stop) {
     impl_->BackupLoop();
