@@ -49,7 +49,7 @@ std::string DrillRunner::ScratchDir(const AgentContext& ctx, const ClusterSettin
 }
 
 void DrillRunner::Observe(Cluster& c, const ClusterSettings& s, ClusterObservation& o) {
-  if (!s.drill_enabled) return;
+  if (!s.drill_enabled || !s.enabled) return;  // a disabled cluster's repository is not touched
   bool load = false;
   {
     std::lock_guard lock(c.mu);
@@ -90,9 +90,10 @@ Result<int64_t> DrillRunner::Start(Cluster& c, const ClusterSettings& s, const s
     c.running_drill = fmt::format("restore drill ({})", reason);
   }
   auto id = ctx_.jobs->Start({.kind = JobKind::kDrill, .cluster = c.name, .reason = reason},
-                             // A copy: callers make DrillRunners on the fly; the job outlives them.
-                             [runner = *this, &c, s, target](JobContext& job) -> Result<JobOutput> {
-                               auto r = runner.Run(c, s, target, job);
+                             // The context, not this runner: callers make DrillRunners on the fly and
+                             // the job outlives them.
+                             [ctx = &ctx_, &c, s, target](JobContext& job) -> Result<JobOutput> {
+                               auto r = DrillRunner(*ctx).Run(c, s, target, job);
                                {
                                  std::lock_guard lock(c.mu);
                                  c.running_drill.clear();

@@ -306,10 +306,15 @@ std::vector<OptionDef> BuildTable() {
     o.verbs = 0;  // only through --set, and only under tests
     o.flag.clear();
   }
-  add("drill_enabled", Type::kBool, &CS::drill_enabled, "true",
-      "restore drills: after each new full backup the agent restores it into drill_scratch_dir, starts it, "
-      "checks it (pg_amcheck) and records what it proved");
-  add("drill_interval", Type::kDuration, &CS::drill_interval, "24h", "at most one drill per cluster this often");
+  {
+    auto& o = add("drill_enabled", Type::kBool, &CS::drill_enabled, "true",
+                  "restore drills: after each new full backup the agent restores it into drill_scratch_dir, starts "
+                  "it, checks it (pg_amcheck) and records what it proved");
+    o.flag = "--enable-drills";
+    o.off_flag = "--disable-drills";
+    o.off_help = "no restore drills for the cluster";
+  }
+  add("drill_interval", Type::kDuration, &CS::drill_interval, "1d", "at most one drill per cluster this often");
   {
     auto& o = add("drill_scratch_dir", Type::kAbsolutePath, &CS::drill_scratch_dir, "",
                   "where drills restore (removed after each drill); empty = <state_dir>/drills");
