@@ -12,6 +12,7 @@
 #include "agent/cluster_registry.h"
 #include "agent/http_listener.h"
 #include "agent/monitor_routes.h"
+#include "agent/drill_runner.h"
 #include "agent/job_actions.h"
 #include "agent/peer_monitor.h"
 #include "agent/retention_pass.h"
@@ -49,7 +50,11 @@ struct Agent::Impl {
   }
 
   void Shutdown() {
-    for (Cluster* c : clusters.Snapshot()) actions.Shutdown(*c);
+    for (Cluster* c : clusters.Snapshot()) {
+      actions.Shutdown(*c);
+      // A drill proves nothing once asked to stop: cancelled, it cleans up and writes no record.
+      if (auto drill = ctx.jobs->Active(c->name, JobKind::kDrill)) (void)ctx.jobs->Cancel(drill->id);
+    }
     ctx.jobs->Shutdown();  // waits for running backups; queued ones are cancelled
   }
 
@@ -107,6 +112,11 @@ Status Agent::Run(const std::atomic<bool>& stop) {
     impl_->listener = std::move(listener).value();
   }
   log::Info("agent started: socket {}, state {}", ctx.config.socket, ctx.config.state_dir);
+  {  // Drills a killed agent left behind: their servers stopped, their directories removed.
+    std::vector<std::string> scratch = {DrillRunner::ScratchDir(ctx, ctx.Resolve(""))};
+    for (const auto& entry : ctx.config.clusters) scratch.push_back(DrillRunner::ScratchDir(ctx, ctx.Resolve(entry.name)));
+    DrillRunner(ctx).CleanOrphans(scratch);
+  }
   SteadyTime next_retention = ctx.clock->SteadyNow();
   while (!stop) {
     impl_->BackupLoop();

@@ -286,6 +286,7 @@ class Parser {
       case T::kStorageUrl:
       case T::kAbsolutePath:
       case T::kSchedule:
+      case T::kText:
         return String(key, node, table);
     }
     return Status::Internal("unreachable");

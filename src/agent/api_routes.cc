@@ -6,6 +6,7 @@
 
 #include "agent/competing_tools.h"
 #include "agent/job_actions.h"
+#include "agent/drill_routes.h"
 #include "agent/job_routes.h"
 #include "agent/status_view.h"
 #include "common/logging.h"
@@ -145,6 +146,7 @@ ApiResponse ApiRoutes::DatabaseRoute(const ApiRequest& r) {
   if (!c) return Error(404, fmt::format("unknown database \"{}\"; hint: add it as a [[cluster]] in the config", name));
   if (what == "config") return DatabaseConfig(r, *c);
   if (what == "backup" && r.method == "POST") return BackupOnDemand(*c, r.body);
+  if (what == "drill" && r.method == "POST") return PostDrillJob(ctx_, *c, r.body);  // drill_routes.h
   return Error(404, fmt::format("no such API route {} {}", r.method, r.path));
 }
 

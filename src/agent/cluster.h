@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "agent/catalog_view.h"
 #include "agent/scheduler.h"
@@ -25,6 +26,7 @@
 #include "engine/wal/wal_catalog.h"
 #include "engine/wal/wal_streamer.h"
 #include "pg/connection.h"
+#include "repo/drill_record.h"
 
 namespace sb {
 
@@ -136,6 +138,13 @@ struct Cluster {
   std::atomic<bool> stream_running{false};
   std::string stream_url;            // the storage the running streamer writes to
   SteadyTime stream_started{};       // (mu) when the streamer last reached the server
+
+  // ---- restore drills (DrillRunner; mu) ----
+  Decision drill_decision;
+  std::string running_drill;                 // the unfinished drill job, described
+  bool drills_loaded = false;                // the repository's drill records were read once
+  std::string drills_url;                    // … from this storage
+  std::vector<DrillRecord> drills;           // this cluster's drill records, oldest first
 };
 
 // The part a failure names: storage by the error's source, credentials by code, else `otherwise`.

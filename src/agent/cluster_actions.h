@@ -24,6 +24,9 @@ class ClusterActions {
   // could not (the full backup then makes it).
   virtual bool PrepareNewContainer(Cluster& c, const ClusterSettings& s, const std::string& reason) = 0;
   virtual int FullsRunning() const = 0;
+  // (Added.) A restore drill as a job; at most one runs per agent (DrillsRunning).
+  virtual void StartDrill(Cluster& c, const ClusterSettings& s, const Decision& d) = 0;
+  virtual int DrillsRunning() const = 0;
 };
 
 }  // namespace sb

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include "agent/competing_tools.h"
+#include "agent/drill_runner.h"
 #include "common/logging.h"
 #include "engine/wal/wal_archive.h"
 
@@ -36,8 +37,11 @@ ClusterController::Plan ClusterController::Decide(Cluster& c, bool master_on) {
   // Capture keeps trying while the storage fails: it stops on its own error and says so.
   p.capture = master_on && s.enabled && o.reachable && !o.in_recovery && o.wal_level != "minimal" &&
               s.mode == WalMode::kStream;
+  DrillRunner(ctx_).Observe(c, s, p.observation);
+  p.observation.drill_running = actions_.DrillsRunning() > 0;
   p.full = DecideFull(o, s);
   p.log = DecideLog(o, s);
+  p.drill = DecideDrill(o, s);
   ApplyRefusals(c, p);
   // A new timeline or system identifier gets its own container anyway; only a return from
   // wal_level=minimal reuses (sysid, timeline) and must force a new one.
@@ -85,7 +89,7 @@ void ClusterController::ApplyRefusals(Cluster& c, Plan& p) {
                                 "archive_mode = on and restart PostgreSQL, or use mode = stream"};
   }
   if (p.refusal != Refusal::kNone) {
-    p.full = p.log = {.action = Action::kSkip, .reason = p.refusal_text};
+    p.full = p.log = p.drill = {.action = Action::kSkip, .reason = p.refusal_text};
     p.capture = false;
   }
   if (stream_backoff && s.mode == WalMode::kStream && p.log.action == Action::kLog) {
@@ -127,6 +131,10 @@ void ClusterController::Act(Cluster& c, Plan& p) {
   } else if (p.log.action == Action::kLog) {  // also while the full is queued: a log may overlap a full
     log::Info("[{}] {}", c.name, p.log.reason);
     actions_.StartLog(c, s, p.log);
+  } else if (p.drill.action == Action::kDrill && p.full.action != Action::kFull && actions_.DrillsRunning() == 0) {
+    // Drills yield to backups: none starts in a pass that starts or queues a backup.
+    log::Info("[{}] restore drill: {}", c.name, p.drill.reason);
+    actions_.StartDrill(c, s, p.drill);
   }
 }
 
@@ -136,6 +144,7 @@ void ClusterController::Publish(Cluster& c, const Plan& p, bool queued) {
   c.observation = p.observation;
   c.full_decision = p.full;
   c.log_decision = p.log;
+  c.drill_decision = p.drill;
   c.refusal = p.refusal;
   c.refusal_text = p.refusal_text;
   c.full_queued = queued;

@@ -32,7 +32,7 @@ class ClusterController {
   struct Plan {
     ClusterSettings settings;
     ClusterObservation observation;
-    Decision full, log;
+    Decision full, log, drill;
     bool capture = false;  // WAL capture is meant to run (stream mode)
     bool force_new_container = false;
     Refusal refusal = Refusal::kNone;

@@ -89,6 +89,11 @@ void JobActions::StartLog(Cluster& c, const ClusterSettings& s, const Decision& 
   if (!started.ok()) log::Debug("[{}] {}", c.name, started.status().message());
 }
 
+void JobActions::StartDrill(Cluster& c, const ClusterSettings& s, const Decision& d) {
+  auto started = DrillRunner(ctx_).Start(c, s, d.reason);
+  if (!started.ok()) log::Debug("[{}] {}", c.name, started.status().message());
+}
+
 bool JobActions::PrepareNewContainer(Cluster& c, const ClusterSettings& s, const std::string& reason) {
   uint64_t sysid = 0;
   uint32_t tli = 0;

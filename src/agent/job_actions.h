@@ -11,6 +11,7 @@
 #include "agent/agent_context.h"
 #include "agent/backup_runner.h"
 #include "agent/cluster_actions.h"
+#include "agent/drill_runner.h"
 #include "agent/wal_capture.h"
 
 namespace sb {
@@ -27,6 +28,8 @@ class JobActions final : public ClusterActions {
   bool CaptureRunning(const Cluster& c) const override { return c.stream_running; }
   bool PrepareNewContainer(Cluster& c, const ClusterSettings& s, const std::string& reason) override;
   int FullsRunning() const override { return ctx_.jobs->Running(JobKind::kFull); }
+  void StartDrill(Cluster& c, const ClusterSettings& s, const Decision& d) override;
+  int DrillsRunning() const override { return DrillRunner(ctx_).Running(); }
 
   // Stops capture (the jobs stop with the JobManager).
   void Shutdown(Cluster& c) { capture_.Stop(c); }

@@ -19,7 +19,7 @@ struct KindText {
 constexpr KindText kKindTexts[] = {
     {JobKind::kFull, "full", "full backup"},          {JobKind::kLog, "log", "log backup"},
     {JobKind::kCopyOnly, "copy_only", "copy-only backup"}, {JobKind::kRetention, "retention", "retention run"},
-    {JobKind::kVerify, "verify", "verify run"},
+    {JobKind::kVerify, "verify", "verify run"},       {JobKind::kDrill, "drill", "restore drill"},
 };
 struct StateText {
   JobState state;

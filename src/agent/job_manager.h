@@ -35,12 +35,13 @@
 #include "agent/state_store.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "repo/drill_record.h"
 #include "repo/manifest.h"
 
 namespace sb {
 
-enum class JobKind { kFull, kLog, kCopyOnly, kRetention, kVerify };
-// The state store's kind column: "full", "log", "copy_only", "retention", "verify".
+enum class JobKind { kFull, kLog, kCopyOnly, kRetention, kVerify, kDrill };
+// The state store's kind column: "full", "log", "copy_only", "retention", "verify", "drill".
 const char* JobKindName(JobKind kind);
 std::optional<JobKind> ParseJobKind(const std::string& name);
 
@@ -63,6 +64,7 @@ struct JobProgress {
 struct JobOutput {
   std::string detail;                    // one line kept in the job history (a backup's id)
   std::optional<BackupManifest> backup;  // the backup a backup job wrote
+  std::optional<DrillRecord> drill;      // a restore drill's record
 };
 
 struct JobInfo {

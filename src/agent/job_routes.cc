@@ -4,6 +4,7 @@
 
 #include <charconv>
 
+#include "agent/drill_runner.h"
 #include "common/text.h"
 #include "repo/repository.h"
 
@@ -86,6 +87,8 @@ json JobJson(const JobInfo& job) {
   if (job.state == JobState::kSucceeded && job.output) {
     if (job.output->backup) {
       j["result"] = BackupResultJson(*job.output->backup);
+    } else if (job.output->drill) {
+      j["result"] = DrillRecordJson(*job.output->drill);
     } else {
       j["result"] = {{"detail", job.output->detail}};
       // A backup job read back from the history keeps only its backup id.

@@ -100,6 +100,8 @@ bool Observer::ReadCatalog(Cluster& c, const ClusterSettings& s, const ServerInf
   }
   if (last_full) {
     o.last_full_finish = last_full->finish_time;
+    o.newest_full_id = last_full->backup_id;  // what a restore drill would restore
+    o.newest_full_bytes = last_full->size_bytes;
     o.last_full_start_lsn = last_full->StartLsn();
     for (const auto& l : catalog->log_backups()) {
       if (l.container != last_full->container || l.finish_time < last_full->start_time) continue;

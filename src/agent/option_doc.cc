@@ -52,6 +52,7 @@ std::string OptionFlagPlaceholder(const OptionDef& def) {
     case T::kDuration: return "DURATION";
     case T::kByteSize: return "SIZE";
     case T::kSchedule: return "SCHEDULE";
+    case T::kText: return "SQL";
   }
   return "VALUE";
 }

@@ -129,6 +129,11 @@ Decision DecideFull(const ClusterObservation& o, const ClusterSettings& s) {
                 o.now);
   }
   if (!o.last_full_finish) return Make(Action::kFull, "managed backup just enabled: first full backup", o.now);
+  // A failed restore drill, and no full since: the chain it tested cannot be trusted.
+  if (o.last_drill_failed && o.last_drill_finish && *o.last_drill_finish > *o.last_full_finish) {
+    return Make(Action::kFull, fmt::format("the last restore drill failed ({}): full backup at once", o.last_drill_error),
+                o.now);
+  }
   if (o.chain_broken) {
     return Make(Action::kFull,
                 o.chain_break_cause.empty() ? std::string("log chain broken: full backup at once")
@@ -232,6 +237,43 @@ Decision DecideLog(const ClusterObservation& o, const ClusterSettings& s) {
               fmt::format("no log backup due: {} of WAL (limit {}) since the last log backup", FormatByteSize(wal),
                           FormatByteSize(s.log_max_wal)),
               due);
+}
+
+Decision DecideDrill(const ClusterObservation& o, const ClusterSettings& s) {
+  if (!s.drill_enabled) return Make(Action::kNone, "restore drills are off (drill_enabled = false)");
+  if (auto skip = Skip(o, s)) return *skip;
+  if (o.drill_key_unreadable) {
+    Decision d = Make(Action::kSkip,
+                      "restore drills skipped: backups are sealed to a public key, so this host cannot read them; "
+                      "hint: run smartbackup drill --repo URL --db NAME --private-key KEY where the private key is");
+    d.drill_skip = DrillSkip::kUnreadable;
+    return d;
+  }
+  if (o.newest_full_id.empty()) return Make(Action::kNone, "no drill: waiting for the first full backup");
+  if (o.drill_running) return Make(Action::kNone, "a restore drill is running");
+  if (o.full_running || o.log_running) return Make(Action::kNone, "no drill while a backup runs");
+  if (o.last_drill_backup_id == o.newest_full_id) {
+    return Make(Action::kNone,
+                fmt::format("the newest full backup {} was drilled already; next drill after the next full backup",
+                            o.newest_full_id));
+  }
+  if (o.last_drill_finish && o.now < *o.last_drill_finish + s.drill_interval) {
+    const SystemTime due = *o.last_drill_finish + s.drill_interval;
+    return Make(Action::kNone,
+                fmt::format("next restore drill at {} (drill_interval {})", FormatRfc3339(due), Ms(s.drill_interval)),
+                due);
+  }
+  const uint64_t need = o.newest_full_bytes + s.drill_free_space_reserve;
+  if (o.drill_free_bytes && *o.drill_free_bytes < need) {
+    Decision d = Make(Action::kSkip,
+                      fmt::format("restore drill skipped: restoring {} needs {} free with the {} reserve, the scratch "
+                                  "directory has {}; hint: free space or set drill_scratch_dir",
+                                  FormatByteSize(o.newest_full_bytes), FormatByteSize(need),
+                                  FormatByteSize(s.drill_free_space_reserve), FormatByteSize(*o.drill_free_bytes)));
+    d.drill_skip = DrillSkip::kNoSpace;
+    return d;
+  }
+  return Make(Action::kDrill, fmt::format("new full backup {} not yet proven by a restore drill", o.newest_full_id), o.now);
 }
 
 }  // namespace sb

@@ -40,16 +40,34 @@ struct ClusterObservation {
   std::string new_container_cause;  // (added) e.g. "failover to timeline 2", shown in the reason
   bool full_running = false;
   bool log_running = false;
+  // Restore drills (added; filled by DrillRunner::Observe from the drill records and the scratch dir).
+  bool drill_running = false;                    // a drill of this agent runs (any cluster: one at a time)
+  std::string newest_full_id;                    // the newest full of the current container
+  uint64_t newest_full_bytes = 0;                // its size: what a drill restores
+  std::optional<SystemTime> last_drill_finish;   // the newest drill of the cluster, any result
+  std::string last_drill_backup_id;              // the full it restored
+  bool last_drill_failed = false;                // … and the backups were at fault (BackupsAtFault)
+  std::string last_drill_error;
+  std::optional<uint64_t> drill_free_bytes;      // free space of the scratch directory (unknown: nullopt)
+  bool drill_key_unreadable = false;             // backups sealed to a public key: this host cannot read them
 };
 
+// Why a due drill does not start (decisions on types: status and health word it).
+enum class DrillSkip { kNone, kNoSpace, kUnreadable };
+
 struct Decision {
-  enum class Action { kNone, kFull, kLog, kSkip } action = Action::kNone;
+  enum class Action { kNone, kFull, kLog, kSkip, kDrill } action = Action::kNone;
   std::string reason;                 // one line, shown in status/health: "≥ 7d since the last full backup"
   std::optional<SystemTime> next_due; // when this rule would next fire, if known
+  DrillSkip drill_skip = DrillSkip::kNone;  // (DecideDrill) why a due drill is skipped
 };
 
 Decision DecideFull(const ClusterObservation& o, const ClusterSettings& s);
 Decision DecideLog(const ClusterObservation& o, const ClusterSettings& s);
+// (Added.) A restore drill: after each new full backup, at most once per drill_interval, one at a
+// time per agent, never while a backup of the cluster runs, and skipped (with the reason) when the
+// backup would not fit in the scratch directory beside drill_free_space_reserve.
+Decision DecideDrill(const ClusterObservation& o, const ClusterSettings& s);
 
 // Start of the next full-backup window at or after `now` (custom schedule).
 SystemTime NextWindowStart(const FullSchedule& schedule, SystemTime now);

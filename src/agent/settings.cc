@@ -155,6 +155,14 @@ Result<std::string> Validate(const OptionDef& def, const std::string& value) {
       ASSIGN_OR_RETURN(FullSchedule s, ParseFullSchedule(v));
       return FormatFullSchedule(s);
     }
+    case Type::kText:
+      if (v.size() > 1000 || std::any_of(v.begin(), v.end(), [](char c) {
+            return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+          })) {
+        return Status::InvalidArgument(
+            fmt::format("{} must be one line of at most 1000 characters without control characters", name));
+      }
+      return v;
   }
   return Status::Internal(fmt::format("option {} has no type", name));
 }
@@ -298,6 +306,29 @@ std::vector<OptionDef> BuildTable() {
     o.verbs = 0;  // only through --set, and only under tests
     o.flag.clear();
   }
+  {
+    auto& o = add("drill_enabled", Type::kBool, &CS::drill_enabled, "true",
+                  "restore drills: after each new full backup the agent restores it into drill_scratch_dir, starts "
+                  "it, checks it (pg_amcheck) and records what it proved");
+    o.flag = "--enable-drills";
+    o.off_flag = "--disable-drills";
+    o.off_help = "no restore drills for the cluster";
+  }
+  add("drill_interval", Type::kDuration, &CS::drill_interval, "1d", "at most one drill per cluster this often");
+  {
+    auto& o = add("drill_scratch_dir", Type::kAbsolutePath, &CS::drill_scratch_dir, "",
+                  "where drills restore (removed after each drill); empty = <state_dir>/drills");
+    o.example = "/var/lib/smartbackup/drills";
+    o.allow_empty = true;
+  }
+  add("drill_free_space_reserve", Type::kByteSize, &CS::drill_free_space_reserve, "1GiB",
+      "a drill is skipped (with the reason) unless the backup fits in drill_scratch_dir with this much to spare");
+  add("drill_target", Type::kChoice, &CS::drill_target, "latest",
+      "what a drill proves: the newest point, or a random point of the newest full's window")
+      .choices = {"latest", "random"};
+  add("drill_check_sql", Type::kText, &CS::drill_check_sql, "",
+      "a query run on the drill's restored copy that must return true; empty = pg_amcheck only")
+      .allow_empty = true;
   return v;
 }
 
@@ -361,6 +392,7 @@ std::string OptionValuesText(const OptionDef& def) {
     case Type::kChoice: text = OrList(def.choices); break;
     case Type::kStorageUrl: text = kStorageUrlForms; break;
     case Type::kAbsolutePath: text = "absolute path"; break;
+    case Type::kText: text = "one line of SQL"; break;
     case Type::kDuration:
       text = fmt::format("duration > 0 up to {}: 30s, 15m, 2h, 7d", FormatDuration(kMaxDuration));
       break;

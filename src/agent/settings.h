@@ -59,6 +59,13 @@ struct ClusterSettings {
   std::chrono::milliseconds flush_interval{0};
   // Test-only time unit for retention ("retention_unit = \"1s\"" makes retention_days seconds).
   std::chrono::milliseconds retention_unit{0};
+  // Restore drills (engine/drill): after each new full backup, at most once per drill_interval.
+  bool drill_enabled = false;
+  std::chrono::milliseconds drill_interval{0};
+  std::string drill_scratch_dir;        // "" = <state_dir>/drills
+  uint64_t drill_free_space_reserve = 0;
+  std::string drill_target;             // "latest" | "random"
+  std::string drill_check_sql;          // "" = none
 };
 
 // A set of option values, each optional: [defaults], a [[cluster]] entry,
@@ -86,6 +93,7 @@ struct OptionDef {
     kDuration,      // "10s", "2h", "7d"; greater than zero
     kByteSize,      // "5MiB", "1GiB"; greater than zero
     kSchedule,      // "daily 01:00 2h" or "weekly sun 01:00 2h"
+    kText,          // free text of at most 1000 characters without control characters (drill_check_sql)
   };
   // The ClusterSettings field the option fills; its C++ type must suit `type`
   // (a unit test checks every default round-trips through it).

@@ -53,7 +53,7 @@ constexpr HealthCategory kAllCategories[] = {
     HealthCategory::kStorageError,   HealthCategory::kPostgresError,  HealthCategory::kCredentialError,
     HealthCategory::kOtherError,     HealthCategory::kCorruptedBackup, HealthCategory::kDeletedBackup,
     HealthCategory::kBackupLoop,     HealthCategory::kRetentionLoop,  HealthCategory::kChainBreak,
-    HealthCategory::kWarning,
+    HealthCategory::kWarning,        HealthCategory::kDrill,          HealthCategory::kDrillFailed,
 };
 
 int64_t ToMs(SystemTime t) {
@@ -202,6 +202,8 @@ const char* HealthCategoryName(HealthCategory c) {
     case HealthCategory::kRetentionLoop: return "retention_loop";
     case HealthCategory::kChainBreak: return "chain_break";
     case HealthCategory::kWarning: return "warning";
+    case HealthCategory::kDrill: return "drill";
+    case HealthCategory::kDrillFailed: return "drill_failed";
   }
   return "other_error";
 }

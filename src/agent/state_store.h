@@ -52,6 +52,8 @@ enum class HealthCategory {
   kRetentionLoop,
   kChainBreak,
   kWarning,
+  kDrill,        // a restore drill passed
+  kDrillFailed,  // a restore drill failed: the cause, and a new full backup is scheduled
 };
 const char* HealthCategoryName(HealthCategory c);
 

@@ -3,6 +3,8 @@
 #include <fmt/core.h>
 
 #include "agent/competing_tools.h"
+#include "agent/drill_runner.h"
+#include "engine/drill/drill_history.h"
 #include "common/text.h"
 #include "engine/wal/wal_streamer.h"
 
@@ -16,6 +18,7 @@ const char* ActionName(const Decision& d) {
     case Decision::Action::kFull: return "full";
     case Decision::Action::kLog: return "log";
     case Decision::Action::kSkip: return "skip";
+    case Decision::Action::kDrill: return "drill";
     case Decision::Action::kNone: return "none";
   }
   return "none";
@@ -139,6 +142,20 @@ json StatusJson(Cluster& c, Clock& clock) {
   if (c.log_decision.next_due) j["next_log"]["due"] = FormatRfc3339(*c.log_decision.next_due);
   if (!c.running_full.empty()) j["running"].push_back(c.running_full);
   if (!c.running_log.empty()) j["running"].push_back(c.running_log);
+  if (!c.running_drill.empty()) j["running"].push_back(c.running_drill);
+  // Restore drills: the next decision, the last drill and what drills proved.
+  j["next_drill"] = {{"action", ActionName(c.drill_decision)}, {"reason", c.drill_decision.reason}};
+  if (c.drill_decision.next_due) j["next_drill"]["due"] = FormatRfc3339(*c.drill_decision.next_due);
+  j["last_drill"] = nullptr;
+  if (auto last = LastDrill(c.drills)) j["last_drill"] = DrillRecordJson(*last);
+  j["verified_window"] = nullptr;
+  if (auto w = VerifiedWindowOf(c.drills)) {
+    j["verified_window"] = {{"start_lsn", w->start_lsn.ToString()},
+                            {"end_lsn", w->end_lsn.ToString()},
+                            {"start", w->start_time ? json(FormatRfc3339(*w->start_time)) : json(nullptr)},
+                            {"end", w->end_time ? json(FormatRfc3339(*w->end_time)) : json(nullptr)},
+                            {"drills", w->drills}};
+  }
   if (c.recovery_point) {
     j["recovery_point_age_seconds"] =
         std::chrono::duration_cast<std::chrono::seconds>(clock.Now() - *c.recovery_point).count();
@@ -167,7 +184,7 @@ json HealthJson(const AgentContext& ctx, SystemTime since, const std::vector<Clu
   for (auto c : {HealthCategory::kStorageError, HealthCategory::kPostgresError, HealthCategory::kCredentialError,
                  HealthCategory::kOtherError, HealthCategory::kCorruptedBackup, HealthCategory::kDeletedBackup,
                  HealthCategory::kBackupLoop, HealthCategory::kRetentionLoop, HealthCategory::kChainBreak,
-                 HealthCategory::kWarning}) {
+                 HealthCategory::kWarning, HealthCategory::kDrill, HealthCategory::kDrillFailed}) {
     counts[HealthCategoryName(c)] = 0;
   }
   json recent = json::array();

@@ -74,6 +74,22 @@ bool IsTarget(const std::string& t) {
 
 const char* DrillResultName(DrillResult result) { return result == DrillResult::kPassed ? "passed" : "failed"; }
 
+const char* DrillStageName(DrillStage stage) {
+  switch (stage) {
+    case DrillStage::kNone: return "";
+    case DrillStage::kPlan: return "plan";
+    case DrillStage::kPrepare: return "prepare";
+    case DrillStage::kRestore: return "restore";
+    case DrillStage::kRecovery: return "recovery";
+    case DrillStage::kCheck: return "check";
+  }
+  return "";
+}
+
+bool BackupsAtFault(DrillStage stage) {
+  return stage == DrillStage::kRestore || stage == DrillStage::kRecovery || stage == DrillStage::kCheck;
+}
+
 std::string NewDrillId(SystemTime start) {
   unsigned char rnd[2];
   RAND_bytes(rnd, sizeof rnd);
@@ -114,7 +130,8 @@ std::string DrillRecord::ToJson() const {
             {"bytes", bytes},
             {"host", host},
             {"error", error.empty() ? json(nullptr) : json(error)},
-            {"failed_object", failed_object.empty() ? json(nullptr) : json(failed_object)}};
+            {"failed_object", failed_object.empty() ? json(nullptr) : json(failed_object)},
+            {"stage", stage == DrillStage::kNone ? json(nullptr) : json(DrillStageName(stage))}};
   j["checksum"] = ChecksumOf(j);
   return j.dump(1);
 }
@@ -137,7 +154,7 @@ Result<DrillRecord> DrillRecord::FromJson(std::string_view text, const std::stri
   static const char* kMembers[] = {"format", "version", "database", "system_identifier", "container", "drill_id",
                                    "backup_id", "result", "target", "started", "finished", "reached_lsn",
                                    "reached_time", "restore_seconds", "replay_seconds", "check_seconds", "bytes",
-                                   "host", "error", "failed_object", "checksum"};
+                                   "host", "error", "failed_object", "stage", "checksum"};
   for (const auto& [name, _] : j.items()) {
     if (std::find_if(std::begin(kMembers), std::end(kMembers), [&](const char* m) { return name == m; }) ==
         std::end(kMembers)) {
@@ -193,6 +210,14 @@ Result<DrillRecord> DrillRecord::FromJson(std::string_view text, const std::stri
       r.failed_object = StringMember(j, "failed_object");
       if (r.failed_object.empty() || !IsPlainText(r.failed_object, kMaxShort)) return corrupt("invalid failed_object");
     }
+    if (!j.at("stage").is_null()) {
+      const std::string stage = StringMember(j, "stage");
+      for (auto st : {DrillStage::kPlan, DrillStage::kPrepare, DrillStage::kRestore, DrillStage::kRecovery,
+                      DrillStage::kCheck}) {
+        if (stage == DrillStageName(st)) r.stage = st;
+      }
+      if (r.stage == DrillStage::kNone) return corrupt("invalid stage");
+    }
   } catch (const std::exception& e) {
     return corrupt(e.what());
   }
@@ -200,7 +225,10 @@ Result<DrillRecord> DrillRecord::FromJson(std::string_view text, const std::stri
   if (r.result == DrillResult::kPassed && (!r.reached_lsn || r.backup_id.empty() || !r.error.empty())) {
     return corrupt("a passed drill without its point or base backup");
   }
-  if (r.result == DrillResult::kFailed && r.error.empty()) return corrupt("a failed drill without its cause");
+  if (r.result == DrillResult::kFailed && (r.error.empty() || r.stage == DrillStage::kNone)) {
+    return corrupt("a failed drill without its cause");
+  }
+  if (r.result == DrillResult::kPassed && r.stage != DrillStage::kNone) return corrupt("a passed drill with a stage");
   if (origin != DrillRecordKey(r.database, r.container, r.drill_id)) {
     return corrupt("it names another key (a copy under another name)");
   }

@@ -26,6 +26,13 @@ class Repository;
 enum class DrillResult { kPassed, kFailed };
 const char* DrillResultName(DrillResult result);  // "passed" | "failed"
 
+// The step a failed drill stopped at. Failures in restore, recovery or the checks are the
+// backups' (they did not restore, or restored wrong); plan and prepare are the environment's
+// (storage unreachable, no scratch space, no PostgreSQL binaries).
+enum class DrillStage { kNone, kPlan, kPrepare, kRestore, kRecovery, kCheck };
+const char* DrillStageName(DrillStage stage);  // "", "plan", "prepare", "restore", "recovery", "check"
+bool BackupsAtFault(DrillStage stage);
+
 struct DrillRecord {
   std::string database;
   uint64_t system_identifier = 0;
@@ -46,6 +53,7 @@ struct DrillRecord {
   std::string host;            // where it ran (for people)
   std::string error;           // failed: the cause, one line
   std::string failed_object;   // failed: the repository object named as the cause, if one was
+  DrillStage stage = DrillStage::kNone;  // failed: where
 
   std::string ToJson() const;
   // Parses and checks a record read from `origin` (its key): kCorruption for

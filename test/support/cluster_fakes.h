@@ -118,11 +118,20 @@ class RecordingActions final : public ClusterActions {
     return prepare_result;
   }
   int FullsRunning() const override { return fulls_running; }
+  std::vector<Decision> drills;  // StartDrill's decisions
+  int drills_running = 0;
+  void StartDrill(Cluster& c, const ClusterSettings& s, const Decision& d) override {
+    (void)c;
+    (void)s;
+    drills.push_back(d);
+  }
+  int DrillsRunning() const override { return drills_running; }
 
   // Forgets the calls (not the capture state), between steps of one test.
   void Clear() {
     fulls.clear();
     logs.clear();
+    drills.clear();
     prepared.clear();
     ensure_capture = stop_capture = 0;
   }

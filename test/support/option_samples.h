@@ -30,6 +30,7 @@ inline std::string SampleValue(const OptionDef& d) {
     case T::kDuration: return "45m";
     case T::kByteSize: return "3MiB";
     case T::kSchedule: return "weekly fri 23:00 4h";
+    case T::kText: return "SELECT true";
   }
   return "";
 }
@@ -46,6 +47,7 @@ inline std::vector<std::string> BadValues(const OptionDef& d) {
     case T::kDuration: return {"0s", "soon", "99999d"};
     case T::kByteSize: return {"0", "lots"};
     case T::kSchedule: return {"monthly 01:00 2h"};
+    case T::kText: return {"SELECT\001"};
   }
   return {};
 }

@@ -140,7 +140,7 @@ class Drill {
   Status Step(const std::string& phase) {
     if (o_.progress) o_.progress(phase);
     log::Info("drill {} of \"{}\": {}", rec_.drill_id, o_.database, phase);
-    if (o_.cancel && o_.cancel->load()) return Status::Cancelled("the drill was cancelled");
+    if (o_.cancelled && o_.cancelled()) return Status::Cancelled("the drill was cancelled");
     return Status::Ok();
   }
   Status Plan();
@@ -284,7 +284,7 @@ Status Drill::WaitForTarget() {
   const auto deadline = t0 + o_.timeout;
   bool seen = false;
   for (;;) {
-    if (o_.cancel && o_.cancel->load()) return Status::Cancelled("the drill was cancelled");
+    if (o_.cancelled && o_.cancelled()) return Status::Cancelled("the drill was cancelled");
     std::ifstream pidfile(dir_.data() + "/postmaster.pid");
     if (pidfile) seen = true;
     // The postmaster writes its pid file at once: without one it has stopped (recovery failed).
@@ -391,21 +391,37 @@ DrillOutcome Drill::Run() {
   rec_.started = started;
   rec_.target = o_.target.ToString();
   rec_.host = o_.host.empty() ? HostName() : o_.host;
+  DrillStage stage = DrillStage::kPlan;
   Status s = Plan();
-  if (s.ok()) s = Restore();
-  if (s.ok()) s = Configure();
+  if (s.ok()) {
+    stage = DrillStage::kRestore;
+    s = Restore();
+  }
+  if (s.ok()) {
+    stage = DrillStage::kPrepare;
+    s = Configure();
+  }
   if (s.ok()) s = StartServer();
-  if (s.ok()) s = WaitForTarget();
-  if (s.ok()) s = Check();
+  if (s.ok()) {
+    stage = DrillStage::kRecovery;
+    s = WaitForTarget();
+  }
+  if (s.ok()) {
+    stage = DrillStage::kCheck;
+    s = Check();
+  }
   if (s.ok()) rec_.bytes = TreeSize(dir_.root);
   if (dir_made_ && rec_.bytes == 0) rec_.bytes = TreeSize(dir_.data());
   StopServer();
   rec_.finished = std::max(o_.clock->Now(), rec_.started);
   rec_.result = s.ok() ? DrillResult::kPassed : DrillResult::kFailed;
   if (!s.ok()) rec_.error = OneLine(s.message(), 1500);
+  // Setting up the scratch copy (its directory, the restore's own inputs) is the environment's part.
+  if (!s.ok()) rec_.stage = stage == DrillStage::kRestore && !dir_made_ ? DrillStage::kPrepare : stage;
   if (rec_.error.empty() && !s.ok()) rec_.error = "failed";
   DrillOutcome out{.record = rec_, .status = s};
-  if (!o_.write_record) return out;
+  // A cancelled drill (the agent stopping) proved nothing either way: no record.
+  if (!o_.write_record || s.code() == StatusCode::kCancelled) return out;
   if (rec_.container.empty()) {
     // No base could be chosen: the record goes with the newest container, if there is one.
     auto containers = repo_.ListContainers(o_.database);

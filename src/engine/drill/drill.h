@@ -38,7 +38,7 @@ struct DrillOptions {
   std::string pg_bin_dir;       // empty: /usr/lib/postgresql/<major>/bin of the backup, else PATH
   std::chrono::seconds timeout{std::chrono::hours(12)};  // for recovery to reach the target
   std::function<void(const std::string& phase)> progress;  // optional
-  const std::atomic<bool>* cancel = nullptr;               // optional: stops at the next step
+  std::function<bool()> cancelled;                         // optional: true stops the drill at the next step
   std::string host;             // recorded; empty: this host's name
   Clock* clock = Clock::Real();
   bool write_record = true;     // the record goes into the repository

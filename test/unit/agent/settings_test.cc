@@ -30,7 +30,8 @@ TEST(SettingsTest, TableHasEveryOptionOnceWithHelp) {
   const std::vector<std::string> expected = {"enabled",       "storage_url",  "retention_days", "mode",
                                              "key_file", "public_key",      "full_max_age", "full_max_wal",   "log_max_age",
                                              "log_max_wal",   "full_schedule", "log_frequency", "flush_interval",
-                                             "retention_unit"};
+                                             "retention_unit", "drill_enabled", "drill_interval", "drill_scratch_dir",
+                                             "drill_free_space_reserve", "drill_target", "drill_check_sql"};
   std::set<std::string> seen;
   for (const auto& o : ManagedOptions()) {
     EXPECT_TRUE(seen.insert(o.name).second) << "duplicate option " << o.name;
@@ -264,7 +265,8 @@ TEST(SettingsTest, UnknownSetting) {
   EXPECT_EQ(r.status().message(),
             "unknown setting \"retention\"; hint: one of enabled, storage_url, retention_days, mode, key_file, public_key, "
             "full_max_age, full_max_wal, log_max_age, log_max_wal, full_schedule, log_frequency, flush_interval, "
-            "retention_unit");
+            "retention_unit, drill_enabled, drill_interval, drill_scratch_dir, drill_free_space_reserve, drill_target, "
+            "drill_check_sql");
   Status s = ValidateSettings({{"retention_days", "7"}, {"retenton_days", "7"}});
   EXPECT_EQ(s.message().rfind("unknown setting \"retenton_days\"; hint: one of enabled, ", 0), 0u) << s.message();
 }

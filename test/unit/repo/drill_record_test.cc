@@ -63,11 +63,15 @@ TEST(DrillRecordTest, RoundTrips) {
   f.reached_time.reset();
   f.error = "object \"db/main/wal/x\" is missing";
   f.failed_object = "db/main/wal/x";
+  f.stage = DrillStage::kRecovery;
   f.target = "time 2026-11-30T11:00:00Z";
   auto fb = DrillRecord::FromJson(f.ToJson(), Key(f));
   ASSERT_TRUE(fb.ok()) << fb.status().message();
   EXPECT_EQ(fb->failed_object, "db/main/wal/x");
   EXPECT_EQ(fb->target, "time 2026-11-30T11:00:00Z");
+  EXPECT_EQ(fb->stage, DrillStage::kRecovery);
+  EXPECT_TRUE(BackupsAtFault(fb->stage));
+  EXPECT_FALSE(BackupsAtFault(DrillStage::kPrepare));
 }
 
 TEST(DrillRecordTest, RefusesWhatIsOutsideTheGrammar) {
@@ -97,6 +101,7 @@ TEST(DrillRecordTest, RefusesWhatIsOutsideTheGrammar) {
   EXPECT_TRUE(refused(Forged(r, [](json& j) { j["reached_lsn"] = nullptr; }))) << "a passed drill proves a point";
   EXPECT_TRUE(refused(Forged(r, [](json& j) { j["result"] = "failed"; }))) << "a failed drill names its cause";
   EXPECT_TRUE(refused(Forged(r, [](json& j) { j["version"] = 2; })));
+  EXPECT_TRUE(refused(Forged(r, [](json& j) { j["stage"] = "restore"; }))) << "a passed drill has no stage";
   // A valid record under another name is a copy, not this drill's record.
   auto moved = DrillRecord::FromJson(r.ToJson(), DrillRecordKey("main", r.container, "20261130T120000Z-D-ffff"));
   EXPECT_FALSE(moved.ok());
