@@ -374,6 +374,7 @@ discover = false
 loop_interval = "2s"
 
 [defaults]
+drill_enabled = false   # chaos measures backup recovery; drills are tested on their own
 enabled = true
 storage_url = "$REPO_URL"
 retention_days = 7

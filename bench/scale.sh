@@ -460,6 +460,7 @@ discover = false
 loop_interval = "$AGENT_INTERVAL"
 
 [defaults]
+drill_enabled = false   # idle-loop figures without drills
 enabled = true
 storage_url = "$url"
 retention_days = 30

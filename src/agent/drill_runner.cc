@@ -147,6 +147,8 @@ void DrillRunner::Recorded(Cluster& c, const DrillRecord& r, const Status& statu
     std::lock_guard lock(c.mu);
     c.drills.push_back(r);
   }
+  ctx_.stats->NoteDrill({.database = c.name, .passed = status.ok(), .at = r.finished,
+                         .restore_seconds = r.restore_seconds, .replay_seconds = r.replay_seconds, .bytes = r.bytes});
   if (status.ok()) {
     ctx_.Event(c.name, HealthCategory::kDrill,
                fmt::format("restore drill {} passed: backup {} restored to {} in {:.1f}s (restore {:.1f}s, replay "

@@ -23,7 +23,7 @@ constexpr Condition kConditions[] = {Condition::kNotObserved, Condition::kDroppe
                                      Condition::kRefused,     Condition::kSkipped, Condition::kQueued,
                                      Condition::kBackingOff,  Condition::kOk};
 constexpr JobKind kJobKinds[] = {JobKind::kFull, JobKind::kLog, JobKind::kCopyOnly, JobKind::kRetention,
-                                 JobKind::kVerify};
+                                 JobKind::kVerify, JobKind::kDrill};
 
 // Thin builders: one family per metric name, registered in documentation order.
 class Families {

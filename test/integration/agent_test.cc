@@ -55,7 +55,7 @@ class AgentTest : public ::testing::Test {
     const std::string path = work_ + "/agent.toml";
     std::ofstream f(path);
     f << "[agent]\nstate_dir = \"" << work_ << "/state\"\nsocket = \"" << work_ << "/state/agent.sock\"\n"
-      << "loop_interval = \"1s\"\n" << agent_extra << "\n\n[defaults]\nstorage_url = \"" << Repo() << "\"\n"
+      << "loop_interval = \"1s\"\n" << agent_extra << "\n\n[defaults]\ndrill_enabled = false\nstorage_url = \"" << Repo() << "\"\n"
       << defaults_extra << "\n\n[[cluster]]\nname = \"main\"\nconninfo = \"" << cluster_->conninfo() << "\"\n"
       << cluster_extra << "\n";
     f.close();

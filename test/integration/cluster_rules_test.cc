@@ -103,7 +103,7 @@ class ClusterRulesTest : public ::testing::Test {
       std::ofstream f(dir + "/agent.toml");
       f << "[agent]\nstate_dir = \"" << dir << "/state\"\nsocket = \"" << dir << "/state/agent.sock\"\n"
         << "loop_interval = \"1s\"\n"
-        << agent_extra << "\n\n[defaults]\nstorage_url = \"" << Repo() << "\"\nflush_interval = \"1s\"\n";
+        << agent_extra << "\n\n[defaults]\ndrill_enabled = false\nstorage_url = \"" << Repo() << "\"\nflush_interval = \"1s\"\n";
       if (!conninfo.empty()) {
         f << "\n[[cluster]]\nname = \"" << cluster << "\"\nconninfo = \"" << conninfo << "\"\n" << cluster_extra << "\n";
       }

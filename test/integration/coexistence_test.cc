@@ -67,7 +67,7 @@ class CoexistenceTest : public ::testing::Test {
     const std::string path = work_ + "/agent.toml";
     std::ofstream f(path);
     f << "[agent]\nstate_dir = \"" << work_ << "/state\"\nsocket = \"" << work_ << "/state/agent.sock\"\n"
-      << "loop_interval = \"1s\"\ndiscover = false\n\n[defaults]\nstorage_url = \"" << Repo() << "\"\n"
+      << "loop_interval = \"1s\"\ndiscover = false\n\n[defaults]\ndrill_enabled = false\nstorage_url = \"" << Repo() << "\"\n"
       << defaults_extra << "\n";
     if (with_cluster) {
       f << "\n[[cluster]]\nname = \"main\"\nconninfo = \"" << cluster_->conninfo() << "\"\n" << cluster_extra << "\n";

@@ -34,7 +34,7 @@ class OperatorCliTest : public ::testing::Test {
     config_ = work_ + "/agent.toml";
     // The agent's config: the CLI reads the storage URL from it (no agent needs to run).
     WritePostgresFile(config_, "[agent]\nstate_dir = \"" + work_ + "/state\"\nsocket = \"" + work_ +
-                                   "/state/agent.sock\"\ndiscover = false\n\n[defaults]\nstorage_url = \"file://" +
+                                   "/state/agent.sock\"\ndiscover = false\n\n[defaults]\ndrill_enabled = false\nstorage_url = \"file://" +
                                    work_ + "/elsewhere\"\n\n[[cluster]]\nname = \"main\"\nconninfo = \"" +
                                    cluster_->conninfo() + "\"\nstorage_url = \"" + Repo() + "\"\n");
   }

@@ -71,7 +71,7 @@ class OperatorViewTest : public ::testing::Test {
     std::ofstream f(config);
     f << "[agent]\nstate_dir = \"" << *work_ << "/state\"\nsocket = \"" << *work_ << "/state/agent.sock\"\n"
       << "discover = false\nloop_interval = \"1s\"\nhttp_listen = \"127.0.0.1:" << http_port_ << "\"\n\n"
-      << "[defaults]\nstorage_url = \"file://" << *work_ << "/repo\"\nflush_interval = \"1s\"\n"
+      << "[defaults]\ndrill_enabled = false\nstorage_url = \"file://" << *work_ << "/repo\"\nflush_interval = \"1s\"\n"
       << "log_max_age = \"3s\"\n\n[[cluster]]\nname = \"main\"\nconninfo = \"" << cluster_->conninfo()
       << "\"\nenabled = true\n";
     f.close();

@@ -64,7 +64,7 @@ class StorageOutageTest : public ::testing::Test {
     const std::string path = work_ + "/agent.toml";
     std::ofstream f(path);
     f << "[agent]\nstate_dir = \"" << work_ << "/state\"\nsocket = \"" << work_ << "/state/agent.sock\"\n"
-      << "loop_interval = \"1s\"\ndiscover = false\n\n[defaults]\nstorage_url = \""
+      << "loop_interval = \"1s\"\ndiscover = false\n\n[defaults]\ndrill_enabled = false\nstorage_url = \""
       << (storage_url_.empty() ? "file://" + repo_dir_ : storage_url_) << "\"\n\n[[cluster]]\nname = \"main\"\nconninfo = \"" << cluster_->conninfo()
       << "\"\nenabled = true\nmode = \"stream\"\nflush_interval = \"1s\"\n";
     f.close();

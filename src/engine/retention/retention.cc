@@ -322,12 +322,14 @@ Result<Repo> ReadRepo(Repository& repo, const std::string& db) {
   }
   const std::string index_root = backup_index::Prefix(db);
   const std::string locks_root = fmt::format("db/{}/locks/", db);
+  const std::string drills_root = fmt::format("db/{}/drills/", db);
   const std::string backups_root = fmt::format("db/{}/backups/", db);
   std::map<std::string, uint64_t> sizes;
   for (auto& o : objects) {
     r.listed.insert(o.key);
     sizes[o.key] = o.size;
     if (StartsWith(o.key, locks_root)) continue;  // leases are not backups
+    if (StartsWith(o.key, drills_root)) continue;  // drill records (one a day at most) are kept
     if (StartsWith(o.key, index_root)) {
       if (!backup_index::ManifestKeyOfMarker(db, o.key).empty()) r.index.markers.push_back(o);
       continue;
