@@ -70,7 +70,8 @@ TEST_F(FullBackupTest, LocalRepositoryRoundTrip) {
   auto list = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
   ASSERT_EQ(list.exit_code, 0) << list.err;
   json rows = json::array();
-  for (const auto& r : json::parse(list.out)[0]["backups"]) {
+  const json dbs = json::parse(list.out);
+  for (const auto& r : dbs[0]["backups"]) {
     if (r["type"] == "full") rows.push_back(r);
   }
   ASSERT_EQ(rows.size(), 1u);

@@ -73,7 +73,8 @@ TEST_F(RepoTrustTest, CopiedManifestIsNotListedAndEditedManifestIsRefusedWithThe
   auto listed = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
   ASSERT_EQ(listed.exit_code, 0) << listed.err;
   int fulls = 0;
-  for (const auto& row : json::parse(listed.out)[0]["backups"]) {
+  const json listed_dbs = json::parse(listed.out);  // kept: the loop reads into it
+  for (const auto& row : listed_dbs[0]["backups"]) {
     if (row["type"] == "full") {
       ++fulls;
       EXPECT_EQ(row["backup_id"], id);
