@@ -406,7 +406,8 @@ void RunAvailableBackupsVerb(const ListArgs& a, const CommonFlags& flags) {
   std::string text;
   for (const auto& db : dbs) {
     CatalogCache cache;
-    auto catalog = Check(WalCatalog::Load(*repo, db, std::nullopt, &cache));
+    // Parts listed, not inferred from the index: a missing object must show.
+    auto catalog = Check(WalCatalog::Load(*repo, db, std::nullopt, &cache, WalCatalog::PartSource::kListed));
     DatabaseListing listing = BuildListing(db, catalog, a.all);
     AddVerifiedAt(*repo, listing);  // restore drills (verified_at.h)
     out.push_back(ListingJson(listing));

@@ -146,7 +146,8 @@ TEST_F(DrillTest, ProvesTheNewestPointAndAPointInTimeAndLeavesNothing) {
   CommandResult list = RunSmartbackup("available-backups --repo " + Repo() + " --db main --output json");
   ASSERT_EQ(list.exit_code, 0) << list.err;
   bool verified = false;
-  for (const auto& row : json::parse(list.out)) {
+  const json listing = json::parse(list.out);  // one object per database
+  for (const auto& row : listing.at(0).at("backups")) {
     if (row["type"] == "full") verified = verified || row.value("verified_at", json()).is_string();
   }
   EXPECT_TRUE(verified) << list.out;

@@ -117,7 +117,7 @@ Status AddPartsIncrementally(Repository& repo, const std::string& db, const Cont
 }  // namespace
 
 Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std::optional<uint64_t> sysid,
-                                    CatalogCache* cache) {
+                                    CatalogCache* cache, PartSource part_source) {
   WalCatalog c;
   ASSIGN_OR_RETURN(auto containers, repo.ListContainers(db));
   ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(db, cache ? &cache->index : nullptr));
@@ -139,7 +139,7 @@ Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std
       c.bases_.push_back(std::move(m));
     }
   }
-  const bool incremental = repo.format_version() >= 2;
+  const bool incremental = repo.format_version() >= 2 && part_source == PartSource::kIncremental;
   std::map<std::string, WalPart> by_key;
   for (const auto& container : containers) {
     if (container.system_identifier != c.sysid_) continue;

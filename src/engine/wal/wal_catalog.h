@@ -56,8 +56,12 @@ class WalCatalog {
   // after the newest sealed part (and after each full backup beyond it).
   // With `cache`, a load in which nothing changed reads no manifest and
   // makes a handful of listings. Version 1: lists and reads everything.
+  // PartSource::kListed lists every WAL part (names only) instead: the truth
+  // about what is stored, for `available-backups` (a sealed part that went
+  // missing shows as a gap and its log backup as incomplete).
+  enum class PartSource { kIncremental, kListed };
   static Result<WalCatalog> Load(Repository& repo, const std::string& db, std::optional<uint64_t> sysid,
-                                 CatalogCache* cache = nullptr);
+                                 CatalogCache* cache = nullptr, PartSource part_source = PartSource::kIncremental);
 
   uint64_t system_identifier() const { return sysid_; }
   const std::vector<BackupManifest>& bases() const { return bases_; }  // full + copy-only, oldest first

@@ -47,7 +47,7 @@ class BackupListingViewTest : public test::MemoryRepositoryTest {
     ASSERT_TRUE(n.ok()) << n.status().message();
   }
   DatabaseListing List(bool all) {
-    auto c = WalCatalog::Load(*repo_, "main", std::nullopt);
+    auto c = WalCatalog::Load(*repo_, "main", std::nullopt, nullptr, WalCatalog::PartSource::kListed);
     EXPECT_TRUE(c.ok()) << c.status().message();
     return BuildListing("main", *c, all);
   }

@@ -113,8 +113,13 @@ TEST_F(CatalogIndexTest, RefreshAtRestCostsTheSameFewRequestsAtAnyHistorySize) {
     EXPECT_EQ(windows[0].end_lsn, Lsn{wal_});
     EXPECT_EQ(warm->TimelineEnd(1), Lsn{wal_});
     EXPECT_TRUE(warm->Gaps().empty());
+    // Every part it knows is stored (compaction leaves finer parts the
+    // manifests no longer name beside the merged ones: a listing has more).
     auto all_parts = repo_->ListWalParts("main", c1_.name);
-    EXPECT_EQ(warm->parts().size(), all_parts->size());
+    ASSERT_TRUE(all_parts.ok());
+    std::set<std::string> stored;
+    for (const auto& p : *all_parts) stored.insert(p.key);
+    for (const auto& p : warm->parts()) EXPECT_TRUE(stored.count(p.key)) << p.key;
     // Sealing the tail costs a bounded number of requests too.
     fault_->ResetCounts();
     ASSERT_EQ(*SealLogBackups(*repo_, "main", c1_, 16 * kMiB, nullptr, {}, /*force=*/true), 1);
