@@ -49,7 +49,9 @@ std::string DrillRunner::ScratchDir(const AgentContext& ctx, const ClusterSettin
 }
 
 void DrillRunner::Observe(Cluster& c, const ClusterSettings& s, ClusterObservation& o) {
-  if (!s.drill_enabled || !s.enabled) return;  // a disabled cluster's repository is not touched
+  // A disabled cluster's repository is not touched. With drills off, an on-demand drill's
+  // failure still counts (it schedules a full), so records are observed either way.
+  if (!s.enabled) return;
   bool load = false;
   {
     std::lock_guard lock(c.mu);

@@ -689,7 +689,7 @@ TEST_F(LogChainTest, PurgeKeepsEveryRestorePointOfTheWindow) {
   EXPECT_TRUE(json::parse(again.out)["manifests"].empty()) << again.out;
 
   CommandResult both = RunSmartbackup("purge --repo " + Repo() + " --db main --retention 3s --retention-days 7");
-  EXPECT_EQ(both.exit_code, 1) << both.out;
+  EXPECT_EQ(both.exit_code, 2) << both.out;  // a usage error
   EXPECT_NE(both.err.find("give one of --retention-days"), std::string::npos) << both.err;
 }
 

@@ -306,11 +306,13 @@ Result<Repo> ReadRepo(Repository& repo, const std::string& db) {
       return history.status();
     }
   }
-  ASSIGN_OR_RETURN(auto objects, ListAll(repo.storage(), fmt::format("db/{}/", db)));
   // Version 2: a listed manifest's text is taken from the index when an entry
   // holds it (checked like the manifest itself), so a pass reads only
   // unindexed manifests. The index is not backups: never planned, rewritten
-  // by ApplyRetention.
+  // by ApplyRetention. Read BEFORE the listing: every index object read then
+  // names only manifests written before it (step 2 before 3), which the
+  // listing holds, so the rewrite that replaces these objects keeps every
+  // entry; an object written after the listing is not read, not replaced.
   IndexView view;
   if (repo.format_version() >= 2) {
     ASSIGN_OR_RETURN(view, backup_index::Read(repo.storage(), db, nullptr));
@@ -320,6 +322,7 @@ Result<Repo> ReadRepo(Repository& repo, const std::string& db) {
       r.index.level = std::max(r.index.level, level);
     }
   }
+  ASSIGN_OR_RETURN(auto objects, ListAll(repo.storage(), fmt::format("db/{}/", db)));
   const std::string index_root = backup_index::Prefix(db);
   const std::string locks_root = fmt::format("db/{}/locks/", db);
   const std::string drills_root = fmt::format("db/{}/drills/", db);
