@@ -35,7 +35,9 @@ usage: bench/scale.sh [options]      (every option also reads an environment var
   --storage "file azure" storages (env SCALE_STORAGE; default "file azure")
   --replay-mib N         real WAL replayed by the restore (env REPLAY_MIB; default 512;
                          the issue's figure is 2048)
-  --samples N            wal-get calls per size (env WALGET_SAMPLES; default 25)
+  --samples N            wal-get calls per size (env WALGET_SAMPLES; default 25); they pass
+                         --sysid and --wal-segment-size as a restore's restore_command does
+                         (env WALGET_FLAGS="" drops the size: the whole-catalog fallback)
   --agent-loops N        idle agent loops measured (env AGENT_LOOPS; default 3)
   --process-max N        pgBackRest archive-get process-max (env PGBR_PROCESS_MAX; default 4)
   --skip-pgbackrest      no pgBackRest side (env SKIP_PGBACKREST=1)
@@ -363,7 +365,7 @@ EOF
     seg=$(seg_name "$n")
     rm -f "$dir/seg"
     timed_pg "$dir/walget.out" env ${walget_env[@]+"${walget_env[@]}"} "$SMARTBACKUP" wal-get "$seg" "$dir/seg" \
-      --repo "$url" --db "$DB" --sysid "$sysid"
+      --repo "$url" --db "$DB" --sysid "$sysid" ${WALGET_FLAGS---wal-segment-size 16777216}
     [ "$(stat -c %s "$dir/seg")" = 16777216 ] || die "wal-get $seg did not restore a 16 MiB segment"
     echo "$MS" >>"$dir/walget.ms"
     [ "$RSS_MB" -gt "$rss_max" ] && rss_max=$RSS_MB

@@ -501,22 +501,44 @@ Status WalkDir(int dfd, const std::string& dir_path, const std::string& key_dir,
     ::close(dfd);
     return LocalStorage::ErrnoToStatus(err, "open directory", dir_path);
   }
+  // Names first, stat later: a page wants `walk.want` keys of a directory that
+  // may hold 100k+ WAL parts, so only entries that can be on this page (after
+  // the token, under the prefix) are kept, and only those taken are stat'ed;
+  // a heap yields them in order without sorting the rest.
   struct Entry {
     std::string sort_name;
     bool is_dir;
-    uint64_t size;
-    std::chrono::system_clock::time_point mtime;
   };
   std::vector<Entry> entries;
   errno = 0;
   while (struct dirent* e = ::readdir(d)) {
     std::string_view name = e->d_name;
-    if (name == "." || name == ".." || name.starts_with(kTempPrefix)) continue;
-    struct stat st {};
-    if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // vanished meanwhile
-    bool is_dir = S_ISDIR(st.st_mode);
-    if (!is_dir && !S_ISREG(st.st_mode)) continue;
-    entries.push_back({std::string(name) + (is_dir ? "/" : ""), is_dir, static_cast<uint64_t>(st.st_size), MtimeOf(st)});
+    if (name == "." || name == ".." || name.starts_with(kTempPrefix)) {
+      errno = 0;
+      continue;
+    }
+    bool is_dir = e->d_type == DT_DIR;
+    if (e->d_type == DT_UNKNOWN) {  // file systems without d_type
+      struct stat st {};
+      if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        errno = 0;
+        continue;  // vanished meanwhile
+      }
+      if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+        errno = 0;
+        continue;
+      }
+      is_dir = S_ISDIR(st.st_mode);
+    } else if (e->d_type != DT_DIR && e->d_type != DT_REG) {
+      errno = 0;
+      continue;  // symlinks and the like are neither objects nor directories of the repository
+    }
+    const std::string full = key_dir + std::string(name) + (is_dir ? "/" : "");
+    const std::string_view f = full;
+    const bool wanted = is_dir ? (f.starts_with(walk.prefix) || walk.prefix.starts_with(f)) &&
+                                     (walk.token.empty() || f >= walk.token || walk.token.starts_with(f))
+                               : f.starts_with(walk.prefix) && (walk.token.empty() || f > walk.token);
+    if (wanted) entries.push_back({std::string(name) + (is_dir ? "/" : ""), is_dir});
     errno = 0;
   }
   int read_err = errno;
@@ -524,21 +546,19 @@ Status WalkDir(int dfd, const std::string& dir_path, const std::string& key_dir,
     ::closedir(d);
     return LocalStorage::ErrnoToStatus(read_err, "read directory", dir_path);
   }
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.sort_name < b.sort_name; });
+  auto after = [](const Entry& a, const Entry& b) { return a.sort_name > b.sort_name; };  // min-heap
+  std::make_heap(entries.begin(), entries.end(), after);
 
   Status result = Status::Ok();
-  for (const Entry& e : entries) {
-    if (walk.out.size() >= walk.want) break;
+  while (!entries.empty() && walk.out.size() < walk.want) {
+    std::pop_heap(entries.begin(), entries.end(), after);
+    const Entry e = std::move(entries.back());
+    entries.pop_back();
     std::string full = key_dir + e.sort_name;
     if (e.is_dir) {
-      // Keys inside all start with full: descend only if some may match the prefix
-      // and some may sort after the token.
-      std::string_view f = full;
-      if (!f.starts_with(walk.prefix) && !walk.prefix.starts_with(f)) continue;
-      if (!walk.token.empty() && f < walk.token && !walk.token.starts_with(f)) continue;
       std::string name = e.sort_name.substr(0, e.sort_name.size() - 1);
       std::string sub = dir_path + "/" + name;
-      // O_NOFOLLOW: the entry may have been swapped for a symlink since fstatat.
+      // O_NOFOLLOW: the entry may have been swapped for a symlink since readdir.
       int sub_fd = ::openat(dfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (sub_fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) continue;  // removed or replaced meanwhile
@@ -548,9 +568,10 @@ Status WalkDir(int dfd, const std::string& dir_path, const std::string& key_dir,
       result = WalkDir(sub_fd, sub, full, walk);
       if (!result.ok()) break;
     } else {
-      if (!std::string_view(full).starts_with(walk.prefix)) continue;
-      if (!walk.token.empty() && std::string_view(full) <= walk.token) continue;
-      walk.out.push_back(ObjectInfo{std::move(full), e.size, e.mtime});
+      struct stat st {};
+      if (::fstatat(dfd, e.sort_name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // vanished meanwhile
+      if (!S_ISREG(st.st_mode)) continue;  // replaced meanwhile
+      walk.out.push_back(ObjectInfo{std::move(full), static_cast<uint64_t>(st.st_size), MtimeOf(st)});
     }
   }
   ::closedir(d);
