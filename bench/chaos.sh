@@ -653,7 +653,7 @@ stop_restored() { as_pg "$PGBIN/pg_ctl" -D "$T/restore-$1" -m fast -w -t 60 stop
 restored_ids() { "$PGBIN/psql" -XAtq -h 127.0.0.1 -p "$RPORT" -U postgres -d postgres -c "SELECT id FROM chaos_rows ORDER BY id"; }
 
 # 1. The newest fulls, each to its own end: restorable and amcheck-clean.
-jq -r '[.[] | select(.type == "full")] | sort_by(.finish_time) | reverse | .[:'"$RESTORE_FULLS"'][] | "\(.backup_id) \(.end_lsn)"' \
+jq -r '[.[].backups[] | select(.type == "full")] | sort_by(.finish_time) | reverse | .[:'"$RESTORE_FULLS"'][] | "\(.backup_id) \(.end_lsn)"' \
   "$T/backups.json" | while read -r id lsn; do echo "$id $lsn"; done >"$T/fulls.pick"
 while read -r id lsn; do
   RESTORES=$((RESTORES + 1))
@@ -684,7 +684,7 @@ fi
 stop_restored latest
 
 # 3. Random time targets between the end of the first full and the last commit.
-FIRST_FULL_END=$(jq -r '[.[] | select(.type == "full")] | sort_by(.finish_time) | .[0].finish_time' "$T/backups.json")
+FIRST_FULL_END=$(jq -r '[.[].backups[] | select(.type == "full")] | sort_by(.finish_time) | .[0].finish_time' "$T/backups.json")
 LO=$(date -d "$FIRST_FULL_END" +%s.%N); HI=$(tail -n1 "$T/truth" | cut -d' ' -f2)
 for t in $(seq 1 "$TIME_TARGETS"); do
   rand 1 999; f=$R; rand 0 999

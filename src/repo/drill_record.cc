@@ -155,7 +155,8 @@ Result<DrillRecord> DrillRecord::FromJson(std::string_view text, const std::stri
                                    "backup_id", "result", "target", "started", "finished", "reached_lsn",
                                    "reached_time", "restore_seconds", "replay_seconds", "check_seconds", "bytes",
                                    "host", "error", "failed_object", "stage", "checksum"};
-  for (const auto& [name, _] : j.items()) {
+  for (const auto& item : j.items()) {
+    const std::string& name = item.key();  // a plain reference: clang 14 cannot capture a structured binding
     if (std::find_if(std::begin(kMembers), std::end(kMembers), [&](const char* m) { return name == m; }) ==
         std::end(kMembers)) {
       return corrupt("unknown member");
