@@ -1,18 +1,4 @@
-// The agent API over cpp-httplib. Debian packages cpp-httplib 0.11 "split":
-// httplib.h only declares, the code lives in libcpp-httplib.so, built with
-// OpenSSL, zlib and brotli support. Those macros change class layouts, so they
-// must be defined here exactly as the library was built (pkg-config
-// cpp-httplib --cflags) or Client/Server objects would not match the library.
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
-#endif
-
+// The agent API over cpp-httplib (httplib_include.h).
 #include "agent/api.h"
 
 #include <fcntl.h>
@@ -28,11 +14,11 @@
 #include <chrono>
 #include <cstring>
 #include <fmt/core.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
+#include "agent/httplib_include.h"
 #include "common/logging.h"
 #include "common/encoding.h"
 #include "common/text.h"

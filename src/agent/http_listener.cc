@@ -1,15 +1,3 @@
-// Debian's cpp-httplib is compiled with these: they change class layouts, so
-// they must match the library (see api.cc).
-#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
-#define CPPHTTPLIB_OPENSSL_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_ZLIB_SUPPORT
-#define CPPHTTPLIB_ZLIB_SUPPORT
-#endif
-#ifndef CPPHTTPLIB_BROTLI_SUPPORT
-#define CPPHTTPLIB_BROTLI_SUPPORT
-#endif
-
 #include "agent/http_listener.h"
 
 #include <arpa/inet.h>
@@ -20,9 +8,9 @@
 #include <chrono>
 #include <cstring>
 #include <fmt/core.h>
-#include <httplib.h>
 #include <thread>
 
+#include "agent/httplib_include.h"
 #include "common/logging.h"
 
 namespace sb {

@@ -11,6 +11,7 @@
 
 #include "agent/agent.h"
 #include "agent/api.h"
+#include "agent/drill_runner.h"
 #include "agent/job_wait.h"
 #include "common/logging.h"
 #include "common/text.h"
@@ -40,16 +41,6 @@ std::string SelfPath() {
   char buf[4096];
   const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
   return n <= 0 ? std::string("smartbackup") : std::string(buf, static_cast<size_t>(n));
-}
-
-// The record as the verb and the agent's job show it, with the RTO.
-json DrillJson(const DrillRecord& r) {
-  json j = json::parse(r.ToJson());
-  j.erase("format");
-  j.erase("version");
-  j.erase("checksum");
-  j["rto_seconds"] = r.restore_seconds + r.replay_seconds;
-  return j;
 }
 
 void Print(const json& j, bool as_json) {
@@ -116,7 +107,7 @@ int RunStandalone(const DrillVerbArgs& a) {
   if (tty && a.output != "json") o.progress = [](const std::string& phase) { std::fprintf(stderr, "drill: %s\n", phase.c_str()); };
   DrillOutcome out = RunDrill(**repo, o);
   if (!out.record_status.ok()) log::Warn("the drill's record was not written: {}", out.record_status.message());
-  Print(DrillJson(out.record), a.output == "json");
+  Print(DrillRecordJson(out.record), a.output == "json");
   if (!out.status.ok()) return Failed(out.status);
   return 0;
 }
