@@ -15,15 +15,20 @@
 // come from a ManualClock that walks from now − N days to now, so backup ids,
 // manifest times and retention see a real N-day history.
 //
-// Two shortcuts, both invisible in the result:
+// Shortcuts, none visible in the result:
 // - The WAL bytes are synthetic (a repeated pseudo-random block: WAL-like
 //   size, cheap to compress); nothing replays them.
-// - SealLogBackups lists the whole container each time it runs (the O(n)
-//   cost bench/scale.sh measures), which would make building the history
-//   O(n²). Each span is therefore sealed in a scratch in-memory repository
-//   holding only that span's parts (same keys, same clock, same known
-//   hashes), and whatever it writes there (the manifest) is copied out byte
-//   for byte; a part it deletes (compaction) is deleted from the target.
+// - Each span is sealed in a scratch in-memory repository holding only that
+//   span's parts (same keys, same clock, same known hashes), and what the
+//   sealer writes there (manifest, merged parts) is copied out byte for
+//   byte, so building the history costs O(n), not a listing per seal.
+// - Per-flush parts that compaction replaced are not copied: the agent's
+//   next retention pass deletes them (PartsReplacedByCompaction, no grace
+//   period), so a live repository holds them only for minutes.
+// - The index (format 2) is written once at the end in the shape the
+//   writers' level merges leave after that many manifests (n written one by
+//   one leave, per level k, the k-th base-8 digit of n objects of 8^k
+//   entries), instead of one write and up to a merge per manifest.
 // Part mtimes on the target storage are the wall-clock time of the run (the
 // manifests carry the simulated times).
 //
@@ -53,6 +58,8 @@
 #include "common/thread_pool.h"
 #include "engine/backup/full_backup.h"
 #include "engine/wal/wal_archive.h"
+#include "repo/backup_index.h"
+#include "engine/wal/compaction.h"
 #include "repo/repository.h"
 #include "storage/memory/memory_storage.h"
 #include "storage/storage_factory.h"
@@ -216,39 +223,63 @@ void WriteFull(Repository& target, const Options& o, const ContainerInfo& c, Man
   Check(WriteCheckedManifest(target, m, nullptr), "cannot write a full backup manifest");
 }
 
-// Seals the staged span in the scratch repository, copies out whatever the
-// sealer wrote (the manifest, and any object a later format adds), and
-// notes the parts it removed (compaction). Returns the log backups written.
+// Seals the staged span in the scratch repository and copies out what the
+// sealer wrote (manifest, merged parts) and the parts compaction did not
+// replace; index objects and markers stay behind (WriteIndex writes the
+// index). Returns the log backups written; their texts go to `manifests`.
 int SealSpan(SpanStage& stage, PutQueue& puts, const Options& o, const ContainerInfo& container,
-             const LogThresholds& thresholds, std::vector<std::string>& removed) {
+             const LogThresholds& thresholds, std::map<std::string, std::string>& manifests) {
   auto n = SealLogBackups(stage.repo(), o.db, container, kSegmentSize, nullptr, thresholds, /*force=*/true,
                           stage.known());
   Check(n.status(), "cannot seal a log backup");
   auto listed = ListAll(stage.memory(), "");
   Check(listed.status(), "cannot list the scratch repository");
-  std::set<std::string> present;
+  std::vector<BackupManifest> sealed;
   for (const auto& obj : *listed) {
-    present.insert(obj.key);
-    if (stage.initial().count(obj.key) || stage.known().count(obj.key)) continue;
+    if (!backup_index::IsManifestKey(o.db, obj.key)) continue;
+    auto m = stage.repo().ReadManifest(obj.key);
+    Check(m.status(), "cannot read a scratch manifest");
+    sealed.push_back(std::move(m).value());
+  }
+  const auto replaced = PartsReplacedByCompaction(o.db, sealed, *listed);
+  const std::set<std::string> skip(replaced.begin(), replaced.end());
+  const std::string index_root = backup_index::Prefix(o.db);
+  for (const auto& obj : *listed) {
+    if (stage.initial().count(obj.key) || skip.count(obj.key) || StartsWith(obj.key, index_root)) continue;
     auto bytes = stage.memory().Get(obj.key);
     Check(bytes.status(), "cannot read a scratch object");
+    if (backup_index::IsManifestKey(o.db, obj.key)) manifests[obj.key] = *bytes;
     puts.Put(obj.key, std::move(bytes).value());
-  }
-  for (const auto& [key, hash] : stage.known()) {
-    if (!present.count(key)) removed.push_back(key);
   }
   stage.Reset();
   return *n;
 }
 
-// Stages one part: into the scratch repository (for the sealer) and to the target.
-void StagePart(SpanStage& stage, PutQueue& puts, const std::string& key, std::string_view plain) {
+// The index of `manifests` as the writers' merges leave it (see the header),
+// then any merge the fulls' own index writes make due.
+void WriteIndex(Repository& target, const Options& o, const std::map<std::string, std::string>& manifests,
+                Clock* clock) {
+  std::vector<std::pair<std::string, std::string>> all(manifests.begin(), manifests.end());
+  size_t at = 0;
+  for (int level = 20; level >= 0; --level) {
+    size_t per = 1;
+    for (int k = 0; k < level; ++k) per *= backup_index::kFanIn;
+    while (all.size() - at >= per && per <= all.size()) {
+      IndexObject obj{.level = level};
+      for (size_t i = 0; i < per; ++i, ++at) obj.entries.emplace(all[at].first, all[at].second);
+      Check(backup_index::Put(target.storage(), o.db, obj, clock).status(), "cannot write an index object");
+    }
+  }
+  Check(backup_index::MergeDue(target.storage(), o.db, clock), "cannot merge the index");
+}
+
+// Stages one part in the scratch repository (SealSpan copies it out unless compaction replaced it).
+void StagePart(SpanStage& stage, const std::string& key, std::string_view plain) {
   auto enc = EncodeObject(plain, key, {.zstd_level = 3});
   Check(enc.status(), "cannot encode a WAL part");
   Check(stage.memory().Put(key, enc->bytes), "cannot stage a WAL part");
   stage.known()[key] = enc->sha256;
   stage.bytes() += plain.size();
-  puts.Put(key, std::move(enc->bytes));
 }
 
 // --import-wal DIR: real WAL segments (archived by PostgreSQL into DIR),
@@ -276,7 +307,7 @@ int ImportWal(const Options& o) {
   SpanStage stage(&clock);
   LogThresholds thresholds;
   thresholds.max_wal = o.log_bytes;
-  std::vector<std::string> removed;
+  std::map<std::string, std::string> manifests;
   int64_t logs = 0;
   for (const auto& name : names) {
     const std::string path = o.import_wal + "/" + name;
@@ -291,13 +322,13 @@ int ImportWal(const Options& o) {
     const auto [tli, start] = *parsed;
     if (tli != 1 || header->segment_size != kSegmentSize) Die(path + ": only timeline 1, 16 MiB segments");
     clock.Set(Clock::Real()->Now());
-    StagePart(stage, puts, Repository::WalPartKey(o.db, container->name, tli, start, Lsn{start.value + kSegmentSize}),
+    StagePart(stage, Repository::WalPartKey(o.db, container->name, tli, start, Lsn{start.value + kSegmentSize}),
               data);
-    if (stage.bytes() >= o.log_bytes) logs += SealSpan(stage, puts, o, *container, thresholds, removed);
+    if (stage.bytes() >= o.log_bytes) logs += SealSpan(stage, puts, o, *container, thresholds, manifests);
   }
-  if (stage.bytes() > 0) logs += SealSpan(stage, puts, o, *container, thresholds, removed);
+  if (stage.bytes() > 0) logs += SealSpan(stage, puts, o, *container, thresholds, manifests);
   Check(puts.Finish(), "storing the WAL failed");
-  for (const auto& key : removed) Check(target.storage().Delete(key), "cannot delete \"" + key + "\"");
+  WriteIndex(target, o, manifests, &clock);
   std::printf("scale_gen: imported %zu WAL segments from %s, %lld log backups, in %.1f s\n", names.size(),
               o.import_wal.c_str(), static_cast<long long>(logs),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -345,8 +376,8 @@ int Run(const Options& o) {
   thresholds.max_wal = o.log_bytes;
   Lsn next{2 * kSegmentSize};
   int64_t logs = 0, fulls = 0;
-  std::vector<std::string> removed;  // parts the sealer deleted, deleted from the target once stored
-  auto seal = [&] { logs += SealSpan(stage, puts, o, *container, thresholds, removed); };
+  std::map<std::string, std::string> manifests;  // log manifests written: key → stored text
+  auto seal = [&] { logs += SealSpan(stage, puts, o, *container, thresholds, manifests); };
 
   auto last_report = t0;
   for (int64_t i = 0; i < flushes; ++i) {
@@ -357,7 +388,7 @@ int Run(const Options& o) {
     clock.Advance(std::chrono::seconds(o.flush_seconds));
     const Lsn start = next;
     next = Lsn{next.value + part_bytes};
-    StagePart(stage, puts, Repository::WalPartKey(o.db, container->name, 1, start, next), wal);
+    StagePart(stage, Repository::WalPartKey(o.db, container->name, 1, start, next), wal);
     if (stage.bytes() >= o.log_bytes) seal();
     if (const auto now = std::chrono::steady_clock::now(); now - last_report >= std::chrono::seconds(30)) {
       last_report = now;
@@ -376,11 +407,11 @@ int Run(const Options& o) {
     std::string tail;
     while (tail.size() < next.value - start.value) tail += block;
     tail.resize(next.value - start.value);
-    StagePart(stage, puts, Repository::WalPartKey(o.db, container->name, 1, start, next), tail);
+    StagePart(stage, Repository::WalPartKey(o.db, container->name, 1, start, next), tail);
   }
   if (stage.bytes() > 0) seal();
   Check(puts.Finish(), "storing the history failed");
-  for (const auto& key : removed) Check(target.storage().Delete(key), "cannot delete \"" + key + "\"");
+  WriteIndex(target, o, manifests, &clock);
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("scale_gen: wrote %lld parts, %lld log backups, %lld fulls (WAL up to %s, all sealed) "
               "in %.1f s\n",

@@ -1,12 +1,33 @@
 #include "common/thread_pool.h"
 
 #include <algorithm>
+#include <atomic>
 
 namespace sb {
 
 int WorkerCount(int requested) {
   if (requested > 0) return requested;
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+void ParallelFor(size_t n, const std::function<void(size_t)>& fn, size_t min_per_thread) {
+  const size_t cores = static_cast<size_t>(std::min(WorkerCount(0), 8));
+  const size_t threads = std::min(cores, std::max<size_t>(1, n / std::max<size_t>(1, min_per_thread)));
+  if (threads <= 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  constexpr size_t kChunk = 16;  // indices taken at a time: few atomic operations, balanced ends
+  std::atomic<size_t> next{0};
+  auto run = [&] {
+    for (size_t begin; (begin = next.fetch_add(kChunk)) < n;) {
+      for (size_t i = begin; i < std::min(n, begin + kChunk); ++i) fn(i);
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(run);
+  run();
+  for (auto& h : helpers) h.join();
 }
 
 ThreadPool::ThreadPool(int threads, int max_queued) : max_queued_(std::max(1, max_queued)) {

@@ -284,7 +284,11 @@ Result<BackupManifest> BackupManifest::FromJson(const std::string& text, const s
   if (!j.contains("checksum") || !j["checksum"].is_string()) return corrupt("no checksum");
   BackupManifest m;
   try {
-    if (j["checksum"].get<std::string>() != ChecksumOf(j)) return corrupt("checksum mismatch");
+    // Checked on the parsed document itself, without the member (no deep
+    // copy: listings parse tens of thousands of manifests).
+    const std::string stored_checksum = j["checksum"].get<std::string>();
+    j.erase("checksum");
+    if (stored_checksum != Sha256Hex(j.dump())) return corrupt("checksum mismatch");
     m.database = j.at("database").get<std::string>();
     auto sysid = Repository::ParseSystemIdentifier(j.at("system_identifier").get<std::string>());
     if (!sysid) return corrupt("invalid system identifier");

@@ -490,12 +490,12 @@ Result<ObjectHeaderInfo> ParseObjectHeader(std::string_view stored, std::string_
   return info;
 }
 
-Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const KeySource* keys,
-                                 std::optional<uint64_t> expected_raw_size) {
+Status DecodeObjectInto(std::string_view stored, std::string_view object_key, const KeySource* keys,
+                        uint64_t raw_size, char* dest) {
   ASSIGN_OR_RETURN(ObjectHeaderInfo info, ParseObjectHeader(stored, object_key));
-  if (expected_raw_size && info.raw_size != *expected_raw_size) {
+  if (info.raw_size != raw_size) {
     return Corrupt(object_key, fmt::format("header claims {} bytes of content, the manifest {}", info.raw_size,
-                                           *expected_raw_size));
+                                           raw_size));
   }
   if (keys != nullptr && !info.encrypted) {
     return Status::Corruption(fmt::format("object {} is not encrypted, but a key was given: anyone able to write to "
@@ -504,9 +504,11 @@ Result<std::string> DecodeObject(std::string_view stored, std::string_view objec
         .WithDetail(StatusDetail::kNotEncrypted);
   }
   std::string_view payload = stored.substr(kObjectHeaderSize, info.payload_size);
+  if (!info.compressed && payload.size() != raw_size) {
+    return Corrupt(object_key, fmt::format("{} bytes of content, header says {}", payload.size(), raw_size));
+  }
 
   ScratchRelease release_scratch;
-  std::string out;
   if (info.encrypted) {
     if (keys == nullptr) {
       return Status::PermissionDenied(
@@ -517,13 +519,7 @@ Result<std::string> DecodeObject(std::string_view stored, std::string_view objec
       return Status::PermissionDenied(fmt::format("wrong encryption key for object {} (key id {}, object needs {})",
                                                   Quote(object_key), key->key_id(), info.key_id));
     }
-    char* target = nullptr;
-    if (info.compressed) {
-      target = ScratchBuffer(payload.size());
-    } else {
-      out.resize(payload.size());
-      target = out.data();
-    }
+    char* target = info.compressed ? ScratchBuffer(payload.size()) : dest;
     char tag[kTagBytes];
     std::memcpy(tag, stored.data() + kObjectHeaderSize + payload.size(), kTagBytes);
     if (!Gcm(false, *key, stored.data() + kOffNonce, stored.substr(0, kObjectHeaderSize), object_key,
@@ -535,7 +531,7 @@ Result<std::string> DecodeObject(std::string_view stored, std::string_view objec
     }
     if (info.compressed) payload = std::string_view(target, payload.size());
   } else if (!info.compressed) {
-    out.assign(payload);
+    std::memcpy(dest, payload.data(), payload.size());
   }
 
   if (info.compressed) {
@@ -551,8 +547,7 @@ Result<std::string> DecodeObject(std::string_view stored, std::string_view objec
     ZSTD_DCtx* dctx = ThreadDctx();
     if (dctx == nullptr) return Status::Internal("cannot create a zstd decompression context");
     ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
-    out.resize(info.raw_size);
-    size_t n = ZSTD_decompressDCtx(dctx, out.data(), out.size(), payload.data(), payload.size());
+    size_t n = ZSTD_decompressDCtx(dctx, dest, raw_size, payload.data(), payload.size());
     if (ZSTD_isError(n)) {
       return Corrupt(object_key, fmt::format("zstd: {}", ZSTD_getErrorName(n)));
     }
@@ -560,6 +555,21 @@ Result<std::string> DecodeObject(std::string_view stored, std::string_view objec
       return Corrupt(object_key, fmt::format("decompressed to {} bytes, header says {}", n, info.raw_size));
     }
   }
+  return Status::Ok();
+}
+
+Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const KeySource* keys,
+                                 std::optional<uint64_t> expected_raw_size) {
+  // The header first: its size is checked (against kMaxRawSize, and the
+  // caller's expectation) before anything is allocated.
+  ASSIGN_OR_RETURN(ObjectHeaderInfo info, ParseObjectHeader(stored, object_key));
+  if (expected_raw_size && info.raw_size != *expected_raw_size) {
+    return Corrupt(object_key, fmt::format("header claims {} bytes of content, the manifest {}", info.raw_size,
+                                           *expected_raw_size));
+  }
+  std::string out;
+  out.resize(info.raw_size);
+  RETURN_IF_ERROR(DecodeObjectInto(stored, object_key, keys, info.raw_size, out.data()));
   return out;
 }
 

@@ -88,6 +88,12 @@ Result<EncodedObject> EncodeObject(std::string_view plain, std::string_view obje
 // checksum compare it with Sha256Hex(stored) first.
 Result<std::string> DecodeObject(std::string_view stored, std::string_view object_key, const KeySource* keys,
                                  std::optional<uint64_t> expected_raw_size = std::nullopt);
+// The same into `dest`, which has room for raw_size bytes (checked against
+// the header first): a reader assembling a WAL segment decodes each part in
+// place instead of through a buffer of its own. On failure dest holds no
+// unauthenticated plaintext of an encrypted object.
+Status DecodeObjectInto(std::string_view stored, std::string_view object_key, const KeySource* keys,
+                        uint64_t raw_size, char* dest);
 
 // Hex SHA-256 of data.
 std::string Sha256Hex(std::string_view data);

@@ -6,10 +6,12 @@
 #include <algorithm>
 #include <charconv>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "common/logging.h"
 #include "common/text.h"
+#include "common/thread_pool.h"
 #include "repo/json_fields.h"
 #include "repo/object_codec.h"
 
@@ -397,24 +399,37 @@ Result<BackupListing> Repository::ListBackups(const std::string& db, IndexCache*
     }
     return Status::Ok();
   };
+  // Entries not parsed before (by this cache) are parsed on every core:
+  // a 30-day index holds tens of thousands of manifests.
   std::map<std::string, std::pair<std::string, BackupManifest>> parsed;
+  struct Todo {
+    const std::string* key;
+    const std::string* text;
+    std::string sha;
+    std::optional<Result<BackupManifest>> result;
+  };
+  std::vector<Todo> todo;
   for (const auto& [key, text] : view.entries) {
-    const std::string sha = Sha256Hex(text);
+    std::string sha;
     if (cache) {
+      sha = Sha256Hex(text);
       auto it = cache->parsed.find(key);
       if (it != cache->parsed.end() && it->second.first == sha) {
         listing.backups.push_back(it->second.second);
-        parsed.emplace(key, it->second);
+        parsed.emplace(key, std::move(it->second));
         continue;
       }
     }
-    auto m = ParseManifest(text, key);
-    if (m.ok()) {
-      parsed.emplace(key, std::make_pair(sha, *m));
-      listing.backups.push_back(std::move(m).value());
+    todo.push_back({&key, &text, std::move(sha), std::nullopt});
+  }
+  ParallelFor(todo.size(), [&](size_t i) { todo[i].result = ParseManifest(*todo[i].text, *todo[i].key); });
+  for (auto& t : todo) {
+    if (t.result->ok()) {
+      if (cache) parsed.emplace(*t.key, std::make_pair(std::move(t.sha), **t.result));
+      listing.backups.push_back(std::move(*t.result).value());
     } else {
       // A bad entry says nothing about the manifest: read it from its own key.
-      RETURN_IF_ERROR(add(ReadManifest(key)));
+      RETURN_IF_ERROR(add(ReadManifest(*t.key)));
     }
   }
   if (cache) cache->parsed = std::move(parsed);

@@ -5,13 +5,15 @@
 // For segment S of timeline T it lists the container descriptors (their
 // names carry system identifier and timeline), and under each container of
 // T the key prefix of S's parts (the hex digits of S's start above a block
-// of max(segment size, 16 MiB)) plus the block before it (a format-v1
-// stream part of at most 16 MiB may cross one boundary into S). It then
+// of max(segment size, 16 MiB)) plus, only when no part starts at S's first
+// byte, the block before it (a format-v1 stream part of at most 16 MiB may
+// cross one boundary into S; format-2 parts never cross one). It then
 // GETs the fewest parts that cover S. Before T's switch point the bytes come
 // from the parent timeline (its history file says where), as PostgreSQL
 // copies them at promotion. Requests: 1 LIST + per level (timeline crossed
-// within S, usually one) 1 history GET (T > 1) and 1-2 LISTs per container
-// of T, plus one GET per part used.
+// within S, usually one) 1 history GET (T > 1) and 1 LIST per container of
+// T (2 for format-1 WAL), plus one GET per part used. Parts are decoded in
+// place into the segment's buffer.
 //
 // What it trusts without a manifest: each part's own integrity check (the
 // GCM tag of an encrypted part, bound to its key; the zstd frame checksum
@@ -61,10 +63,11 @@ class WalLookup {
   Result<std::vector<std::string>> ContainersOf(uint32_t timeline);
   Result<std::optional<TimelineSwitch>> SwitchOf(uint32_t timeline);
   Result<std::vector<WalPart>> PartsAround(uint32_t timeline, Lsn segment_start);
-  Result<std::string> FetchPart(const WalPart& part);
-  // Bytes of [start, end) on timeline as far as contiguous; kNotFound when
-  // nothing covers start.
-  Result<std::string> Assemble(uint32_t timeline, Lsn start, Lsn end, int depth);
+  // Appends bytes [from, upto) of `part` to out.
+  Status FetchPart(const WalPart& part, uint64_t from, uint64_t upto, std::string& out);
+  // Appends the bytes of [start, end) on timeline to out, as far as
+  // contiguous; kNotFound when nothing covers start.
+  Status Assemble(uint32_t timeline, Lsn start, Lsn end, int depth, std::string& out);
 
   Storage& storage_;
   WalSource source_;
