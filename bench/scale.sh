@@ -42,6 +42,8 @@ usage: bench/scale.sh [options]      (every option also reads an environment var
   --process-max N        pgBackRest archive-get process-max (env PGBR_PROCESS_MAX; default 4)
   --skip-pgbackrest      no pgBackRest side (env SKIP_PGBACKREST=1)
   --skip-replay          no restore + replay (env SKIP_REPLAY=1)
+  --replay-serial        also replay with prefetch off (serial wal-get) and print the ratio
+                         (env REPLAY_SERIAL=1)
   --smartbackup PATH     smartbackup binary (scale_gen and fault_proxy are taken from its directory)
   --keep                 keep the temporary directory (env KEEP=1)
   --workdir DIR          parent of the temporary directory (default $TMPDIR or /tmp)
@@ -66,6 +68,7 @@ AGENT_INTERVAL="${AGENT_INTERVAL:-5s}"
 PGBR_PROCESS_MAX="${PGBR_PROCESS_MAX:-4}"
 SKIP_PGBACKREST="${SKIP_PGBACKREST:-0}"
 SKIP_REPLAY="${SKIP_REPLAY:-0}"
+REPLAY_SERIAL="${REPLAY_SERIAL:-0}"
 SB_RESTORE_ARGS="${SB_RESTORE_ARGS:-}"
 SB_WALGET_ENV="${SB_WALGET_ENV:-}"
 GEN_JOBS="${GEN_JOBS:-16}"
@@ -82,6 +85,7 @@ while [ $# -gt 0 ]; do
     --process-max) PGBR_PROCESS_MAX="${2:?--process-max needs a value}"; shift 2 ;;
     --skip-pgbackrest) SKIP_PGBACKREST=1; shift ;;
     --skip-replay) SKIP_REPLAY=1; shift ;;
+    --replay-serial) REPLAY_SERIAL=1; shift ;;
     --smartbackup) SMARTBACKUP="${2:?--smartbackup needs a path}"; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --workdir) WORKPARENT="${2:?--workdir needs a directory}"; shift 2 ;;
@@ -237,16 +241,21 @@ percentile() {  # percentile P FILE: nearest-rank percentile of the numbers in F
   sort -n "$2" | awk -v p="$1" '{ v[NR] = $1 } END { r = int((p / 100) * NR + 0.999999); if (r < 1) r = 1; print v[r] }'
 }
 # timed_pg OUT CMD...: runs CMD as postgres under /usr/bin/time; sets MS and RSS_MB.
+# The time is taken inside the postgres user's shell, around the command
+# alone, as PostgreSQL's restore_command runs it (sh -c): runuser, time(1)
+# and date(1) are not counted.
 timed_pg() {
   local out="$1"; shift
-  local t0 t1
-  t0=$(now_ms)
-  if ! as_pg /usr/bin/time -f 'rusage %M' -o "$out.time" "$@" >"$out" 2>"$out.err"; then
+  : >"$out.time"
+  chown postgres: "$out.time"
+  # shellcheck disable=SC2016  # expanded by the inner shell
+  if ! as_pg /usr/bin/time -a -f 'rusage %M' -o "$out.time" bash -c \
+      't0=$EPOCHREALTIME; "${@:2}"; rc=$?; t1=$EPOCHREALTIME
+       echo "elapsed_us $(( ${t1/./} - ${t0/./} ))" >>"$1"; exit $rc' _ "$out.time" "$@" >"$out" 2>"$out.err"; then
     cat "$out" "$out.err" >&2
     die "failed: $*"
   fi
-  t1=$(now_ms)
-  MS=$((t1 - t0))
+  MS=$(awk '$1 == "elapsed_us" { printf "%.0f", $2 / 1000 }' "$out.time")
   RSS_MB=$(awk '$1 == "rusage" { printf "%.0f", $2 / 1024 }' "$out.time")
 }
 # Waits until the cluster on PORT has left recovery.
@@ -547,6 +556,23 @@ measure_replay() {  # measure_replay CASE DIR URL SYSID WANT PGBR_CONF
   [ "$got" = "$want" ] && R[$c/replay_sb_ok]=exact || R[$c/replay_sb_ok]="MISMATCH($got != $want)"
   stop_cluster "$dir/rs-sb"
   log "$c: smartbackup restore ${R[$c/restore_s]} s, replay ${R[$c/replay_sb_s]} s (${R[$c/replay_sb_ok]})"
+  if [ "$REPLAY_SERIAL" = 1 ]; then
+    # The same restore with prefetch off: one wal-get after another, as recovery asks.
+    # shellcheck disable=SC2086
+    timed_pg "$dir/restore-serial.out" "$SB" restore --repo "$url" --db "$DB" --target-dir "$dir/rs-serial" \
+      $SB_RESTORE_ARGS --prefetch 0
+    t0=$(now_ms)
+    start_pg "$dir/rs-serial" "$port" "$dir/rs-serial.log" ${walget_env[@]+"${walget_env[@]}"} -- -c archive_mode=off
+    wait_promoted "$port" "$dir/rs-serial.log" 7200
+    t1=$(now_ms)
+    R[$c/replay_serial_s]=$(secs $((t1 - t0)))
+    got=$(psql_at "$port" -c "$CHECK_SQL")
+    [ "$got" = "$want" ] || die "$c: serial replay restored $got, expected $want"
+    stop_cluster "$dir/rs-serial"
+    rm -rf "$dir/rs-serial"
+    R[$c/serial_ratio]=$(awk -v a="${R[$c/replay_serial_s]}" -v b="${R[$c/replay_sb_s]}" 'BEGIN { printf "%.2f", a / b }')
+    log "$c: serial wal-get replay ${R[$c/replay_serial_s]} s (exact): prefetch is ${R[$c/serial_ratio]}x faster"
+  fi
   if [ "$SKIP_PGBACKREST" = 0 ]; then
     pgbr_config "$pgbr_conf.get" "$dir" "$dir/rs-pgbr" "$port"
     t0=$(now_ms)
@@ -567,7 +593,7 @@ print_case() {
   local c="$1" k line="RESULT case=$1"
   for k in gen_s parts logs full_s wal_mib walpush_s walget_p50 walget_p99 walget_rss ab_s ab_rows ab_rss purge_s purge_rss \
     agent_loop_s agent_ret_s agent_first_s agent_req agent_rss agent_events restore_s replay_sb_s replay_sb_ok replay_pgbr_s \
-    replay_pgbr_ok replay_ratio; do
+    replay_pgbr_ok replay_ratio replay_serial_s serial_ratio; do
     line="$line $k=${R[$c/$k]:--}"
   done
   echo "$line load=\"${R[$c/load]}\""
@@ -610,5 +636,11 @@ for st in $SCALE_STORAGE; do
       printf "%s: wal-get p50 %s ms at %s (target <= %d ms: %s); growth %s -> %s: %.2fx (target <= 1.5x: %s); available-backups %s s at %s (target <= 1 s at 30 days: %s)\n",
         st, p50, big, t, (p50 <= t ? "met" : "NOT met"), small, big, p50 / (s50 > 0 ? s50 : 1), (p50 / (s50 > 0 ? s50 : 1) <= 1.5 ? "met" : "NOT met"),
         ab, big, (ab <= 1 ? "met" : "NOT met") }'
+done
+for c in "${CASES[@]}"; do
+  [ -n "${R[$c/serial_ratio]:-}" ] || continue
+  awk -v c="$c" -v mib="${R[$c/wal_mib]}" -v pf="${R[$c/replay_sb_s]}" -v se="${R[$c/replay_serial_s]}" -v r="${R[$c/serial_ratio]}" -v pg="${R[$c/replay_ratio]:--}" 'BEGIN {
+    printf "%s: replay of %s MiB: prefetch %s s, serial wal-get %s s: %.2fx (target >= 3x: %s); smartbackup/pgBackRest %s (target <= 1: %s)\n",
+      c, mib, pf, se, r, (r >= 3 ? "met" : "NOT met"), pg, (pg != "-" && pg <= 1 ? "met" : "NOT met") }'
 done
 echo "load average: start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -10,18 +10,19 @@ int WorkerCount(int requested) {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
-void ParallelFor(size_t n, const std::function<void(size_t)>& fn, size_t min_per_thread) {
-  const size_t cores = static_cast<size_t>(std::min(WorkerCount(0), 8));
-  const size_t threads = std::min(cores, std::max<size_t>(1, n / std::max<size_t>(1, min_per_thread)));
+void ParallelFor(size_t n, const std::function<void(size_t)>& fn, size_t min_per_thread, size_t max_threads) {
+  const size_t cap = max_threads > 0 ? max_threads : static_cast<size_t>(std::min(WorkerCount(0), 8));
+  const size_t threads = std::min(cap, std::max<size_t>(1, n / std::max<size_t>(1, min_per_thread)));
   if (threads <= 1) {
     for (size_t i = 0; i < n; ++i) fn(i);
     return;
   }
-  constexpr size_t kChunk = 16;  // indices taken at a time: few atomic operations, balanced ends
+  // Indices taken at a time: few atomic operations, yet balanced ends.
+  const size_t chunk = std::clamp<size_t>(n / (threads * 8), 1, 16);
   std::atomic<size_t> next{0};
   auto run = [&] {
-    for (size_t begin; (begin = next.fetch_add(kChunk)) < n;) {
-      for (size_t i = begin; i < std::min(n, begin + kChunk); ++i) fn(i);
+    for (size_t begin; (begin = next.fetch_add(chunk)) < n;) {
+      for (size_t i = begin; i < std::min(n, begin + chunk); ++i) fn(i);
     }
   };
   std::vector<std::thread> helpers;

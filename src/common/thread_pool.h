@@ -16,11 +16,13 @@ namespace sb {
 // `requested` workers, or one per core when requested <= 0.
 int WorkerCount(int requested);
 
-// Calls fn(i) for every i in [0, n) on up to one thread per core (the caller
-// is one of them; at most 8), and returns when all calls have returned.
-// Small n (under `min_per_thread` per extra thread) runs inline. fn must be
-// safe to call concurrently and must not throw.
-void ParallelFor(size_t n, const std::function<void(size_t)>& fn, size_t min_per_thread = 64);
+// Calls fn(i) for every i in [0, n) on up to `max_threads` threads (0: one
+// per core, at most 8; the caller is one of them), and returns when all
+// calls have returned. Small n (under `min_per_thread` per extra thread)
+// runs inline. fn must be safe to call concurrently and must not throw.
+// Work that waits on the network passes max_threads = n.
+void ParallelFor(size_t n, const std::function<void(size_t)>& fn, size_t min_per_thread = 64,
+                 size_t max_threads = 0);
 
 class ThreadPool {
  public:

@@ -7,6 +7,7 @@
 #include <charconv>
 
 #include "common/text.h"
+#include "common/thread_pool.h"
 
 namespace sb {
 namespace {
@@ -138,8 +139,8 @@ Result<std::vector<WalPart>> WalLookup::PartsAround(uint32_t timeline, Lsn segme
   return parts;
 }
 
-Status WalLookup::FetchPart(const WalPart& p, uint64_t from, uint64_t upto, std::string& out) {
-  auto stored = storage_.Get(p.key);
+Status WalLookup::DecodePart(const WalPart& p, Result<std::string> stored, uint64_t from, uint64_t upto,
+                             std::string& out) {
   if (!stored.ok()) {
     if (stored.status().IsNotFound()) {
       // Listed a moment ago: not "absent", which would end recovery.
@@ -186,6 +187,11 @@ Status WalLookup::Assemble(uint32_t timeline, Lsn start, Lsn end, int depth, std
   }
   const Lsn segment_start{start.value - start.value % source_.segment_size};
   ASSIGN_OR_RETURN(auto parts, PartsAround(timeline, segment_start));
+  struct Take {
+    const WalPart* part;
+    uint64_t from, upto;  // the bytes of the part used
+  };
+  std::vector<Take> takes;
   while (x < end) {
     // Of the parts holding x, the one reaching furthest: the fewest objects
     // when merged and per-flush parts overlap.
@@ -196,8 +202,17 @@ Status WalLookup::Assemble(uint32_t timeline, Lsn start, Lsn end, int depth, std
     if (!best) break;
     const uint64_t from = x.value - best->start.value;
     const uint64_t upto = std::min(end.value, best->end.value) - best->start.value;
-    RETURN_IF_ERROR(FetchPart(*best, from, upto, out));
+    takes.push_back({best, from, upto});
     x = Lsn{x.value + (upto - from)};
+  }
+  // The parts are known from the listing alone: GET them at once (one round
+  // trip on a remote storage instead of one per part), decode in order.
+  std::vector<std::optional<Result<std::string>>> stored(takes.size());
+  ParallelFor(
+      takes.size(), [&](size_t i) { stored[i] = storage_.Get(takes[i].part->key); }, /*min_per_thread=*/1,
+      /*max_threads=*/std::min<size_t>(takes.size(), 16));
+  for (size_t i = 0; i < takes.size(); ++i) {
+    RETURN_IF_ERROR(DecodePart(*takes[i].part, std::move(*stored[i]), takes[i].from, takes[i].upto, out));
   }
   if (out.size() == base) {
     return Status::NotFound(fmt::format("no WAL at {} on timeline {} in the repository", start.ToString(), timeline));

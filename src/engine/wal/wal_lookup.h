@@ -12,8 +12,8 @@
 // from the parent timeline (its history file says where), as PostgreSQL
 // copies them at promotion. Requests: 1 LIST + per level (timeline crossed
 // within S, usually one) 1 history GET (T > 1) and 1 LIST per container of
-// T (2 for format-1 WAL), plus one GET per part used. Parts are decoded in
-// place into the segment's buffer.
+// T (2 for format-1 WAL), plus one GET per part used, all issued at once.
+// Parts are decoded in place into the segment's buffer.
 //
 // What it trusts without a manifest: each part's own integrity check (the
 // GCM tag of an encrypted part, bound to its key; the zstd frame checksum
@@ -63,8 +63,9 @@ class WalLookup {
   Result<std::vector<std::string>> ContainersOf(uint32_t timeline);
   Result<std::optional<TimelineSwitch>> SwitchOf(uint32_t timeline);
   Result<std::vector<WalPart>> PartsAround(uint32_t timeline, Lsn segment_start);
-  // Appends bytes [from, upto) of `part` to out.
-  Status FetchPart(const WalPart& part, uint64_t from, uint64_t upto, std::string& out);
+  // Checks and decodes `stored` (the GET of `part`), appending its bytes
+  // [from, upto) to out.
+  Status DecodePart(const WalPart& part, Result<std::string> stored, uint64_t from, uint64_t upto, std::string& out);
   // Appends the bytes of [start, end) on timeline to out, as far as
   // contiguous; kNotFound when nothing covers start.
   Status Assemble(uint32_t timeline, Lsn start, Lsn end, int depth, std::string& out);
