@@ -30,11 +30,11 @@ void RetentionPass::Run(Cluster& c) {
   const auto retention = s.retention_unit * s.retention_days;
   // Whether a purge can be due: the backups past the retention period, from
   // the catalog kept in memory (a refresh reads only what changed).
-  auto listing = (*repo)->ListBackups(c.name, &memory.catalog.index);
+  auto listing = (*repo)->ListBackupsShared(c.name, &memory.catalog.index);
   if (!listing.ok()) return failed(listing.status(), "retention: ");
   const SystemTime now = ctx_.clock->Now();
   size_t past = 0;
-  for (const auto& b : listing->backups) past += b.finish_time + retention <= now;
+  for (const auto& b : (*listing)->backups) past += b.finish_time + retention <= now;
   const SteadyTime steady = ctx_.clock->SteadyNow();
   const bool due = !memory.purged || past != memory.past_retention || steady - memory.last_purge >= std::chrono::hours(1);
   if (due) {

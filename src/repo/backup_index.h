@@ -35,9 +35,16 @@ struct IndexObject {
 
 // What a reader keeps between refreshes: index objects are immutable, so one
 // read once is never read again; parsed manifests are kept by key and text.
+struct BackupListing;
+
 struct IndexCache {
   std::map<std::string, std::shared_ptr<const IndexObject>> objects;  // index object key → content
   std::map<std::string, std::pair<std::string, BackupManifest>> parsed;  // manifest key → (sha256 of text, manifest)
+  // The last listing and what it was made from (the index objects' and
+  // markers' names): objects are immutable, so the same names give the same
+  // listing, returned as it is instead of rebuilt.
+  std::string listing_signature;
+  std::shared_ptr<const BackupListing> listing;
 };
 
 // The union of the index as one read found it.

@@ -382,14 +382,32 @@ Result<BackupListing> Finish(BackupListing listing) {
 }  // namespace
 
 Result<BackupListing> Repository::ListBackups(const std::string& db, IndexCache* cache) {
+  ASSIGN_OR_RETURN(std::shared_ptr<const BackupListing> listing, ListBackupsShared(db, cache));
+  return *listing;
+}
+
+Result<std::shared_ptr<const BackupListing>> Repository::ListBackupsShared(const std::string& db, IndexCache* cache) {
   RETURN_IF_ERROR(ValidateDatabaseName(db));
-  if (format_version_ < 2) return ListBackupsFromStorage(db);
+  auto from_storage = [&]() -> Result<std::shared_ptr<const BackupListing>> {
+    ASSIGN_OR_RETURN(BackupListing listing, ListBackupsFromStorage(db));
+    return std::make_shared<const BackupListing>(std::move(listing));
+  };
+  if (format_version_ < 2) return from_storage();
   ASSIGN_OR_RETURN(IndexView view, backup_index::Read(*storage_, db, cache));
   // A bad object, or no index at all (a database no version 2 writer has
   // written yet): list every manifest, as in version 1.
-  if (!view.usable || (view.objects.empty() && view.markers.empty())) return ListBackupsFromStorage(db);
+  if (!view.usable || (view.objects.empty() && view.markers.empty())) return from_storage();
+  std::string signature;
+  for (const auto& [key, level] : view.objects) signature += key + "\n";
+  signature += "markers\n";
+  for (const auto& marker : view.markers) signature += marker.key + "\n";
+  if (cache && cache->listing && cache->listing_signature == signature) return cache->listing;
+  // Memoized only when it follows from the index objects alone (no manifest
+  // read from its own key: those can appear or change under the same names).
+  bool from_index_only = true;
   BackupListing listing;
   auto add = [&](Result<BackupManifest> m) -> Status {
+    from_index_only = false;
     if (m.ok()) {
       listing.backups.push_back(std::move(m).value());
     } else if (IsUnreadable(m.status())) {
@@ -439,8 +457,15 @@ Result<BackupListing> Repository::ListBackups(const std::string& db, IndexCache*
     if (!view.entries.count(key) && !view.deleted.count(key)) extra.insert(std::move(key));
   }
   for (const auto& key : extra) RETURN_IF_ERROR(add(ReadManifest(key)));
-  return Finish(std::move(listing));
+  ASSIGN_OR_RETURN(BackupListing finished, Finish(std::move(listing)));
+  auto shared = std::make_shared<const BackupListing>(std::move(finished));
+  if (cache) {
+    cache->listing = from_index_only ? shared : nullptr;
+    cache->listing_signature = from_index_only ? signature : "";
+  }
+  return shared;
 }
+
 
 Result<BackupListing> Repository::ListBackupsFromStorage(const std::string& db) {
   RETURN_IF_ERROR(ValidateDatabaseName(db));

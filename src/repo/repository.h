@@ -110,6 +110,10 @@ class Repository {
   // ListBackupsFromStorage when an index object is bad; `cache` (may be null)
   // keeps index objects and parsed manifests between calls of one reader.
   Result<BackupListing> ListBackups(const std::string& db, IndexCache* cache = nullptr);
+  // The same, shared: with `cache`, a call in which the index did not
+  // change returns the previous listing itself (no manifest parsed, hashed
+  // or copied), which is what keeps an idle reader's cost flat in history.
+  Result<std::shared_ptr<const BackupListing>> ListBackupsShared(const std::string& db, IndexCache* cache);
   // Lists and reads every manifest from its own key (version 1; verify, reindex).
   Result<BackupListing> ListBackupsFromStorage(const std::string& db);
   // The manifest keys of one container whose backup id has type letter

@@ -74,32 +74,47 @@ Result<std::vector<WalPart>> ListWalTail(Repository& repo, const std::string& db
 
 namespace {
 
+// The backups of `sysid` in `listing`, and the parts their log backups name.
+std::shared_ptr<const CatalogBackups> BackupsOf(const BackupListing& listing, uint64_t sysid) {
+  auto out = std::make_shared<CatalogBackups>();
+  out->unreadable = listing.unreadable;
+  for (const auto& m : listing.backups) {
+    if (m.system_identifier != sysid) continue;
+    if (m.type != BackupType::kLog) {
+      out->bases.push_back(m);
+      continue;
+    }
+    for (const ObjectRef* ref : m.AllObjects()) {
+      out->sealed_sha[ref->key] = ref->sha256;
+      auto p = Repository::ParseWalPartKey(ref->key);
+      if (!p || p->container != m.container) continue;
+      p->stored_size = ref->stored_size;
+      p->mtime = m.start_time;  // no later than this; the tail listing gives the newest ones exactly
+      auto& n = out->newest_sealed[m.container][p->timeline];
+      if (n.key.empty() || p->end > n.end) n = *p;
+      out->sealed_parts[m.container].emplace(p->key, std::move(*p));
+    }
+    out->logs.push_back(m);
+  }
+  return out;
+}
+
 // Version 2: the parts of one container from its log backups' entries plus
 // the tail listings after them.
 Status AddPartsIncrementally(Repository& repo, const std::string& db, const ContainerInfo& container,
-                             const std::vector<BackupManifest>& logs, const std::vector<BackupManifest>& bases,
-                             std::map<std::string, WalPart>& parts) {
-  std::map<uint32_t, WalPart> newest_sealed;  // per timeline: the sealed part with the highest end
-  for (const auto& l : logs) {
-    if (l.container != container.name) continue;
-    for (const ObjectRef* ref : l.AllObjects()) {
-      auto p = Repository::ParseWalPartKey(ref->key);
-      if (!p || p->container != container.name) continue;
-      p->stored_size = ref->stored_size;
-      p->mtime = l.start_time;  // no later than this; the tail listing gives the newest ones exactly
-      auto& n = newest_sealed[p->timeline];
-      if (n.key.empty() || p->end > n.end) n = *p;
-      parts.emplace(p->key, std::move(*p));
-    }
-  }
-  if (newest_sealed.empty()) {  // no log backup yet: all of its WAL is tail
+                             const CatalogBackups& backups, std::vector<WalPart>& parts) {
+  auto newest = backups.newest_sealed.find(container.name);
+  if (newest == backups.newest_sealed.end()) {  // no log backup yet: all of its WAL is tail
     ASSIGN_OR_RETURN(auto all, repo.ListWalParts(db, container.name));
-    for (auto& p : all) parts[p.key] = std::move(p);
+    for (auto& p : all) parts.push_back(std::move(p));
     return Status::Ok();
   }
+  const auto& sealed = backups.sealed_parts.at(container.name);
+  for (const auto& [key, p] : sealed) parts.push_back(p);
+  const std::map<uint32_t, WalPart>& newest_sealed = newest->second;
   std::vector<std::pair<uint32_t, Lsn>> anchors;
   for (const auto& [tli, p] : newest_sealed) anchors.emplace_back(tli, p.start);
-  for (const auto& b : bases) {
+  for (const auto& b : backups.bases) {
     if (b.container != container.name) continue;
     auto n = newest_sealed.find(b.timeline);
     if (n != newest_sealed.end() && b.StartLsn() <= n->second.end) continue;
@@ -107,9 +122,25 @@ Status AddPartsIncrementally(Repository& repo, const std::string& db, const Cont
     const uint64_t start = b.StartLsn().value;
     anchors.emplace_back(b.timeline, Lsn{start >= (1u << 24) ? start - (1u << 24) : 0});
   }
+  std::map<std::string, WalPart> tail;  // anchors' listings may overlap
   for (const auto& [tli, from] : anchors) {
-    ASSIGN_OR_RETURN(auto tail, ListWalTail(repo, db, container.name, tli, from));
-    for (auto& p : tail) parts[p.key] = std::move(p);
+    ASSIGN_OR_RETURN(auto listed, ListWalTail(repo, db, container.name, tli, from));
+    for (auto& p : listed) tail[p.key] = std::move(p);
+  }
+  for (auto& [key, p] : tail) {
+    auto it = sealed.find(key);
+    if (it == sealed.end()) {
+      parts.push_back(std::move(p));
+    } else {
+      // Listed: its exact size and time replace what the log backup said
+      // (the newest sealed parts, near the end of what was added).
+      for (auto r = parts.rbegin(); r != parts.rend(); ++r) {
+        if (r->key == key) {
+          *r = std::move(p);
+          break;
+        }
+      }
+    }
   }
   return Status::Ok();
 }
@@ -120,31 +151,32 @@ Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std
                                     CatalogCache* cache, PartSource part_source) {
   WalCatalog c;
   ASSIGN_OR_RETURN(auto containers, repo.ListContainers(db));
-  ASSIGN_OR_RETURN(BackupListing listing, repo.ListBackups(db, cache ? &cache->index : nullptr));
-  for (const auto& s : listing.unreadable) log::Warn("{}", s.message());
-  c.skipped_ = listing.unreadable;
+  ASSIGN_OR_RETURN(std::shared_ptr<const BackupListing> listing,
+                   repo.ListBackupsShared(db, cache ? &cache->index : nullptr));
   if (sysid) {
     c.sysid_ = *sysid;
-  } else if (!listing.backups.empty()) {
-    c.sysid_ = listing.backups.back().system_identifier;
+  } else if (!listing->backups.empty()) {
+    c.sysid_ = listing->backups.back().system_identifier;
   } else if (!containers.empty()) {
     c.sysid_ = containers.back().system_identifier;
   }
-  for (auto& m : listing.backups) {
-    if (m.system_identifier != c.sysid_) continue;
-    if (m.type == BackupType::kLog) {
-      for (const ObjectRef* ref : m.AllObjects()) c.sealed_sha_[ref->key] = ref->sha256;
-      c.logs_.push_back(std::move(m));
-    } else {
-      c.bases_.push_back(std::move(m));
+  if (cache && cache->backups && cache->listing == listing && cache->sysid == c.sysid_) {
+    c.backups_ = cache->backups;
+  } else {
+    for (const auto& s : listing->unreadable) log::Warn("{}", s.message());
+    c.backups_ = BackupsOf(*listing, c.sysid_);
+    if (cache) {
+      cache->listing = listing;
+      cache->sysid = c.sysid_;
+      cache->backups = c.backups_;
     }
   }
+  c.skipped_ = c.backups_->unreadable;
   const bool incremental = repo.format_version() >= 2 && part_source == PartSource::kIncremental;
-  std::map<std::string, WalPart> by_key;
   for (const auto& container : containers) {
     if (container.system_identifier != c.sysid_) continue;
     if (incremental) {
-      RETURN_IF_ERROR(AddPartsIncrementally(repo, db, container, c.logs_, c.bases_, by_key));
+      RETURN_IF_ERROR(AddPartsIncrementally(repo, db, container, *c.backups_, c.parts_));
     } else {
       ASSIGN_OR_RETURN(auto parts, repo.ListWalParts(db, container.name));
       for (auto& p : parts) c.parts_.push_back(std::move(p));
@@ -170,7 +202,6 @@ Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std
       return history.status();
     }
   }
-  for (auto& [key, p] : by_key) c.parts_.push_back(std::move(p));
   std::sort(c.parts_.begin(), c.parts_.end(), [](const WalPart& a, const WalPart& b) {
     return a.timeline != b.timeline ? a.timeline < b.timeline : a.start < b.start;
   });
@@ -205,7 +236,7 @@ Lsn WalCatalog::TimelineEnd(uint32_t timeline) const {
 
 std::vector<RestoreWindow> WalCatalog::Windows() const {
   std::vector<RestoreWindow> windows;
-  for (const auto& base : bases_) {
+  for (const auto& base : backups_->bases) {
     auto consistent = Lsn::Parse(base.end_lsn);
     if (!consistent.ok()) continue;
     RestoreWindow w{.base_backup_id = base.backup_id,
@@ -251,7 +282,7 @@ std::vector<ChainGap> WalCatalog::Gaps() const {
   std::vector<ChainGap> gaps;
   // Per timeline, holes between parts after the first full backup on it.
   std::map<uint32_t, Lsn> first_base_end;
-  for (const auto& b : bases_) {
+  for (const auto& b : backups_->bases) {
     if (b.type != BackupType::kFull) continue;
     auto end = Lsn::Parse(b.end_lsn);
     if (end.ok() && (!first_base_end.count(b.timeline) || *end < first_base_end[b.timeline])) {
@@ -310,8 +341,8 @@ Result<std::string> WalCatalog::Assemble(Storage& storage, uint32_t timeline, Ls
         }
         return stored.status();
       }
-      auto sha = sealed_sha_.find(p.key);
-      if (sha != sealed_sha_.end() && Sha256Hex(*stored) != sha->second) {
+      auto sha = backups_->sealed_sha.find(p.key);
+      if (sha != backups_->sealed_sha.end() && Sha256Hex(*stored) != sha->second) {
         return Status::Corruption(fmt::format("WAL object \"{}\" is corrupt (sha256 mismatch); hint: run verify", p.key));
       }
       ASSIGN_OR_RETURN(std::string plain, DecodeObject(*stored, p.key, key, p.end.value - p.start.value));

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -43,9 +44,31 @@ struct RestoreWindow {
 // that a load reads only what changed (doc/repository.md, "Index"): index
 // objects and parsed manifests, and the timeline history files (immutable).
 // Not thread-safe: one per reader.
+struct CatalogBackups;
+
 struct CatalogCache {
   IndexCache index;
   std::map<std::string, std::string> histories;  // history key → decoded content
+  // What the last load derived from the backup listing, reused while the
+  // listing is the same object (Repository::ListBackupsShared) for the same
+  // system identifier: an idle load copies and parses no manifest.
+  std::shared_ptr<const BackupListing> listing;
+  uint64_t sysid = 0;
+  std::shared_ptr<const CatalogBackups> backups;
+};
+
+// What a catalog takes from the backup listing alone: the backups of one
+// system identifier and the WAL parts their log backups name. Immutable,
+// shared between the catalogs loaded from the same listing.
+struct CatalogBackups {
+  std::vector<BackupManifest> bases;                // full + copy-only, oldest first
+  std::vector<BackupManifest> logs;
+  std::map<std::string, std::string> sealed_sha;   // part key → sha256 from a log backup
+  std::vector<Status> unreadable;                   // manifests the listing could not read
+  // Per container: the parts log backups name, and per timeline the one
+  // reaching furthest (where the unsealed tail begins).
+  std::map<std::string, std::map<std::string, WalPart>> sealed_parts;
+  std::map<std::string, std::map<uint32_t, WalPart>> newest_sealed;
 };
 
 class WalCatalog {
@@ -64,8 +87,8 @@ class WalCatalog {
                                  CatalogCache* cache = nullptr, PartSource part_source = PartSource::kIncremental);
 
   uint64_t system_identifier() const { return sysid_; }
-  const std::vector<BackupManifest>& bases() const { return bases_; }  // full + copy-only, oldest first
-  const std::vector<BackupManifest>& log_backups() const { return logs_; }
+  const std::vector<BackupManifest>& bases() const { return backups_->bases; }  // full + copy-only, oldest first
+  const std::vector<BackupManifest>& log_backups() const { return backups_->logs; }
   const std::vector<WalPart>& parts() const { return parts_; }  // all timelines, by (tli, start)
   const std::map<uint32_t, TimelineSwitch>& switches() const { return switches_; }
   std::optional<std::string> HistoryFile(uint32_t timeline) const;
@@ -92,10 +115,8 @@ class WalCatalog {
 
  private:
   uint64_t sysid_ = 0;
-  std::vector<BackupManifest> bases_;
-  std::vector<BackupManifest> logs_;
+  std::shared_ptr<const CatalogBackups> backups_ = std::make_shared<const CatalogBackups>();
   std::vector<WalPart> parts_;
-  std::map<std::string, std::string> sealed_sha_;  // part key → sha256 from a log backup
   std::map<uint32_t, TimelineSwitch> switches_;
   std::map<uint32_t, std::string> histories_;
   std::vector<Status> skipped_;

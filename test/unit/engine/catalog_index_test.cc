@@ -102,6 +102,10 @@ TEST_F(CatalogIndexTest, RefreshAtRestCostsTheSameFewRequestsAtAnyHistorySize) {
     auto warm = WalCatalog::Load(*repo_, "main", kSysid, &cache);
     ASSERT_TRUE(warm.ok());
     idle[n] = {fault_->CallCount(FaultOp::kGet), fault_->CallCount(FaultOp::kAny)};
+    // Nothing changed: the backups are the previous load's, shared, not
+    // parsed or copied again (an idle agent's CPU stays flat too).
+    EXPECT_EQ(&warm->log_backups(), &cold->log_backups());
+    EXPECT_EQ(&warm->bases(), &cold->bases());
     // What it knows equals a full listing's truth.
     size_t logs = 0;
     auto truth = repo_->ListBackupsFromStorage("main");
@@ -124,6 +128,11 @@ TEST_F(CatalogIndexTest, RefreshAtRestCostsTheSameFewRequestsAtAnyHistorySize) {
     fault_->ResetCounts();
     ASSERT_EQ(*SealLogBackups(*repo_, "main", c1_, 16 * kMiB, nullptr, {}, /*force=*/true), 1);
     seal[n] = {fault_->CallCount(FaultOp::kGet), fault_->CallCount(FaultOp::kAny)};
+    // A new log backup is a new listing: the cached catalog takes it in.
+    auto after = WalCatalog::Load(*repo_, "main", kSysid, &cache);
+    ASSERT_TRUE(after.ok());
+    EXPECT_EQ(after->log_backups().size(), logs + 1);
+    EXPECT_EQ(after->Windows().at(0).end_lsn, Lsn{wal_});
   }
   // At rest: the index listing, the containers (a listing and one read), the
   // absent history file and the tail blocks; no manifest read.
