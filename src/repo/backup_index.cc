@@ -162,6 +162,14 @@ namespace {
 Result<IndexView> ReadOnce(Storage& storage, const std::string& db, IndexCache* cache, bool* vanished) {
   IndexView view;
   ASSIGN_OR_RETURN(auto listed, ListAll(storage, Prefix(db)));
+  for (const auto& o : listed) {
+    if (!ManifestKeyOfMarker(db, o.key).empty() || LevelOfObjectKey(db, o.key) >= 0) view.signature += o.key + "\n";
+  }
+  if (cache && cache->listing && cache->listing_signature == view.signature) {
+    // The same immutable objects and markers as the last listing was made of.
+    view.unchanged = true;
+    return view;
+  }
   std::map<std::string, std::string> seen;  // key → text, over all objects
   std::set<std::string> listed_keys;
   for (auto& o : listed) {

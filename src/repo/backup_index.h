@@ -56,6 +56,10 @@ struct IndexView {
   std::map<std::string, SystemTime> deleted;   // tombstones
   std::map<std::string, int> objects;          // index object key → level, as listed and read
   std::vector<ObjectInfo> markers;             // pending markers as listed
+  std::string signature;                       // the names of the objects and markers listed
+  // The cache's listing was made from exactly these names: nothing else is
+  // filled in (the caller reuses that listing).
+  bool unchanged = false;
 };
 
 namespace backup_index {

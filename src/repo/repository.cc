@@ -394,14 +394,11 @@ Result<std::shared_ptr<const BackupListing>> Repository::ListBackupsShared(const
   };
   if (format_version_ < 2) return from_storage();
   ASSIGN_OR_RETURN(IndexView view, backup_index::Read(*storage_, db, cache));
+  if (view.unchanged) return cache->listing;
   // A bad object, or no index at all (a database no version 2 writer has
   // written yet): list every manifest, as in version 1.
   if (!view.usable || (view.objects.empty() && view.markers.empty())) return from_storage();
-  std::string signature;
-  for (const auto& [key, level] : view.objects) signature += key + "\n";
-  signature += "markers\n";
-  for (const auto& marker : view.markers) signature += marker.key + "\n";
-  if (cache && cache->listing && cache->listing_signature == signature) return cache->listing;
+  const std::string signature = view.signature;
   // Memoized only when it follows from the index objects alone (no manifest
   // read from its own key: those can appear or change under the same names).
   bool from_index_only = true;

@@ -533,6 +533,14 @@ Status WalkDir(int dfd, const std::string& dir_path, const std::string& key_dir,
       errno = 0;
       continue;  // symlinks and the like are neither objects nor directories of the repository
     }
+    // The prefix below this directory first, on the name alone: a WAL
+    // directory of 100k entries is mostly names a block listing skips.
+    const std::string_view rest =
+        walk.prefix.size() > key_dir.size() ? walk.prefix.substr(key_dir.size()) : std::string_view();
+    if (!is_dir && !name.starts_with(rest)) {
+      errno = 0;
+      continue;
+    }
     const std::string full = key_dir + std::string(name) + (is_dir ? "/" : "");
     const std::string_view f = full;
     const bool wanted = is_dir ? (f.starts_with(walk.prefix) || walk.prefix.starts_with(f)) &&
