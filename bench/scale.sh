@@ -342,6 +342,9 @@ EOF
   timed_pg "$dir/full.out" "$SB" backup --pg "host=$SOCK port=$port user=postgres dbname=postgres" \
     --repo "$url" --db "$DB" --type full
   R[$c/full_s]=$(secs "$MS")
+  # Replay starts from this full: the agent may take a newer one (REPLAY_MIB past full_max_wal).
+  R[$c/full_id]=$(sed -n 's/^backup \([0-9TZ]*-F-[0-9a-f]*\) complete.*/\1/p' "$dir/full.out")
+  [ -n "${R[$c/full_id]}" ] || die "no backup id in $dir/full.out"
   make_wal "$c" "$port" "$dir"
   # The last segment goes to the archive; each 16 MiB wal-push seals itself (log backups per 5 MiB).
   psql_at "$port" -c 'SELECT pg_switch_wal()' >/dev/null
@@ -472,6 +475,7 @@ loop_interval = "$AGENT_INTERVAL"
 
 [defaults]
 drill_enabled = false   # idle-loop figures without drills
+full_max_wal = "1024GiB"   # nor a full for the REPLAY_MIB of WAL just archived
 enabled = true
 storage_url = "$url"
 retention_days = 30
@@ -541,7 +545,8 @@ measure_replay() {  # measure_replay CASE DIR URL SYSID WANT PGBR_CONF
   # shellcheck disable=SC2206  # a list of NAME=VALUE words
   walget_env+=($SB_WALGET_ENV)
   # shellcheck disable=SC2086  # SB_RESTORE_ARGS is a list of words
-  timed_pg "$dir/restore.out" "$SB" restore --repo "$url" --db "$DB" --target-dir "$dir/rs-sb" $SB_RESTORE_ARGS
+  timed_pg "$dir/restore.out" "$SB" restore --repo "$url" --db "$DB" --target-dir "$dir/rs-sb" \
+    --backup-id "${R[$c/full_id]}" $SB_RESTORE_ARGS
   R[$c/restore_s]=$(secs "$MS")
   if [ "$SKIP_PGBACKREST" = 0 ]; then cp -a "$dir/rs-sb" "$dir/rs-pgbr"; fi
   # Replay: from start until recovery has ended (restore_command returned "absent").
@@ -560,7 +565,7 @@ measure_replay() {  # measure_replay CASE DIR URL SYSID WANT PGBR_CONF
     # The same restore with prefetch off: one wal-get after another, as recovery asks.
     # shellcheck disable=SC2086
     timed_pg "$dir/restore-serial.out" "$SB" restore --repo "$url" --db "$DB" --target-dir "$dir/rs-serial" \
-      $SB_RESTORE_ARGS --prefetch 0
+      --backup-id "${R[$c/full_id]}" $SB_RESTORE_ARGS --prefetch 0
     t0=$(now_ms)
     start_pg "$dir/rs-serial" "$port" "$dir/rs-serial.log" ${walget_env[@]+"${walget_env[@]}"} -- -c archive_mode=off
     wait_promoted "$port" "$dir/rs-serial.log" 7200

@@ -39,12 +39,16 @@ struct BackupListing;
 
 struct IndexCache {
   std::map<std::string, std::shared_ptr<const IndexObject>> objects;  // index object key → content
-  std::map<std::string, std::pair<std::string, BackupManifest>> parsed;  // manifest key → (sha256 of text, manifest)
   // The last listing and what it was made from (the index objects' and
   // markers' names): objects are immutable, so the same names give the same
   // listing, returned as it is instead of rebuilt.
   std::string listing_signature;
   std::shared_ptr<const BackupListing> listing;
+  // The last listing built (memoized or not) and the SHA-256 of the entry
+  // text each of its manifests was parsed from: a rebuild copies the
+  // manifests whose text is unchanged instead of parsing them again.
+  std::shared_ptr<const BackupListing> parsed_from;
+  std::map<std::string, std::string> entry_sha;  // manifest key → sha256 of its entry text
 };
 
 // The union of the index as one read found it.

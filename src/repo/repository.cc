@@ -259,12 +259,23 @@ Result<std::vector<std::string>> Repository::ListDatabases() {
   return std::vector<std::string>(names.begin(), names.end());
 }
 
-Result<std::vector<ContainerInfo>> Repository::ListContainers(const std::string& db) {
+Result<std::vector<ContainerInfo>> Repository::ListContainers(const std::string& db, ContainerCache* cache) {
   RETURN_IF_ERROR(ValidateDatabaseName(db));
   ASSIGN_OR_RETURN(auto objects, ListAll(*storage_, fmt::format("db/{}/containers/", db)));
   std::vector<ContainerInfo> out;
+  ContainerCache seen;
   for (const auto& o : objects) {
     if (!EndsWith(o.key, ".json")) continue;
+    // Descriptors are written once (put-if-absent): one listed as before,
+    // same size and time, is the one read before.
+    const std::string stamp = fmt::format("{}\n{}\n{}", o.key, o.size, o.mtime.time_since_epoch().count());
+    if (cache) {
+      if (auto it = cache->find(stamp); it != cache->end()) {
+        out.push_back(it->second);
+        seen.emplace(stamp, it->second);
+        continue;
+      }
+    }
     ASSIGN_OR_RETURN(std::string text, storage_->Get(o.key));
     json j = json::parse(text, nullptr, false);
     if (j.is_discarded() || !j.is_object()) {
@@ -298,8 +309,10 @@ Result<std::vector<ContainerInfo>> Repository::ListContainers(const std::string&
     } catch (const std::exception& e) {
       return Status::Corruption(fmt::format("container descriptor \"{}\" is corrupt ({})", o.key, e.what()));
     }
+    seen.emplace(stamp, info);
     out.push_back(std::move(info));
   }
+  if (cache) *cache = std::move(seen);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
     return a.created != b.created ? a.created < b.created : a.name < b.name;
   });
@@ -414,40 +427,44 @@ Result<std::shared_ptr<const BackupListing>> Repository::ListBackupsShared(const
     }
     return Status::Ok();
   };
-  // Entries not parsed before (by this cache) are parsed on every core:
-  // a 30-day index holds tens of thousands of manifests.
-  std::map<std::string, std::pair<std::string, BackupManifest>> parsed;
+  // Entries whose text this cache parsed before are copied from the last
+  // listing; the others are parsed on every core (a 30-day index holds tens
+  // of thousands of manifests).
+  std::map<std::string, const BackupManifest*> previous;
+  if (cache && cache->parsed_from) {
+    for (const auto& m : cache->parsed_from->backups) previous[ManifestKey(m.database, m.container, m.backup_id)] = &m;
+  }
+  std::map<std::string, std::string> entry_sha;
   struct Todo {
     const std::string* key;
     const std::string* text;
-    std::string sha;
     std::optional<Result<BackupManifest>> result;
   };
   std::vector<Todo> todo;
   for (const auto& [key, text] : view.entries) {
-    std::string sha;
     if (cache) {
-      sha = Sha256Hex(text);
-      auto it = cache->parsed.find(key);
-      if (it != cache->parsed.end() && it->second.first == sha) {
-        listing.backups.push_back(it->second.second);
-        parsed.emplace(key, std::move(it->second));
+      std::string sha = Sha256Hex(text);
+      auto known = cache->entry_sha.find(key);
+      auto it = previous.find(key);
+      const bool same = known != cache->entry_sha.end() && known->second == sha && it != previous.end();
+      entry_sha.emplace(key, std::move(sha));
+      if (same) {
+        listing.backups.push_back(*it->second);
         continue;
       }
     }
-    todo.push_back({&key, &text, std::move(sha), std::nullopt});
+    todo.push_back({&key, &text, std::nullopt});
   }
   ParallelFor(todo.size(), [&](size_t i) { todo[i].result = ParseManifest(*todo[i].text, *todo[i].key); });
   for (auto& t : todo) {
     if (t.result->ok()) {
-      if (cache) parsed.emplace(*t.key, std::make_pair(std::move(t.sha), **t.result));
       listing.backups.push_back(std::move(*t.result).value());
     } else {
       // A bad entry says nothing about the manifest: read it from its own key.
+      entry_sha.erase(*t.key);
       RETURN_IF_ERROR(add(ReadManifest(*t.key)));
     }
   }
-  if (cache) cache->parsed = std::move(parsed);
   std::set<std::string> extra(view.conflicting.begin(), view.conflicting.end());
   for (const auto& marker : view.markers) {
     std::string key = backup_index::ManifestKeyOfMarker(db, marker.key);
@@ -459,6 +476,8 @@ Result<std::shared_ptr<const BackupListing>> Repository::ListBackupsShared(const
   if (cache) {
     cache->listing = from_index_only ? shared : nullptr;
     cache->listing_signature = from_index_only ? signature : "";
+    cache->parsed_from = shared;
+    cache->entry_sha = std::move(entry_sha);
   }
   return shared;
 }

@@ -5,6 +5,7 @@
 // Thread-safety: all methods may be called concurrently.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -94,7 +95,10 @@ class Repository {
   Result<std::vector<std::string>> ListDatabases();
   // Every WAL part of the container, ordered by (timeline, start).
   Result<std::vector<WalPart>> ListWalParts(const std::string& db, const std::string& container);
-  Result<std::vector<ContainerInfo>> ListContainers(const std::string& db);
+  // `cache` (may be null): descriptors read by earlier calls of one reader,
+  // by key, size and time; a call reads only descriptors it has not seen.
+  using ContainerCache = std::map<std::string, ContainerInfo>;
+  Result<std::vector<ContainerInfo>> ListContainers(const std::string& db, ContainerCache* cache = nullptr);
   // The newest container of db for this system identifier and timeline, or
   // a new one (named "<sysid>-<tli:08X>", then "-2", "-3", …) when there is
   // none or force_new is set.

@@ -150,7 +150,7 @@ Status AddPartsIncrementally(Repository& repo, const std::string& db, const Cont
 Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std::optional<uint64_t> sysid,
                                     CatalogCache* cache, PartSource part_source) {
   WalCatalog c;
-  ASSIGN_OR_RETURN(auto containers, repo.ListContainers(db));
+  ASSIGN_OR_RETURN(auto containers, repo.ListContainers(db, cache ? &cache->containers : nullptr));
   ASSIGN_OR_RETURN(std::shared_ptr<const BackupListing> listing,
                    repo.ListBackupsShared(db, cache ? &cache->index : nullptr));
   if (sysid) {
@@ -181,6 +181,7 @@ Result<WalCatalog> WalCatalog::Load(Repository& repo, const std::string& db, std
       ASSIGN_OR_RETURN(auto parts, repo.ListWalParts(db, container.name));
       for (auto& p : parts) c.parts_.push_back(std::move(p));
     }
+    if (container.timeline <= 1) continue;  // timeline 1 has no history file
     const std::string hkey = Repository::HistoryKey(db, container.name, container.timeline);
     if (cache && cache->histories.count(hkey)) {
       const std::string& plain = cache->histories[hkey];

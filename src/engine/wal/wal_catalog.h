@@ -49,6 +49,7 @@ struct CatalogBackups;
 struct CatalogCache {
   IndexCache index;
   std::map<std::string, std::string> histories;  // history key → decoded content
+  Repository::ContainerCache containers;          // container descriptors read
   // What the last load derived from the backup listing, reused while the
   // listing is the same object (Repository::ListBackupsShared) for the same
   // system identifier: an idle load copies and parses no manifest.
