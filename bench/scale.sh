@@ -362,7 +362,8 @@ EOF
   timed_pg "$dir/walpush.out" "$SB" wal-push "$dir/walnext/$lastseg" --repo "$url" --db "$DB"
   R[$c/walpush_s]=$(secs "$MS"); R[$c/walpush_rss]=$RSS_MB
   log "$c: wal-push of one segment ($lastseg) ${R[$c/walpush_s]} s"
-  rm -rf "$dir/walcopy" "$dir/walnext"
+  # Kept for the local-copy replay (--replay-serial); removed with the case otherwise.
+  [ "$REPLAY_SERIAL" = 1 ] || rm -rf "$dir/walcopy" "$dir/walnext"
   # The agent must find only its own archive_command.
   psql_at "$port" -c "ALTER SYSTEM SET archive_command = '$SB wal-push %p --repo $url --db $DB'" \
     -c 'SELECT pg_reload_conf()' >/dev/null
@@ -407,7 +408,7 @@ EOF
   R[$c/load]="$(cut -d' ' -f1-3 /proc/loadavg)"
   print_case "$c"
   # The history is not needed any more: free the disk before the next size.
-  rm -rf "$dir/repo" "$dir/data" "$dir/rs-sb" "$dir/rs-pgbr" "$dir/pgbr/repo" "$dir/pgbr/spool"
+  rm -rf "$dir/repo" "$dir/data" "$dir/rs-sb" "$dir/rs-pgbr" "$dir/pgbr/repo" "$dir/pgbr/spool" "$dir/walcopy" "$dir/walnext"
 }
 
 pgbr_config() {  # pgbr_config FILE DIR PGDATA PORT
@@ -577,6 +578,21 @@ measure_replay() {  # measure_replay CASE DIR URL SYSID WANT PGBR_CONF
     rm -rf "$dir/rs-serial"
     R[$c/serial_ratio]=$(awk -v a="${R[$c/replay_serial_s]}" -v b="${R[$c/replay_sb_s]}" 'BEGIN { printf "%.2f", a / b }')
     log "$c: serial wal-get replay ${R[$c/replay_serial_s]} s (exact): prefetch is ${R[$c/serial_ratio]}x faster"
+    # The floor: the same WAL copied from local disk (restore_command = cp), PostgreSQL's own redo pace.
+    # shellcheck disable=SC2086
+    timed_pg "$dir/restore-local.out" "$SB" restore --repo "$url" --db "$DB" --target-dir "$dir/rs-local" \
+      --backup-id "${R[$c/full_id]}" $SB_RESTORE_ARGS --prefetch 0
+    t0=$(now_ms)
+    start_pg "$dir/rs-local" "$port" "$dir/rs-local.log" -- -c archive_mode=off \
+      -c "restore_command='cp $dir/walcopy/%f \"%p\" 2>/dev/null || cp $dir/walnext/%f \"%p\"'"
+    wait_promoted "$port" "$dir/rs-local.log" 7200
+    t1=$(now_ms)
+    R[$c/replay_local_s]=$(secs $((t1 - t0)))
+    got=$(psql_at "$port" -c "$CHECK_SQL")
+    [ "$got" = "$want" ] || die "$c: local-copy replay restored $got, expected $want"
+    stop_cluster "$dir/rs-local"
+    rm -rf "$dir/rs-local"
+    log "$c: replay of the same WAL copied from local disk ${R[$c/replay_local_s]} s (exact)"
   fi
   if [ "$SKIP_PGBACKREST" = 0 ]; then
     pgbr_config "$pgbr_conf.get" "$dir" "$dir/rs-pgbr" "$port"
@@ -598,7 +614,7 @@ print_case() {
   local c="$1" k line="RESULT case=$1"
   for k in gen_s parts logs full_s wal_mib walpush_s walget_p50 walget_p99 walget_rss ab_s ab_rows ab_rss purge_s purge_rss \
     agent_loop_s agent_ret_s agent_first_s agent_req agent_rss agent_events restore_s replay_sb_s replay_sb_ok replay_pgbr_s \
-    replay_pgbr_ok replay_ratio replay_serial_s serial_ratio; do
+    replay_pgbr_ok replay_ratio replay_serial_s serial_ratio replay_local_s; do
     line="$line $k=${R[$c/$k]:--}"
   done
   echo "$line load=\"${R[$c/load]}\""
@@ -644,8 +660,8 @@ for st in $SCALE_STORAGE; do
 done
 for c in "${CASES[@]}"; do
   [ -n "${R[$c/serial_ratio]:-}" ] || continue
-  awk -v c="$c" -v mib="${R[$c/wal_mib]}" -v pf="${R[$c/replay_sb_s]}" -v se="${R[$c/replay_serial_s]}" -v r="${R[$c/serial_ratio]}" -v pg="${R[$c/replay_ratio]:--}" 'BEGIN {
-    printf "%s: replay of %s MiB: prefetch %s s, serial wal-get %s s: %.2fx (target >= 3x: %s); smartbackup/pgBackRest %s (target <= 1: %s)\n",
-      c, mib, pf, se, r, (r >= 3 ? "met" : "NOT met"), pg, (pg != "-" && pg <= 1 ? "met" : "NOT met") }'
+  awk -v c="$c" -v mib="${R[$c/wal_mib]}" -v pf="${R[$c/replay_sb_s]}" -v se="${R[$c/replay_serial_s]}" -v r="${R[$c/serial_ratio]}" -v pg="${R[$c/replay_ratio]:--}" -v lo="${R[$c/replay_local_s]:-0}" 'BEGIN {
+    printf "%s: replay of %s MiB: prefetch %s s, serial wal-get %s s: %.2fx (target >= 3x: %s); smartbackup/pgBackRest %s (target <= 1: %s); from local disk (cp) %s s: prefetch/local %.2f\n",
+      c, mib, pf, se, r, (r >= 3 ? "met" : "NOT met"), pg, (pg != "-" && pg <= 1 ? "met" : "NOT met"), lo, (lo > 0 ? pf / lo : 0) }'
 done
 echo "load average: start $LOAD_START, end $(cut -d' ' -f1-3 /proc/loadavg)"
