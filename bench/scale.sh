@@ -538,73 +538,68 @@ EOF
   log "$c: agent backup loop ${R[$c/agent_loop_s]} s + retention loop ${R[$c/agent_ret_s]} s (first loop done after ${R[$c/agent_first_s]} s), ${R[$c/agent_req]} requests/loop, RSS ${R[$c/agent_rss]} MB, other events+jobs ${R[$c/agent_events]}"
 }
 
+# replay_once DATA PORT WANT [ENV...] -- [SERVER ARGS...]: starts a restored copy, times it from
+# start until recovery has ended (restore_command returned "absent") and it is promoted, compares
+# its rows with WANT and stops it; sets REPLAY_S and REPLAY_OK (exact, or MISMATCH(got != want)).
+replay_once() {
+  local data="$1" port="$2" want="$3" t0 t1 got
+  shift 3
+  t0=$(now_ms)
+  start_pg "$data" "$port" "$data.log" "$@"
+  wait_promoted "$port" "$data.log" 7200
+  t1=$(now_ms)
+  REPLAY_S=$(secs $((t1 - t0)))
+  got=$(psql_at "$port" -c "$CHECK_SQL")
+  if [ "$got" = "$want" ]; then REPLAY_OK=exact; else REPLAY_OK="MISMATCH($got != $want)"; fi
+  stop_cluster "$data"
+}
+
 measure_replay() {  # measure_replay CASE DIR URL SYSID WANT PGBR_CONF
-  local c="$1" dir="$2" url="$3" sysid="$4" want="$5" pgbr_conf="$6" port got
+  local c="$1" dir="$2" url="$3" sysid="$4" want="$5" pgbr_conf="$6" port
   local SB="$dir/bin/smartbackup"
   local walget_env=()
   [ "${url%%://*}" = azure ] && walget_env+=("AZURE_STORAGE_CONNECTION_STRING=$(conn_string "$AZ_PORT")")
   # shellcheck disable=SC2206  # a list of NAME=VALUE words
   walget_env+=($SB_WALGET_ENV)
-  # shellcheck disable=SC2086  # SB_RESTORE_ARGS is a list of words
-  timed_pg "$dir/restore.out" "$SB" restore --repo "$url" --db "$DB" --target-dir "$dir/rs-sb" \
-    --backup-id "${R[$c/full_id]}" $SB_RESTORE_ARGS
+  restore_from_full() {  # restore_from_full NAME [ARGS...]: restores the bench's own full into $dir/NAME
+    local name="$1"
+    shift
+    # shellcheck disable=SC2086  # SB_RESTORE_ARGS is a list of words
+    timed_pg "$dir/restore-$name.out" "$SB" restore --repo "$url" --db "$DB" --target-dir "$dir/$name" \
+      --backup-id "${R[$c/full_id]}" $SB_RESTORE_ARGS "$@"
+  }
+  restore_from_full rs-sb
   R[$c/restore_s]=$(secs "$MS")
   if [ "$SKIP_PGBACKREST" = 0 ]; then cp -a "$dir/rs-sb" "$dir/rs-pgbr"; fi
-  # Replay: from start until recovery has ended (restore_command returned "absent").
   pick_port port
-  local t0 t1
-  t0=$(now_ms)
-  start_pg "$dir/rs-sb" "$port" "$dir/rs-sb.log" ${walget_env[@]+"${walget_env[@]}"} -- -c archive_mode=off
-  wait_promoted "$port" "$dir/rs-sb.log" 7200
-  t1=$(now_ms)
-  R[$c/replay_sb_s]=$(secs $((t1 - t0)))
-  got=$(psql_at "$port" -c "$CHECK_SQL")
-  [ "$got" = "$want" ] && R[$c/replay_sb_ok]=exact || R[$c/replay_sb_ok]="MISMATCH($got != $want)"
-  stop_cluster "$dir/rs-sb"
+  replay_once "$dir/rs-sb" "$port" "$want" ${walget_env[@]+"${walget_env[@]}"} -- -c archive_mode=off
+  R[$c/replay_sb_s]=$REPLAY_S
+  R[$c/replay_sb_ok]=$REPLAY_OK
   log "$c: smartbackup restore ${R[$c/restore_s]} s, replay ${R[$c/replay_sb_s]} s (${R[$c/replay_sb_ok]})"
   if [ "$REPLAY_SERIAL" = 1 ]; then
     # The same restore with prefetch off: one wal-get after another, as recovery asks.
-    # shellcheck disable=SC2086
-    timed_pg "$dir/restore-serial.out" "$SB" restore --repo "$url" --db "$DB" --target-dir "$dir/rs-serial" \
-      --backup-id "${R[$c/full_id]}" $SB_RESTORE_ARGS --prefetch 0
-    t0=$(now_ms)
-    start_pg "$dir/rs-serial" "$port" "$dir/rs-serial.log" ${walget_env[@]+"${walget_env[@]}"} -- -c archive_mode=off
-    wait_promoted "$port" "$dir/rs-serial.log" 7200
-    t1=$(now_ms)
-    R[$c/replay_serial_s]=$(secs $((t1 - t0)))
-    got=$(psql_at "$port" -c "$CHECK_SQL")
-    [ "$got" = "$want" ] || die "$c: serial replay restored $got, expected $want"
-    stop_cluster "$dir/rs-serial"
+    restore_from_full rs-serial --prefetch 0
+    replay_once "$dir/rs-serial" "$port" "$want" ${walget_env[@]+"${walget_env[@]}"} -- -c archive_mode=off
+    [ "$REPLAY_OK" = exact ] || die "$c: serial replay: $REPLAY_OK"
+    R[$c/replay_serial_s]=$REPLAY_S
     rm -rf "$dir/rs-serial"
     R[$c/serial_ratio]=$(awk -v a="${R[$c/replay_serial_s]}" -v b="${R[$c/replay_sb_s]}" 'BEGIN { printf "%.2f", a / b }')
     log "$c: serial wal-get replay ${R[$c/replay_serial_s]} s (exact): prefetch is ${R[$c/serial_ratio]}x faster"
     # The floor: the same WAL copied from local disk (restore_command = cp), PostgreSQL's own redo pace.
-    # shellcheck disable=SC2086
-    timed_pg "$dir/restore-local.out" "$SB" restore --repo "$url" --db "$DB" --target-dir "$dir/rs-local" \
-      --backup-id "${R[$c/full_id]}" $SB_RESTORE_ARGS --prefetch 0
-    t0=$(now_ms)
-    start_pg "$dir/rs-local" "$port" "$dir/rs-local.log" -- -c archive_mode=off \
+    restore_from_full rs-local --prefetch 0
+    replay_once "$dir/rs-local" "$port" "$want" -- -c archive_mode=off \
       -c "restore_command='cp $dir/walcopy/%f \"%p\" 2>/dev/null || cp $dir/walnext/%f \"%p\"'"
-    wait_promoted "$port" "$dir/rs-local.log" 7200
-    t1=$(now_ms)
-    R[$c/replay_local_s]=$(secs $((t1 - t0)))
-    got=$(psql_at "$port" -c "$CHECK_SQL")
-    [ "$got" = "$want" ] || die "$c: local-copy replay restored $got, expected $want"
-    stop_cluster "$dir/rs-local"
+    [ "$REPLAY_OK" = exact ] || die "$c: local-copy replay: $REPLAY_OK"
+    R[$c/replay_local_s]=$REPLAY_S
     rm -rf "$dir/rs-local"
     log "$c: replay of the same WAL copied from local disk ${R[$c/replay_local_s]} s (exact)"
   fi
   if [ "$SKIP_PGBACKREST" = 0 ]; then
     pgbr_config "$pgbr_conf.get" "$dir" "$dir/rs-pgbr" "$port"
-    t0=$(now_ms)
-    start_pg "$dir/rs-pgbr" "$port" "$dir/rs-pgbr.log" -- -c archive_mode=off \
+    replay_once "$dir/rs-pgbr" "$port" "$want" -- -c archive_mode=off \
       -c "restore_command='$PGBACKREST --config=$pgbr_conf.get --stanza=$DB archive-get %f \"%p\"'"
-    wait_promoted "$port" "$dir/rs-pgbr.log" 7200
-    t1=$(now_ms)
-    R[$c/replay_pgbr_s]=$(secs $((t1 - t0)))
-    got=$(psql_at "$port" -c "$CHECK_SQL")
-    [ "$got" = "$want" ] && R[$c/replay_pgbr_ok]=exact || R[$c/replay_pgbr_ok]="MISMATCH($got != $want)"
-    stop_cluster "$dir/rs-pgbr"
+    R[$c/replay_pgbr_s]=$REPLAY_S
+    R[$c/replay_pgbr_ok]=$REPLAY_OK
     R[$c/replay_ratio]=$(awk -v a="${R[$c/replay_sb_s]}" -v b="${R[$c/replay_pgbr_s]}" 'BEGIN { printf "%.2f", a / b }')
     log "$c: pgBackRest async archive-get replay ${R[$c/replay_pgbr_s]} s (${R[$c/replay_pgbr_ok]}); smartbackup/pgBackRest = ${R[$c/replay_ratio]}"
   fi

@@ -264,7 +264,7 @@ void WriteIndex(Repository& target, const Options& o, const std::map<std::string
   for (int level = 20; level >= 0; --level) {
     size_t per = 1;
     for (int k = 0; k < level; ++k) per *= backup_index::kFanIn;
-    while (all.size() - at >= per && per <= all.size()) {
+    while (all.size() - at >= per) {
       IndexObject obj{.level = level};
       for (size_t i = 0; i < per; ++i, ++at) obj.entries.emplace(all[at].first, all[at].second);
       Check(backup_index::Put(target.storage(), o.db, obj, clock).status(), "cannot write an index object");

@@ -109,8 +109,6 @@ Status AddPartsIncrementally(Repository& repo, const std::string& db, const Cont
     for (auto& p : all) parts.push_back(std::move(p));
     return Status::Ok();
   }
-  const auto& sealed = backups.sealed_parts.at(container.name);
-  for (const auto& [key, p] : sealed) parts.push_back(p);
   const std::map<uint32_t, WalPart>& newest_sealed = newest->second;
   std::vector<std::pair<uint32_t, Lsn>> anchors;
   for (const auto& [tli, p] : newest_sealed) anchors.emplace_back(tli, p.start);
@@ -127,21 +125,17 @@ Status AddPartsIncrementally(Repository& repo, const std::string& db, const Cont
     ASSIGN_OR_RETURN(auto listed, ListWalTail(repo, db, container.name, tli, from));
     for (auto& p : listed) tail[p.key] = std::move(p);
   }
-  for (auto& [key, p] : tail) {
-    auto it = sealed.find(key);
-    if (it == sealed.end()) {
-      parts.push_back(std::move(p));
+  // A sealed part also listed takes the listing's exact size and time.
+  for (const auto& [key, p] : backups.sealed_parts.at(container.name)) {
+    auto listed = tail.find(key);
+    if (listed == tail.end()) {
+      parts.push_back(p);
     } else {
-      // Listed: its exact size and time replace what the log backup said
-      // (the newest sealed parts, near the end of what was added).
-      for (auto r = parts.rbegin(); r != parts.rend(); ++r) {
-        if (r->key == key) {
-          *r = std::move(p);
-          break;
-        }
-      }
+      parts.push_back(std::move(listed->second));
+      tail.erase(listed);
     }
   }
+  for (auto& [key, p] : tail) parts.push_back(std::move(p));
   return Status::Ok();
 }
 

@@ -510,6 +510,11 @@ Status WalkDir(int dfd, const std::string& dir_path, const std::string& key_dir,
     bool is_dir;
   };
   std::vector<Entry> entries;
+  // The prefix below this directory, checked on a file's name before its
+  // key is built: a WAL directory of 100k entries is mostly names a block
+  // listing skips.
+  const std::string_view rest =
+      walk.prefix.size() > key_dir.size() ? walk.prefix.substr(key_dir.size()) : std::string_view();
   errno = 0;
   while (struct dirent* e = ::readdir(d)) {
     std::string_view name = e->d_name;
@@ -533,10 +538,6 @@ Status WalkDir(int dfd, const std::string& dir_path, const std::string& key_dir,
       errno = 0;
       continue;  // symlinks and the like are neither objects nor directories of the repository
     }
-    // The prefix below this directory first, on the name alone: a WAL
-    // directory of 100k entries is mostly names a block listing skips.
-    const std::string_view rest =
-        walk.prefix.size() > key_dir.size() ? walk.prefix.substr(key_dir.size()) : std::string_view();
     if (!is_dir && !name.starts_with(rest)) {
       errno = 0;
       continue;
